@@ -1,0 +1,85 @@
+"""The prediction bank: one row of past class probabilities per training sample (Sec. 2.2,
+'save the past predictions'; the official code's ``all_predictions``).
+
+Semantics (DESIGN.md): a row that has never been written acts as the one-hot label, so epoch-1
+targets are one-hot. At each step the target is built from the stored row *before* the row is
+overwritten with ``softmax(logits).detach()`` of that same training forward pass. ``p_{t-1}`` is
+therefore the train-mode prediction on the previous epoch's augmented view, as in the official code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .targets import self_kd_targets
+
+_NP_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
+
+
+class PredictionBank:
+    """(num_samples, num_classes) probabilities indexed by dataset index.
+
+    device: where rows live ("cpu" or a CUDA device: keeping it on the GPU avoids a host copy per
+    step). dtype: float32 (official) or float16 (halves memory: 1.28M x 1000 ImageNet rows are
+    5.1 GB in fp32). path: if given, rows live in a memory-mapped file on disk (CPU only), the
+    paper's second implementation for banks larger than RAM.
+    """
+
+    def __init__(self, num_samples: int, num_classes: int, device="cpu", dtype=torch.float32, path=None):
+        if num_samples < 1 or num_classes < 2:
+            raise ValueError(f"need num_samples >= 1 and num_classes >= 2, got {num_samples}, {num_classes}")
+        if dtype not in _NP_DTYPES:
+            raise ValueError(f"bank dtype must be torch.float32 or torch.float16, got {dtype}")
+        self.num_samples, self.num_classes = int(num_samples), int(num_classes)
+        self.device, self.dtype, self.path = torch.device(device), dtype, path
+        if path is not None:
+            if self.device.type != "cpu":
+                raise ValueError("a memory-mapped bank must live on the cpu")
+            mm = np.lib.format.open_memmap(str(path), mode="w+", dtype=_NP_DTYPES[dtype],
+                                           shape=(self.num_samples, self.num_classes))
+            self.probs = torch.from_numpy(mm)
+        else:
+            self.probs = torch.zeros(self.num_samples, self.num_classes, dtype=dtype, device=self.device)
+        # seen[i] is False until row i is first written: it then stops standing for the one-hot label.
+        self.seen = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+
+    def _idx(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx, device=self.device).long()
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.num_samples):
+            raise IndexError(f"bank index out of range [0, {self.num_samples}): {idx.min().item()}..{idx.max().item()}")
+        return idx
+
+    def teacher(self, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Stored rows for idx as float32 (B, K) on labels' device; unseen rows are one-hot labels."""
+        i = self._idx(idx)
+        rows = self.probs[i].to(device=labels.device, dtype=torch.float32)
+        seen = self.seen[i].to(labels.device)
+        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).float()
+        return torch.where(seen[:, None], rows, onehot)
+
+    def targets(self, idx: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Eq. 6 soft targets (B, K) from the stored rows of idx."""
+        return self_kd_targets(labels, self.teacher(idx, labels), alpha)
+
+    @torch.no_grad()
+    def update(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
+        """Overwrite rows idx with probs (B, K), e.g. ``softmax(logits).detach()``."""
+        i = self._idx(idx)
+        if probs.shape != (i.numel(), self.num_classes):
+            raise ValueError(f"expected probs of shape {(i.numel(), self.num_classes)}, got {tuple(probs.shape)}")
+        self.probs[i] = probs.detach().to(device=self.device, dtype=self.dtype)
+        self.seen[i] = True
+
+    def state_dict(self) -> dict:
+        return {"probs": self.probs.detach().cpu().clone(), "seen": self.seen.cpu().clone(),
+                "num_samples": self.num_samples, "num_classes": self.num_classes}
+
+    def load_state_dict(self, state: dict) -> None:
+        shape = (state["num_samples"], state["num_classes"])
+        if shape != (self.num_samples, self.num_classes):
+            raise ValueError(f"bank state has shape {shape}, this bank is {(self.num_samples, self.num_classes)}")
+        self.probs.copy_(state["probs"].to(self.dtype))
+        self.seen.copy_(state["seen"])
+
+    def nbytes(self) -> int:
+        return self.probs.element_size() * self.probs.numel() + self.seen.numel()

@@ -1,0 +1,62 @@
+"""One config mechanism for every task: typed dataclass defaults <- YAML file <- `a.b=value`
+overrides (OmegaConf structured configs, as dinov2). Unknown keys and wrong types raise
+ConfigError with a one-line message naming the key."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _one_line(e: Exception) -> str:
+    msg = str(e).strip().splitlines()
+    first = msg[0] if msg else type(e).__name__
+    key = getattr(e, "full_key", None)
+    return f"{first} (key: {key})" if key and key not in first else first
+
+
+def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequence[str] = ()):
+    """Merge schema defaults <- YAML at path <- overrides; return a typed, read-only DictConfig."""
+    cfg = OmegaConf.structured(schema)
+    layers = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            y = OmegaConf.load(path)
+        except Exception as e:  # yaml errors come in many classes
+            raise ConfigError(f"malformed config {path}: {_one_line(e)}") from None
+        if not OmegaConf.is_dict(y):
+            raise ConfigError(f"malformed config {path}: top level must be a mapping")
+        layers.append((str(path), y))
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not of the form key=value")
+    if overrides:
+        try:
+            layers.append(("command line", OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"bad override: {_one_line(e)}") from None
+    for where, layer in layers:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"{where}: {_one_line(e)}") from None
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def to_yaml(cfg) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def to_dict(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)

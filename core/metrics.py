@@ -1,0 +1,160 @@
+"""Classification metrics, following the official PS-KD code's definitions (which the paper's
+tables use). Inputs are (N, K) probabilities (torch or numpy) and (N,) int labels; everything is
+computed in float64, a chunk of rows at a time, so 1M x 100 inputs never make a float64 copy of
+the whole matrix.
+
+Names of the metrics as they appear in run logs live in METRIC_NAMES; reports import them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+# Run-log keys, with their direction and units. Reports import these.
+METRIC_NAMES = {
+    "top1_err": "Top-1 error (%)",
+    "top5_err": "Top-5 error (%)",
+    "nll": "NLL (nats)",
+    "ece": "ECE (%)",
+    "aurc": "AURC (x1000)",
+    "e_aurc": "E-AURC (x1000)",
+}
+
+_CHUNK = 1 << 16
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check(probs, labels):
+    p, y = _to_numpy(probs), _to_numpy(labels).astype(np.int64).reshape(-1)
+    if p.ndim != 2 or p.shape[0] != y.shape[0]:
+        raise ValueError(f"expected probs (N, K) and labels (N,), got {p.shape} and {y.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("metrics need at least one sample")
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise ValueError(f"labels must be in [0, {p.shape[1]}), got {y.min()}..{y.max()}")
+    return p, y
+
+
+def confidence_and_correct(probs, labels):
+    """(N,) float64 max probability, (N,) bool argmax == label (first index wins ties)."""
+    p, y = _check(probs, labels)
+    conf = np.empty(len(y), dtype=np.float64)
+    correct = np.empty(len(y), dtype=bool)
+    for s in range(0, len(y), _CHUNK):
+        c = p[s:s + _CHUNK].astype(np.float64)
+        pred = c.argmax(axis=1)
+        conf[s:s + _CHUNK] = c[np.arange(len(c)), pred]
+        correct[s:s + _CHUNK] = pred == y[s:s + _CHUNK]
+    return conf, correct
+
+
+def top_k_error(logits_or_probs, labels, k: int = 1) -> float:
+    """Percent of samples whose label is not among the k largest scores (softmax-invariant)."""
+    p, y = _check(logits_or_probs, labels)
+    if not 1 <= k <= p.shape[1]:
+        raise ValueError(f"k must be in 1..{p.shape[1]}, got {k}")
+    hits = 0
+    for s in range(0, len(y), _CHUNK):
+        c = torch.from_numpy(np.ascontiguousarray(p[s:s + _CHUNK]))
+        topk = c.topk(k, dim=1).indices.numpy()
+        hits += int((topk == y[s:s + _CHUNK, None]).any(axis=1).sum())
+    return 100.0 * (1.0 - hits / len(y))
+
+
+def negative_log_likelihood(probs, labels) -> float:
+    """Mean -log p(label) in nats. A probability of exactly 0 is clamped to float64's smallest
+    normal number (-log = 708.4) so one underflowed row cannot make the mean infinite."""
+    p, y = _check(probs, labels)
+    total = 0.0
+    tiny = np.finfo(np.float64).tiny
+    for s in range(0, len(y), _CHUNK):
+        c = p[s:s + _CHUNK]
+        pt = c[np.arange(len(c)), y[s:s + _CHUNK]].astype(np.float64)
+        total += float(-np.log(np.maximum(pt, tiny)).sum())
+    return total / len(y)
+
+
+def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    # Bins are (lo, hi]: a confidence exactly on an edge belongs to the bin below it.
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+
+
+def reliability_bins(probs, labels, n_bins: int = 10) -> dict:
+    """Per-bin data of a reliability diagram: edges (n_bins+1), count, mean confidence and
+    accuracy per bin (0.0 for empty bins, whose count is 0)."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf, correct = confidence_and_correct(probs, labels)
+    b = _bin_index(conf, n_bins)
+    count = np.bincount(b, minlength=n_bins)
+    conf_sum = np.bincount(b, weights=conf, minlength=n_bins)
+    acc_sum = np.bincount(b, weights=correct.astype(np.float64), minlength=n_bins)
+    nz = np.maximum(count, 1)
+    return {
+        "edges": np.linspace(0.0, 1.0, n_bins + 1).tolist(),
+        "count": count.astype(int).tolist(),
+        "conf": (conf_sum / nz).tolist(),
+        "acc": (acc_sum / nz).tolist(),
+    }
+
+
+def ece_from_bins(bins: dict) -> float:
+    """ECE (%) = 100 * sum_b |B_b| |acc_b - conf_b| / n, from reliability_bins' output."""
+    count = np.asarray(bins["count"], dtype=np.float64)
+    gap = np.abs(np.asarray(bins["acc"]) - np.asarray(bins["conf"]))
+    return float(100.0 * (count * gap).sum() / count.sum())
+
+
+def expected_calibration_error(probs, labels, n_bins: int = 10) -> float:
+    """ECE in percent with n_bins equal-width bins (lo, hi] (Appendix A.1)."""
+    return ece_from_bins(reliability_bins(probs, labels, n_bins))
+
+
+def _risk_curve(probs, labels) -> np.ndarray:
+    conf, correct = confidence_and_correct(probs, labels)
+    # Descending confidence; ties keep dataset order (what the official code's stable
+    # sorted(..., reverse=True) does), so the number is deterministic.
+    order = np.lexsort((np.arange(len(conf)), -conf))
+    errors = np.cumsum(~correct[order])
+    return errors / np.arange(1, len(conf) + 1)
+
+
+def aurc(probs, labels) -> float:
+    """Area under the risk-coverage curve, x1000: mean over k of (errors among the k most
+    confident) / k. The paper's header says x10^2 but its values are x10^3 (official code)."""
+    return 1000.0 * float(_risk_curve(probs, labels).mean())
+
+
+def _optimal_aurc(risk: float) -> float:
+    # The official code's continuous approximation r + (1 - r) ln(1 - r) (Geifman et al. 2019).
+    return risk + ((1.0 - risk) * math.log(1.0 - risk) if risk < 1.0 else 0.0)
+
+
+def e_aurc(probs, labels) -> float:
+    """Excess AURC (x1000): AURC minus the AURC of an oracle that ranks all errors last."""
+    curve = _risk_curve(probs, labels)
+    return 1000.0 * (float(curve.mean()) - _optimal_aurc(float(curve[-1])))
+
+
+def classification_metrics(probs, labels, n_bins: int = 10) -> tuple[dict, dict]:
+    """All Table-1 metrics at once: ({top1_err, top5_err, nll, ece, aurc, e_aurc}, bins)."""
+    p, y = _check(probs, labels)
+    bins = reliability_bins(p, y, n_bins)
+    curve = _risk_curve(p, y)
+    m = {
+        "top1_err": top_k_error(p, y, 1),
+        "top5_err": top_k_error(p, y, min(5, p.shape[1])),
+        "nll": negative_log_likelihood(p, y),
+        "ece": ece_from_bins(bins),
+        "aurc": 1000.0 * float(curve.mean()),
+        "e_aurc": 1000.0 * (float(curve.mean()) - _optimal_aurc(float(curve[-1]))),
+    }
+    return m, bins

@@ -1,0 +1,176 @@
+"""JSONL run logs: the interface between training and reports (DESIGN.md "Run logs").
+
+Line 1: {"type": "meta", "schema": 1, "run_id", "task", "method", "model", "dataset", "seed",
+"config", "git_commit", "git_dirty", "torch", "device", "started", ...}; then one
+{"type": "epoch", "epoch", "alpha", "lr", "train_loss", ...eval metrics} per epoch; last
+{"type": "final", "metrics": {...}, "reliability": {"edges", "count", "conf", "acc"}, "wall_s"}.
+Append-only, one object per line, flushed per line.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+META_KEYS = ("run_id", "task", "method", "model", "dataset", "seed", "config",
+             "git_commit", "git_dirty", "torch", "device", "started")
+EPOCH_KEYS = ("epoch", "alpha", "lr", "train_loss")
+FINAL_KEYS = ("metrics", "reliability", "wall_s")
+RELIABILITY_KEYS = ("edges", "count", "conf", "acc")
+
+
+class RunLogError(ValueError):
+    """A log line that does not follow the schema."""
+
+
+def git_info(cwd: str | os.PathLike | None = None) -> tuple[str, bool]:
+    """(commit sha or "unknown", dirty?) of the repository holding cwd."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return sha, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _clean(obj):
+    # JSON has no NaN/inf: write them as null so every line stays valid JSON for any reader.
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def validate_record(rec: dict) -> None:
+    """Raise RunLogError if a record lacks the keys its type requires."""
+    kind = rec.get("type")
+    required = {"meta": ("schema",) + META_KEYS, "epoch": EPOCH_KEYS, "final": FINAL_KEYS}.get(kind)
+    if required is None:
+        raise RunLogError(f"unknown record type {kind!r}")
+    missing = [k for k in required if k not in rec]
+    if missing:
+        raise RunLogError(f"{kind} record lacks {', '.join(missing)}")
+    if kind == "meta" and rec["schema"] != SCHEMA_VERSION:
+        raise RunLogError(f"unknown schema version {rec['schema']!r} (this code reads {SCHEMA_VERSION})")
+    if kind == "final" and rec["reliability"] is not None:
+        miss = [k for k in RELIABILITY_KEYS if k not in rec["reliability"]]
+        if miss:
+            raise RunLogError(f"final reliability lacks {', '.join(miss)}")
+
+
+class RunLogWriter:
+    """Append records to log.jsonl, one flushed line each."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, rec: dict) -> None:
+        validate_record(rec)
+        line = json.dumps(_clean(rec), sort_keys=False)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def meta(self, **fields) -> dict:
+        rec = {"type": "meta", "schema": SCHEMA_VERSION, **fields}
+        self.write(rec)
+        return rec
+
+    def epoch(self, **fields) -> None:
+        self.write({"type": "epoch", **fields})
+
+    def final(self, metrics: dict, reliability: dict | None, wall_s: float, **extra) -> None:
+        self.write({"type": "final", "metrics": metrics, "reliability": reliability, "wall_s": wall_s, **extra})
+
+    def truncate_to_epoch(self, last_epoch: int) -> None:
+        """On resume: drop epoch lines after last_epoch (written after the checkpoint being
+        resumed) and any final line, so the log matches the restored state. Atomic rewrite."""
+        log = read_run_log(self.path)
+        keep = [log.meta] + [e for e in log.epochs if e["epoch"] <= last_epoch] + log.extra
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for rec in keep:
+                f.write(json.dumps(rec) + "\n")
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class RunLog:
+    path: Path
+    meta: dict | None = None
+    epochs: list = field(default_factory=list)
+    final: dict | None = None
+    extra: list = field(default_factory=list)  # records of other types (e.g. "resume"), kept as is
+    warnings: list = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.final is not None
+
+
+def read_run_log(path: str | os.PathLike, strict: bool = False) -> RunLog:
+    """Read a log.jsonl. With strict=False a bad line (e.g. the truncated last line of a killed
+    run) becomes a warning "file:line: why" and is skipped; strict=True raises RunLogError."""
+    path = Path(path)
+    log = RunLog(path)
+
+    def bad(lineno: int, why: str):
+        msg = f"{path}:{lineno}: {why}"
+        if strict:
+            raise RunLogError(msg)
+        log.warnings.append(msg)
+
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise RunLogError("not a JSON object")
+            if rec.get("type") not in ("meta", "epoch", "final"):
+                log.extra.append(rec)
+                continue
+            validate_record(rec)
+        except json.JSONDecodeError as e:
+            bad(lineno, f"malformed JSON ({e.msg}; a run killed mid-write?)")
+            continue
+        except RunLogError as e:
+            bad(lineno, str(e))
+            if rec.get("type") == "meta":
+                return log  # an unreadable header makes the rest meaningless
+            continue
+        kind = rec["type"]
+        if kind == "meta":
+            if log.meta is not None:
+                bad(lineno, "second meta record")
+                continue
+            log.meta = rec
+        elif log.meta is None:
+            bad(lineno, f"{kind} record before the meta record")
+            return log
+        elif kind == "epoch":
+            log.epochs.append(rec)
+        else:
+            log.final = rec
+    if log.meta is None and not log.warnings:
+        bad(1, "empty log (no meta record)")
+    return log
