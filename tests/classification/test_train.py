@@ -1,0 +1,105 @@
+"""End-to-end tiny runs of classification.train on real data (digits; the shared CIFAR-10 copy)."""
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from classification.train import TrainConfig, main, train
+from core.config import load_config
+from core.metrics import METRIC_NAMES
+from core.runlog import read_run_log
+
+TINY = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=300",
+        "data.test_subset=200", "epochs=3", "optim.batch_size=32", "optim.lr=0.05",
+        "optim.milestones=[2]", "progress=false"]
+
+
+def _cfg(tmp_path, *extra):
+    return load_config(TrainConfig, None, TINY + [f"out_dir={tmp_path}", *extra])
+
+
+@pytest.mark.parametrize("method", ["baseline", "ls", "selfkd"])
+def test_tiny_run_log_schema(tmp_path, method):
+    run_dir = train(_cfg(tmp_path, f"method.name={method}"))
+    log = read_run_log(run_dir / "log.jsonl", strict=True)
+    assert log.meta["method"] == method and log.meta["table"] == "table1" and log.meta["row"] == "small_cnn"
+    assert [e["epoch"] for e in log.epochs] == [1, 2, 3]
+    for e in log.epochs:
+        assert set(METRIC_NAMES) <= set(e) and all(math.isfinite(e[k]) for k in METRIC_NAMES)
+        assert math.isfinite(e["train_loss"])
+    # Eq. 5: alpha_t = 0.8 t / 3 for Self-KD; 0 otherwise
+    want = [0.8 * t / 3 for t in (1, 2, 3)] if method == "selfkd" else [0.0] * 3
+    assert [e["alpha"] for e in log.epochs] == pytest.approx(want)
+    assert [e["lr"] for e in log.epochs] == pytest.approx([0.05, 0.05, 0.005])
+    assert log.epochs[-1]["train_loss"] < log.epochs[0]["train_loss"]
+    assert log.final["metrics"] == {k: log.epochs[-1][k] for k in log.final["metrics"]}
+    assert sum(log.final["reliability"]["count"]) == 200
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoint.pt").is_file()
+
+
+def test_selfkd_bank_holds_last_epoch_train_predictions(tmp_path):
+    run_dir = train(_cfg(tmp_path, "method.name=selfkd"))
+    bank = torch.load(run_dir / "checkpoint.pt", weights_only=False)["bank"]
+    assert bank["seen"].all()  # every training sample wrote its row
+    torch.testing.assert_close(bank["probs"].sum(1), torch.ones(300))
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path):
+    full = train(_cfg(tmp_path / "a", "method.name=selfkd"))
+    part = train(_cfg(tmp_path / "b", "method.name=selfkd", "stop_after_epochs=1"))
+    assert not read_run_log(part / "log.jsonl").complete
+    # a line written after the checkpoint (as if killed mid-epoch-2) must be dropped on resume
+    with open(part / "log.jsonl", "a") as f:
+        f.write('{"type": "epoch", "epoch": 2, "alp')
+    train(_cfg(tmp_path / "b", "method.name=selfkd", "resume=true"))
+    a, b = read_run_log(full / "log.jsonl", strict=True), read_run_log(part / "log.jsonl", strict=True)
+    assert a.final["metrics"] == b.final["metrics"]
+    assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
+    assert a.final["reliability"] == b.final["reliability"]
+
+
+def test_resume_of_complete_run_is_noop(tmp_path, capsys):
+    run_dir = train(_cfg(tmp_path))
+    before = (run_dir / "log.jsonl").read_text()
+    train(_cfg(tmp_path, "resume=true"))
+    assert (run_dir / "log.jsonl").read_text() == before
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_cifar10_jpeg_copy(tmp_path, shared_data):
+    npz = shared_data / "cifar10-jpeg" / "cifar10_jpeg.npz"
+    run_dir = train(load_config(TrainConfig, None, [
+        "model=preact_resnet18", "data.name=cifar10_npz", f"data.root={npz}", "data.num_workers=0",
+        "data.train_subset=64", "data.test_subset=64", "epochs=1", "optim.batch_size=32",
+        "method.name=selfkd", "progress=false", f"out_dir={tmp_path}"]))
+    log = read_run_log(run_dir / "log.jsonl", strict=True)
+    assert log.meta["dataset"] == "cifar10_npz" and log.complete
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.name=cifar100", "dataset path not found"),
+    ("model=resnet9000", "unknown model 'resnet9000'"),
+    ("method.name=mixup", "unknown method 'mixup'"),
+    ("method.alpha_T=1.5", "alpha_T must be in [0, 1]"),
+    ("method.alpah_T=0.5", "alpah_T"),
+    ("epochs=many", "many"),
+])
+def test_bad_input_one_line_error_no_run_dir(tmp_path, capsys, override, needle):
+    rc = main(TINY + [f"out_dir={tmp_path}", "data.root=/nonexistent/cifar", override])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_existing_run_dir_refused(tmp_path, capsys):
+    train(_cfg(tmp_path))
+    assert main(TINY + [f"out_dir={tmp_path}"]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_exit_code(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "classification.train", "--config", str(tmp_path / "nope.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: config file not found")

@@ -1,0 +1,59 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.bank import PredictionBank
+
+
+def test_epoch1_onehot_then_stored_rows(tmp_path):
+    n, k = 10, 4
+    bank = PredictionBank(n, k)
+    labels = torch.arange(n) % k
+    idx = torch.tensor([3, 7, 1])
+    t1 = bank.targets(idx, labels[idx], 0.5)
+    assert torch.equal(t1, F.one_hot(labels[idx], k).float())  # unseen rows act as the label
+
+    probs = torch.softmax(torch.randn(3, k), 1)
+    bank.update(idx, probs)
+    # epoch 2: the same indices, in another order, get the probabilities written in epoch 1
+    idx2 = torch.tensor([1, 3, 7])
+    order = torch.tensor([2, 0, 1])
+    t2 = bank.targets(idx2, labels[idx2], 0.5)
+    expected = 0.5 * F.one_hot(labels[idx2], k).float() + 0.5 * probs[order]
+    torch.testing.assert_close(t2, expected)
+    # an index never written is still one-hot
+    assert torch.equal(bank.targets(torch.tensor([0]), labels[:1], 0.9), F.one_hot(labels[:1], k).float())
+
+
+def test_state_dict_round_trip():
+    bank = PredictionBank(6, 3)
+    bank.update(torch.tensor([0, 4]), torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]))
+    other = PredictionBank(6, 3)
+    other.load_state_dict(bank.state_dict())
+    assert torch.equal(other.probs, bank.probs) and torch.equal(other.seen, bank.seen)
+    labels = torch.tensor([1, 2, 0])
+    idx = torch.tensor([0, 2, 4])
+    assert torch.equal(other.targets(idx, labels, 0.3), bank.targets(idx, labels, 0.3))
+    with pytest.raises(ValueError):
+        PredictionBank(5, 3).load_state_dict(bank.state_dict())
+
+
+def test_float16_and_memmap(tmp_path):
+    probs = torch.softmax(torch.randn(4, 5), 1)
+    for bank in (PredictionBank(8, 5, dtype=torch.float16),
+                 PredictionBank(8, 5, path=tmp_path / "bank.npy")):
+        bank.update(torch.tensor([0, 2, 4, 6]), probs)
+        got = bank.teacher(torch.tensor([0, 2, 4, 6]), torch.zeros(4, dtype=torch.long))
+        tol = 1e-3 if bank.dtype == torch.float16 else 0
+        torch.testing.assert_close(got, probs, rtol=0, atol=tol)
+    assert PredictionBank(8, 5, dtype=torch.float16).nbytes() < PredictionBank(8, 5).nbytes()
+
+
+def test_bad_input():
+    bank = PredictionBank(4, 3)
+    with pytest.raises(IndexError):
+        bank.targets(torch.tensor([4]), torch.tensor([0]), 0.1)
+    with pytest.raises(ValueError):
+        bank.update(torch.tensor([0]), torch.ones(1, 4))
+    with pytest.raises(ValueError):
+        PredictionBank(4, 3, dtype=torch.int64)

@@ -1,0 +1,106 @@
+import json
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+from core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from core.config import ConfigError, load_config
+from core.runlog import RunLogError, RunLogWriter, read_run_log
+
+META = dict(run_id="r", task="t", method="selfkd", model="m", dataset="d", seed=0, config={},
+            git_commit="abc", git_dirty=False, torch="x", device="cpu", started="now")
+
+
+def test_runlog_round_trip_and_truncated_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    w = RunLogWriter(path)
+    w.meta(**META)
+    w.epoch(epoch=1, alpha=0.1, lr=0.1, train_loss=float("nan"), top1_err=50.0)
+    w.final(metrics={"top1_err": 40.0}, reliability={"edges": [0, 1], "count": [1], "conf": [0.5], "acc": [1.0]}, wall_s=1.0)
+    log = read_run_log(path, strict=True)
+    assert log.meta["schema"] == 1 and log.complete and log.epochs[0]["train_loss"] is None  # NaN -> null
+    with open(path, "a") as f:
+        f.write('{"type": "epoch", "epo')  # killed mid-write
+    log = read_run_log(path)
+    assert log.complete and len(log.warnings) == 1 and f"{path}:4:" in log.warnings[0]
+    with pytest.raises(RunLogError):
+        read_run_log(path, strict=True)
+
+
+def test_runlog_rejects_bad_records(tmp_path):
+    w = RunLogWriter(tmp_path / "log.jsonl")
+    with pytest.raises(RunLogError, match="lacks"):
+        w.epoch(epoch=1)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"type": "meta", "schema": 99, **META}) + "\n")
+    log = read_run_log(bad)
+    assert log.meta is None and "schema version 99" in log.warnings[0]
+
+
+def test_truncate_to_epoch(tmp_path):
+    w = RunLogWriter(tmp_path / "log.jsonl")
+    w.meta(**META)
+    for e in (1, 2, 3):
+        w.epoch(epoch=e, alpha=0.0, lr=0.1, train_loss=1.0)
+    w.truncate_to_epoch(2)
+    assert [e["epoch"] for e in read_run_log(w.path).epochs] == [1, 2]
+
+
+@dataclass
+class Sub:
+    lr: float = 0.1
+    milestones: list[int] = field(default_factory=lambda: [1, 2])
+
+
+@dataclass
+class Cfg:
+    name: str = "a"
+    sub: Sub = field(default_factory=Sub)
+
+
+def test_config_layers(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("name: b\nsub:\n  lr: 0.5\n")
+    cfg = load_config(Cfg, y, ["sub.lr=0.25", "sub.milestones=[3,4]"])
+    assert (cfg.name, cfg.sub.lr, list(cfg.sub.milestones)) == ("b", 0.25, [3, 4])
+
+
+@pytest.mark.parametrize("yaml_text,overrides,match", [
+    ("nme: b\n", [], "nme"),                     # unknown key in the file
+    ("", ["sub.rate=1"], "rate"),                 # unknown key on the command line
+    ("sub:\n  lr: fast\n", [], "fast"),           # wrong type
+    ("name: [unclosed\n", [], "malformed"),       # not YAML
+    ("- a\n- b\n", [], "mapping"),                # not a mapping
+    ("", ["sub.lr"], "key=value"),                # not an override
+])
+def test_config_errors_one_line(tmp_path, yaml_text, overrides, match):
+    y = tmp_path / "c.yaml"
+    y.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(Cfg, y, overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Cfg, tmp_path / "nope.yaml")
+
+
+def test_checkpoint_atomic_and_rng(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"a": torch.arange(3), "rng": rng_state()})
+    state = load_checkpoint(path)
+    set_rng_state(state["rng"])
+    a = torch.rand(3)
+    set_rng_state(state["rng"])
+    assert torch.equal(torch.rand(3), a)
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        save_checkpoint(path, {"x": Boom()})
+    assert torch.equal(load_checkpoint(path)["a"], torch.arange(3))  # old checkpoint intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]

@@ -1,0 +1,19 @@
+"""core/ is a library: it must not import any task package (STYLE.md)."""
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[1] / "core"
+TASKS = {"classification", "detection", "translation", "reports"}
+
+
+def test_core_imports_no_task_package():
+    offenders = []
+    for f in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in TASKS]
+    assert not offenders, offenders
