@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-DATASETS = ("cifar10", "cifar100", "cifar10_npz", "digits")
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_npz": 10, "digits": 10}
+DATASETS = ("cifar10", "cifar100", "cifar10_npz", "digits", "imagenet")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_npz": 10, "digits": 10}  # imagenet: from its folders
 IN_CHANNELS = {"digits": 1}
 
 # Per-channel statistics of the CIFAR training sets (the usual values in CIFAR code bases).
@@ -83,6 +83,61 @@ def load_cifar10_npz(path: Path, split: str):
     return imgs, labels
 
 
+# AlexNet-style PCA lighting noise (Krizhevsky et al. 2012), with the eigen decomposition of
+# ImageNet's RGB covariance used by fb.resnet.torch and the CutMix/PS-KD ImageNet code.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+_PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
+                            [-0.5808, -0.0045, -0.8140],
+                            [-0.5836, -0.6948, 0.4203]])
+
+
+class Lighting:
+    """Add PCA-based RGB noise with std alphastd to a (3, H, W) tensor in [0, 1]."""
+
+    def __init__(self, alphastd: float = 0.1):
+        self.alphastd = alphastd
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if self.alphastd == 0:
+            return img
+        alpha = torch.empty(3).normal_(0, self.alphastd)
+        rgb = (_PCA_EIGVEC * alpha * _PCA_EIGVAL).sum(1)
+        return img + rgb.view(3, 1, 1)
+
+
+def imagenet_transforms(train: bool, augment: bool = True):
+    """Sec. 3.2 / Appendix B.1: random resized crop 224, flip, colour jitter 0.4, lighting 0.1;
+    evaluation: resize 256, centre crop 224."""
+    import torchvision.transforms as T
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    if train and augment:
+        return T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(),
+                          T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), Lighting(0.1), norm])
+    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
+
+
+class CorruptImageError(ValueError):
+    pass
+
+
+def _load_image(path: str):
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise CorruptImageError(f"corrupt image {path}: {type(e).__name__}") from None
+
+
+def _imagefolder(root: Path, split: str, transform):
+    import torchvision
+    folder = root / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset path not found: {folder} (expected an ImageFolder with one folder per class)")
+    return torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=_load_image)
+
+
 def _digits_split():
     """Fixed 1437 / 360 split of scikit-learn's digits (permutation with seed 0)."""
     from sklearn.datasets import load_digits
@@ -102,6 +157,11 @@ def check_data_path(name: str, root: str, download: bool) -> None:
     if name == "digits":
         return
     p = Path(root)
+    if name == "imagenet":
+        for split in ("train", "val"):
+            if not (p / split).is_dir():
+                raise FileNotFoundError(f"dataset path not found: {p / split} (expected ImageFolder train/ and val/)")
+        return
     if name == "cifar10_npz":
         if not p.is_file():
             raise FileNotFoundError(f"dataset file not found: {p} (expected cifar10_jpeg.npz)")
@@ -111,22 +171,73 @@ def check_data_path(name: str, root: str, download: bool) -> None:
         raise FileNotFoundError(f"dataset path not found: {p / folder} (set data.root, or data.download=true to fetch {name})")
 
 
-def build_datasets(name: str, root: str = "", download: bool = False, augment: bool = True,
-                   train_subset: int = 0, test_subset: int = 0):
-    """(train, test) datasets of (x, y, index) items, and the number of classes."""
-    check_data_path(name, root, download)
-    k = NUM_CLASSES[name]
+def _base_datasets(name: str, root: str, download: bool, augment: bool):
+    """(train with training transforms, train with eval transforms, test, num_classes)."""
     if name == "digits":
         train, test = _digits_split()
-    elif name == "cifar10_npz":
-        train = ArrayImages(*load_cifar10_npz(Path(root), "train"), cifar_transforms(10, True, augment))
+        return train, train, test, 10
+    if name == "imagenet":
+        p = Path(root)
+        train = _imagefolder(p, "train", imagenet_transforms(True, augment))
+        train_eval = _imagefolder(p, "train", imagenet_transforms(False))
+        return train, train_eval, _imagefolder(p, "val", imagenet_transforms(False)), len(train.classes)
+    k = NUM_CLASSES[name]
+    if name == "cifar10_npz":
+        imgs, labels = load_cifar10_npz(Path(root), "train")
+        train = ArrayImages(imgs, labels, cifar_transforms(10, True, augment))
+        train_eval = ArrayImages(imgs, labels, cifar_transforms(10, False))
         test = ArrayImages(*load_cifar10_npz(Path(root), "test"), cifar_transforms(10, False))
-    else:
-        import torchvision
-        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-        train = cls(root, train=True, download=download, transform=cifar_transforms(k, True, augment))
-        test = cls(root, train=False, download=download, transform=cifar_transforms(k, False))
+        return train, train_eval, test, k
+    import torchvision
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    train = cls(root, train=True, download=download, transform=cifar_transforms(k, True, augment))
+    train_eval = cls(root, train=True, download=False, transform=cifar_transforms(k, False))
+    test = cls(root, train=False, download=download, transform=cifar_transforms(k, False))
+    return train, train_eval, test, k
+
+
+def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """A random (train, holdout) split of range(n), holdout = round(fraction * n) samples
+    (Sec. 3.1: alpha_T is chosen on a random 10% of the training set)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    k = max(1, round(fraction * n))
+    return sorted(perm[k:]), sorted(perm[:k])
+
+
+def build_datasets(name: str, root: str = "", download: bool = False, augment: bool = True,
+                   train_subset: int = 0, test_subset: int = 0, holdout_fraction: float = 0.0,
+                   holdout_seed: int = 0):
+    """(train, eval, num_classes): datasets of (x, y, index) items. With holdout_fraction > 0 the
+    eval set is a random holdout of the training set (eval transforms) and train is the rest."""
+    check_data_path(name, root, download)
+    train, train_eval, test, k = _base_datasets(name, root, download, augment)
     # Subsets take the first n items: a fixed, seed-independent slice for quick runs and tests.
-    tr_idx = range(min(train_subset, len(train))) if train_subset > 0 else None
+    n_train = min(train_subset, len(train)) if train_subset > 0 else len(train)
+    if holdout_fraction:
+        tr_idx, ho_idx = holdout_split(n_train, holdout_fraction, holdout_seed)
+        return Indexed(train, tr_idx), Indexed(train_eval, ho_idx), k
     te_idx = range(min(test_subset, len(test))) if test_subset > 0 else None
-    return Indexed(train, tr_idx), Indexed(test, te_idx), k
+    return Indexed(train, range(n_train)), Indexed(test, te_idx), k
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """The shuffle of one epoch, a function of (seed, epoch) only, split across DDP ranks.
+
+    Rank r of w takes perm[r::w] (padded by wrap-around to a multiple of w, as DistributedSampler):
+    with a per-rank batch of B / w, the union of the ranks' i-th batches is the i-th batch of B of
+    the single-process run, so 1 and w processes see the same global batches.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1):
+        self.n, self.rank, self.world = n, rank, world_size
+        self.perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+        pad = (-n) % world_size
+        self.perm += self.perm[:pad]
+
+    def __iter__(self):
+        return iter(self.perm[self.rank::self.world])
+
+    def __len__(self):
+        return len(self.perm) // self.world

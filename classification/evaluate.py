@@ -7,17 +7,19 @@ from core.metrics import classification_metrics
 
 
 @torch.no_grad()
-def predict(model, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, K) float32 probabilities on the cpu and (N,) labels, in loader order."""
+def predict(model, batches, device, amp_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) float32 probabilities on the cpu and (N,) labels, in batch order.
+    batches: any iterable of (x, y, idx), e.g. a DataLoader."""
     model.eval()
     probs, labels = [], []
-    for x, y, _ in loader:
-        logits = model(x.to(device, non_blocking=True))
+    for x, y, _ in batches:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(x.to(device, non_blocking=True))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        labels.append(y)
+        labels.append(y.cpu())
     return torch.cat(probs), torch.cat(labels)
 
 
-def evaluate(model, loader, device, n_bins: int = 10) -> tuple[dict, dict]:
-    probs, labels = predict(model, loader, device)
+def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None) -> tuple[dict, dict]:
+    probs, labels = predict(model, batches, device, amp_dtype)
     return classification_metrics(probs, labels, n_bins)

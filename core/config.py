@@ -22,21 +22,31 @@ def _one_line(e: Exception) -> str:
     return f"{first} (key: {key})" if key and key not in first else first
 
 
-def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequence[str] = ()):
-    """Merge schema defaults <- YAML at path <- overrides; return a typed, read-only DictConfig."""
-    cfg = OmegaConf.structured(schema)
+def _yaml_layers(path: Path, chain: tuple = ()) -> list:
+    """The YAML file and, first, the files its `_base_` key names (paths relative to it), so a
+    table-row config states only what differs from its dataset's base config."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in chain:
+        raise ConfigError(f"config {path} includes itself through _base_")
+    try:
+        y = OmegaConf.load(path)
+    except Exception as e:  # yaml errors come in many classes
+        raise ConfigError(f"malformed config {path}: {_one_line(e)}") from None
+    if not OmegaConf.is_dict(y):
+        raise ConfigError(f"malformed config {path}: top level must be a mapping")
     layers = []
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            y = OmegaConf.load(path)
-        except Exception as e:  # yaml errors come in many classes
-            raise ConfigError(f"malformed config {path}: {_one_line(e)}") from None
-        if not OmegaConf.is_dict(y):
-            raise ConfigError(f"malformed config {path}: top level must be a mapping")
-        layers.append((str(path), y))
+    base = y.pop("_base_", None)
+    for b in [base] if isinstance(base, str) else list(base or []):
+        layers += _yaml_layers(path.parent / b, chain + (path.resolve(),))
+    return layers + [(str(path), y)]
+
+
+def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequence[str] = ()):
+    """Merge schema defaults <- YAML at path (after its `_base_` files) <- overrides; return a
+    typed, read-only DictConfig."""
+    cfg = OmegaConf.structured(schema)
+    layers = _yaml_layers(Path(path)) if path is not None else []
     for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r} is not of the form key=value")

@@ -7,6 +7,7 @@ from typing import Callable
 import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+TIMM_PREFIX = "timm/"  # "timm/resnet152": any timm architecture, built untrained (Table 2)
 
 
 def register(name: str):
@@ -23,10 +24,24 @@ def available_models() -> list[str]:
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
+    if name.startswith(TIMM_PREFIX):
+        return _build_timm(name, num_classes, **kwargs)
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}, "
+                         f"or {TIMM_PREFIX}<timm architecture>")
     return _MODELS[name](num_classes=num_classes, **kwargs)
 
 
+def _build_timm(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
+    import timm  # imported here: only the ImageNet path needs it
+
+    arch = name[len(TIMM_PREFIX):]
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown model {name!r}: {arch!r} is not a timm architecture")
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels,
+                             **kwargs)
+
+
 # Import the modules so their @register calls run.
-from . import preact_resnet, resnet, small  # noqa: E402,F401
+from . import densenet, preact_resnet, pyramidnet, resnet, resnext, small  # noqa: E402,F401

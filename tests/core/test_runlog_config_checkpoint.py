@@ -82,6 +82,16 @@ def test_config_errors_one_line(tmp_path, yaml_text, overrides, match):
     assert "\n" not in str(e.value)
 
 
+def test_config_base_files(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsub:\n  lr: 0.5\n  milestones: [7]\n")
+    (tmp_path / "row.yaml").write_text("_base_: base.yaml\nsub:\n  lr: 0.2\n")
+    cfg = load_config(Cfg, tmp_path / "row.yaml")
+    assert (cfg.name, cfg.sub.lr, list(cfg.sub.milestones)) == ("base", 0.2, [7])
+    (tmp_path / "loop.yaml").write_text("_base_: loop.yaml\n")
+    with pytest.raises(ConfigError, match="itself"):
+        load_config(Cfg, tmp_path / "loop.yaml")
+
+
 def test_config_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(Cfg, tmp_path / "nope.yaml")
