@@ -78,7 +78,7 @@ def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_class
         if "cutout" in parts:
             return cutout(x, cutout_size), onehot, None
         if "cutmix" in parts and float(torch.rand(())) < cutmix_prob:  # per batch, as CutMix's code
-            return cutmix(x, labels, num_classes, cutmix_beta)
+            return (*cutmix(x, labels, num_classes, cutmix_beta), None)
         return x, onehot, None
     targets = bank.targets(idx, labels, alpha).to(x.device)
     if not parts & {"cutout", "cutmix"}:

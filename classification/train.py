@@ -256,6 +256,9 @@ def train(cfg, command: str = "") -> Path:
     start_epoch, wall_before, log = 1, 0.0, RunLogWriter(log_path)
     if resumed:
         state = load_checkpoint(ckpt_path, map_location=d.device)
+        if state.get("num_classes") != num_classes:
+            raise ConfigError(f"checkpoint {ckpt_path} is for {state.get('num_classes')} classes, "
+                              f"the data has {num_classes}")
         raw_model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if bank is not None:
@@ -336,7 +339,7 @@ def train(cfg, command: str = "") -> Path:
             save_checkpoint(ckpt_path, {
                 "model": raw_model.state_dict(), "optimizer": opt.state_dict(),
                 "bank": bank.state_dict() if bank is not None else None,
-                "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg)})
+                "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg)})
         d.barrier()
     if last == cfg.epochs:
         extra = {}
@@ -371,14 +374,10 @@ def main(argv=None) -> int:
         cfg = load_config(TrainConfig, args.config, overrides)
         train(cfg, command)
     except (ConfigError, FileNotFoundError, CorruptImageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # a DataLoader worker re-raises a CorruptImageError as text
-        msg = str(e)
-        if "CorruptImageError" not in msg:
-            raise
-        print("error: " + next(l for l in msg.splitlines()[::-1] if "corrupt image" in l).split(": ", 1)[1],
-              file=sys.stderr)
+        # A DataLoader worker re-raises its exception with the worker's traceback in the
+        # message: keep only the last line, the original one-line message.
+        msg = str(e).strip().splitlines()[-1]
+        print(f"error: {msg.split('Error: ', 1)[-1] if msg.startswith(type(e).__name__) else msg}", file=sys.stderr)
         return 2
     finally:
         if dist.is_initialized():
