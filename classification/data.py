@@ -213,13 +213,20 @@ def build_datasets(name: str, root: str = "", download: bool = False, augment: b
     eval set is a random holdout of the training set (eval transforms) and train is the rest."""
     check_data_path(name, root, download)
     train, train_eval, test, k = _base_datasets(name, root, download, augment)
-    # Subsets take the first n items: a fixed, seed-independent slice for quick runs and tests.
-    n_train = min(train_subset, len(train)) if train_subset > 0 else len(train)
+    tr_idx = _subset(len(train), train_subset)
     if holdout_fraction:
-        tr_idx, ho_idx = holdout_split(n_train, holdout_fraction, holdout_seed)
-        return Indexed(train, tr_idx), Indexed(train_eval, ho_idx), k
-    te_idx = range(min(test_subset, len(test))) if test_subset > 0 else None
-    return Indexed(train, range(n_train)), Indexed(test, te_idx), k
+        keep, ho = holdout_split(len(tr_idx), holdout_fraction, holdout_seed)
+        return Indexed(train, [tr_idx[i] for i in keep]), Indexed(train_eval, [tr_idx[i] for i in ho]), k
+    return Indexed(train, tr_idx), Indexed(test, _subset(len(test), test_subset)), k
+
+
+def _subset(n: int, size: int) -> list[int]:
+    """A fixed random subset of range(n) (seed 0, whatever the run's seed), in dataset order; all
+    of it when size <= 0. Random, not the first items: some copies (the shared CIFAR-10 JPEG
+    file) are sorted by class."""
+    if size <= 0 or size >= n:
+        return list(range(n))
+    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(0))[:size].tolist())
 
 
 class EpochSampler(torch.utils.data.Sampler):

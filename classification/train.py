@@ -46,7 +46,7 @@ class DataConfig:
     download: bool = False
     augment: bool = True
     num_workers: int = 4
-    train_subset: int = 0  # >0: train on the first n training images only (quick runs, tests)
+    train_subset: int = 0  # >0: a fixed random subset of n training images (quick runs, tests)
     test_subset: int = 0
     holdout_fraction: float = 0.0  # >0: evaluate on a random holdout of the training set instead of test
     holdout_seed: int = 0
