@@ -1,0 +1,67 @@
+"""CLI: python -m reports {table1..table5,tables,figures,check-repro,demo} [options]."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .logs import DEFAULT_ROOTS, find_runs
+from .tables import TABLES, build_table, write_table
+
+DEFAULT_OUT = "reports/out"
+
+
+def _warn(warnings) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
+    ap.add_argument("target", choices=list(TABLES) + ["tables", "figures", "check-repro", "demo"])
+    ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
+    ap.add_argument("--runs", nargs="+", default=None,
+                    help=f"run-log roots (default: {' '.join(DEFAULT_ROOTS)}; "
+                         "check-repro: reports/runs)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    ap.add_argument("--expected", default=None, help="check-repro: expected-results YAML")
+    ap.add_argument("--strict", action="store_true",
+                    help="check-repro: also fail when an expectation has no complete run")
+    args = ap.parse_args(argv)
+
+    if args.target == "demo":
+        from .demo import render_demo
+        if len(args.paths) != 2:
+            ap.error("demo needs RUNS_DIR OUT_DIR")
+        print(render_demo(*args.paths), end="")
+        return 0
+    if args.paths:
+        ap.error(f"unexpected arguments {args.paths} (use --runs / --out)")
+    if args.target == "check-repro":
+        from .repro import EXPECTED_FILE, check_repro
+        rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
+                                strict=args.strict)
+        print("\n".join(lines))
+        return rc
+
+    runs, warnings = find_runs(args.runs or DEFAULT_ROOTS)
+    _warn(warnings)
+    if args.target == "figures":
+        from .figures import render_figures
+        files, notes = render_figures(runs, f"{args.out}/figures")
+        for n in notes:
+            print(n)
+        for f in files:
+            print(f"wrote {f}")
+        return 0
+    names = list(TABLES) if args.target == "tables" else [args.target]
+    for name in names:
+        table = build_table(name, runs, warnings)
+        paths = write_table(table, args.out)
+        n_meas = sum(ln.group is not None for ln in table.lines)
+        print(f"{name}: {n_meas}/{len(table.lines)} lines measured -> "
+              + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

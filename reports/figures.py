@@ -1,0 +1,214 @@
+"""Figure 2 (NLL and top-1 error per epoch for several alpha schedules) and reliability diagrams
+in the style of Figures 4–7 (accuracy vs confidence per bin, gap shaded, ECE in the title, one
+panel per method). Drawn only from what the run logs store: per-epoch eval metrics and the final
+record's reliability bins (count, mean confidence, accuracy per bin).
+
+Every PNG carries a "Panels" text chunk with its number of axes, so tests (and people) can check
+a file without re-running the code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402  (files only; no display)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.metrics import METRIC_NAMES, ece_from_bins  # noqa: E402
+
+from .tables import METHOD_LABELS, NLL, ROW_LABELS, TOP1  # noqa: E402
+
+# Figures 4–7 of the paper: (file stem, table, row, methods, title).
+PAPER_RELIABILITY_FIGURES = (
+    ("fig4_resnet50", "table1", "resnet50", ("baseline", "ls", "selfkd"),
+     "Fig. 4: ResNet-50 on CIFAR-100"),
+    ("fig4_pyramidnet200", "table1", "pyramidnet200", ("baseline", "ls", "selfkd"),
+     "Fig. 4: PyramidNet-200 on CIFAR-100"),
+    ("fig5_resnet152", "table2", "resnet152", ("baseline", "ls", "selfkd"),
+     "Fig. 5: ResNet-152 on ImageNet"),
+    ("fig6_pyramidnet200", "table1", "pyramidnet200",
+     ("cutout", "cutout_selfkd", "cutmix", "cutmix_selfkd", "cutmix_sd", "cutmix_sd_selfkd"),
+     "Fig. 6: PyramidNet-200 with advanced regularisers on CIFAR-100"),
+    ("fig7_resnet152", "table2", "resnet152", ("cutmix", "cutmix_selfkd"),
+     "Fig. 7: ResNet-152 with CutMix on ImageNet"),
+)
+
+
+def save(fig, stem: str | Path, formats=("png", "pdf")) -> list[Path]:
+    """Save fig as stem.<fmt>; the PNG records the number of panels in its metadata."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        p = stem.with_suffix(f".{fmt}")
+        meta = {"Panels": str(len(fig.axes)), "Software": "reports.figures"} if fmt == "png" \
+            else {"Creator": "reports.figures"}
+        fig.savefig(p, dpi=100, metadata=meta, bbox_inches="tight")
+        paths.append(p)
+    return paths
+
+
+def pooled_bins(runs) -> dict | None:
+    """Reliability bins of several runs (seeds) pooled: counts add, per-bin confidence and
+    accuracy are count-weighted means. Same as binning all their predictions together."""
+    bins = [r.reliability for r in runs if r.reliability]
+    if not bins:
+        return None
+    edges = bins[0]["edges"]
+    count = np.zeros(len(edges) - 1)
+    conf = np.zeros_like(count)
+    acc = np.zeros_like(count)
+    for b in bins:
+        c = np.asarray(b["count"], dtype=np.float64)
+        if len(c) != len(count):
+            raise ValueError(f"runs disagree on the number of reliability bins: {len(c)} vs "
+                             f"{len(count)}")
+        count += c
+        conf += c * np.asarray(b["conf"], dtype=np.float64)
+        acc += c * np.asarray(b["acc"], dtype=np.float64)
+    nz = np.maximum(count, 1)
+    return {"edges": list(edges), "count": count.tolist(), "conf": (conf / nz).tolist(),
+            "acc": (acc / nz).tolist()}
+
+
+def draw_reliability(ax, bins: dict, title: str) -> float:
+    """Accuracy bars per confidence bin, the gap to the bin's mean confidence shaded, the
+    diagonal of perfect calibration, ECE (from the bins) in the title. Returns the ECE (%)."""
+    edges = np.asarray(bins["edges"], dtype=np.float64)
+    count = np.asarray(bins["count"], dtype=np.float64)
+    acc = np.asarray(bins["acc"], dtype=np.float64)
+    conf = np.asarray(bins["conf"], dtype=np.float64)
+    left, width = edges[:-1], np.diff(edges)
+    has = count > 0
+    ece = ece_from_bins(bins)
+    ax.bar(left[has], acc[has], width=width[has], align="edge", color="tab:blue",
+           edgecolor="black", linewidth=0.6, label="Accuracy")
+    # The gap between accuracy and confidence, shaded (the red "Gap" bars of Figs. 4–7).
+    ax.bar(left[has], conf[has] - acc[has], bottom=acc[has], width=width[has], align="edge",
+           color="tab:red", alpha=0.3, edgecolor="tab:red", hatch="//", linewidth=0.6,
+           label="Gap")
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Confidence")
+    ax.set_ylabel("Accuracy")
+    ax.set_title(f"{title}\nECE = {ece:.2f}%", fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
+    return ece
+
+
+def reliability_figure(panels, suptitle: str = ""):
+    """panels: [(title, bins)]; one axis per panel, side by side."""
+    if not panels:
+        raise ValueError("reliability_figure needs at least one panel")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, bins) in zip(axes[0], panels):
+        draw_reliability(ax, bins, title)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _method_panels(runs, methods) -> list:
+    panels, by_method = [], {}
+    for r in runs:
+        if r.complete and r.reliability:
+            by_method.setdefault(r.method, []).append(r)
+    for m in methods:
+        if m in by_method:
+            rs = by_method[m]
+            title = METHOD_LABELS.get(m, m).lstrip("+ ") + (f" ({len(rs)} runs pooled)"
+                                                             if len(rs) > 1 else "")
+            panels.append((title, pooled_bins(rs)))
+    return panels
+
+
+def render_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
+    """Figs. 4–7 where their runs exist, plus one figure per other (table, row) whose runs have
+    reliability bins (all its methods side by side). Returns the files written."""
+    out_dir = Path(out_dir)
+    written, covered = [], set()
+    for stem, table, row, methods, title in PAPER_RELIABILITY_FIGURES:
+        rs = [r for r in runs if r.table == table and r.row == row]
+        panels = _method_panels(rs, methods)
+        covered.update((table, row, m) for m in methods)
+        if panels:
+            scales = sorted({f"{r.dataset}, {r.total_epochs} ep" for r in rs if r.complete})
+            fig = reliability_figure(panels, f"{title} (paper); measured: {'; '.join(scales)}")
+            written += save(fig, out_dir / stem)
+            plt.close(fig)
+    rest = {}
+    for r in runs:
+        # Fig. 2 runs differ by alpha schedule, not by method: pooling them would mislead.
+        if (r.complete and r.reliability and r.table != "fig2"
+                and (r.table, r.row, r.method) not in covered):
+            rest.setdefault((r.table, r.row), []).append(r)
+    for (table, row), rs in sorted(rest.items()):
+        methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
+        fig = reliability_figure(_method_panels(rs, methods),
+                                 f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset})")
+        written += save(fig, out_dir / f"reliability_{table}_{row}")
+        plt.close(fig)
+    return written
+
+
+def _curve_label(run) -> str:
+    m = run.meta
+    if run.method == "baseline":
+        return "baseline"
+    if run.method == "ls":
+        return "LS"
+    kind, a = m.get("alpha_kind", "linear"), m.get("alpha_T")
+    return f"{kind} α_T={a}" if kind == "linear" else f"{kind} α={a}"
+
+
+def fig2_figure(runs):
+    """Figure 2: NLL (left) and top-1 error (right) per epoch, one curve per run of table
+    "fig2", labelled by alpha_kind / alpha_T (and seed when several runs share a label)."""
+    runs = [r for r in runs if r.table == "fig2" and r.log.epochs]
+    if not runs:
+        raise ValueError("no runs of table 'fig2' with epoch records")
+    runs = sorted(runs, key=lambda r: (r.meta.get("alpha_kind") == "linear", _curve_label(r),
+                                       str(r.seed), r.run_id))
+    labels = [_curve_label(r) for r in runs]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for r, lab in zip(runs, labels):
+        if labels.count(lab) > 1:
+            lab = f"{lab} (seed {r.seed})"
+        if not r.complete:
+            lab += " [in progress]"
+        style = "-" if r.meta.get("alpha_kind") == "linear" and r.method == "selfkd" else "--"
+        for ax, key in zip(axes, (NLL, TOP1)):
+            pts = [(e["epoch"], e[key]) for e in r.log.epochs
+                   if isinstance(e.get(key), (int, float))]
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, style, label=lab, linewidth=1.2)
+    for ax, key in zip(axes, (NLL, TOP1)):
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(METRIC_NAMES[key])
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    ds = sorted({r.dataset for r in runs})
+    fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({', '.join(ds)})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+    """All figures the logs allow; returns (files written, notes on what was skipped)."""
+    out_dir = Path(out_dir)
+    written, notes = [], []
+    try:
+        fig = fig2_figure(runs)
+        written += save(fig, out_dir / "fig2")
+        plt.close(fig)
+    except ValueError as e:
+        notes.append(f"fig2 skipped: {e}")
+    rel = render_reliability_figures(runs, out_dir)
+    if not rel:
+        notes.append("reliability diagrams skipped: no complete run with reliability bins")
+    return written + rel, notes

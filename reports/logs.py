@@ -1,0 +1,247 @@
+"""Find run logs, read them leniently, and group them into table cells.
+
+A run is a folder holding `log.jsonl` (core.runlog schema) under one of the roots, normally
+`runs/<table>/<run_id>/` (local) and `reports/runs/<table>/<run_id>/` (committed). Reading never
+stops on a bad file: every problem becomes a warning "file:line: why" and the rest renders.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.runlog import RunLog, read_run_log
+
+LOG_NAME = "log.jsonl"
+DEFAULT_ROOTS = ("runs", "reports/runs")
+
+
+@dataclass
+class Run:
+    """One run log, as read. `complete` is False for a run with no final record (in progress,
+    or killed); its numbers then come from its last epoch record."""
+    log: RunLog
+    root: Path
+
+    @property
+    def path(self) -> Path:
+        return self.log.path
+
+    @property
+    def meta(self) -> dict:
+        return self.log.meta or {}
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id") or self.path.parent.name)
+
+    @property
+    def table(self) -> str:
+        """meta "table", else the folder above the run folder (runs/<table>/<run_id>/)."""
+        return str(self.meta.get("table") or self.path.parent.parent.name)
+
+    @property
+    def row(self) -> str:
+        return str(self.meta.get("row") or self.meta.get("model") or "?")
+
+    @property
+    def method(self) -> str:
+        return str(self.meta.get("method") or "?")
+
+    @property
+    def seed(self):
+        return self.meta.get("seed")
+
+    @property
+    def dataset(self) -> str:
+        return str(self.meta.get("dataset") or "?")
+
+    @property
+    def total_epochs(self) -> int | None:
+        """T: meta "epochs", else config.epochs / config.train.epochs, else None."""
+        if self.meta.get("epochs") is not None:
+            return int(self.meta["epochs"])
+        cfg = self.meta.get("config") or {}
+        for c in (cfg, cfg.get("train") if isinstance(cfg.get("train"), dict) else {}):
+            if isinstance(c, dict) and isinstance(c.get("epochs"), (int, float)):
+                return int(c["epochs"])
+        if self.complete and self.log.epochs:  # a finished run ran all its epochs
+            return self.last_epoch
+        return None
+
+    @property
+    def eval_split(self) -> str:
+        """Where the metrics were measured: "test" unless the log says otherwise (e.g. a
+        holdout split carved from the training set for choosing alpha_T)."""
+        return str(self.meta.get("eval_split") or "test")
+
+    @property
+    def complete(self) -> bool:
+        return self.log.final is not None
+
+    @property
+    def last_epoch(self) -> int | None:
+        return self.log.epochs[-1].get("epoch") if self.log.epochs else None
+
+    @property
+    def status(self) -> str:
+        if self.complete:
+            return "complete"
+        return f"in progress (epoch {self.last_epoch or 0}/{self.total_epochs or '?'})"
+
+    @property
+    def commit(self) -> str:
+        sha = str(self.meta.get("git_commit") or "unknown")
+        short = sha[:7] if sha != "unknown" else sha
+        return short + ("-dirty" if self.meta.get("git_dirty") else "")
+
+    @property
+    def reliability(self) -> dict | None:
+        return (self.log.final or {}).get("reliability")
+
+    def metric(self, key: str) -> float | None:
+        """The value of `key` from the final record's metrics (or, for a run in progress, its last
+        epoch record). `ap.<class>` reads metrics["ap"][<class>]. None when absent or null."""
+        if self.complete:
+            src = self.log.final.get("metrics") or {}
+        elif self.log.epochs:
+            src = self.log.epochs[-1]
+        else:
+            return None
+        if key.startswith("ap.") and "." not in key[3:]:
+            src = src.get("ap") or {}
+            key = key[3:]
+        val = src.get(key)
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+            return None
+        return float(val)
+
+
+def _display(path: Path) -> Path:
+    """Paths in warnings: relative to the working directory when below it (stable output)."""
+    try:
+        return path.relative_to(Path.cwd()) if path.is_absolute() else path
+    except ValueError:
+        return path
+
+
+def _n_lines(path: Path) -> int:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return sum(1 for _ in f)
+
+
+def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
+    """All readable runs under the roots (sorted by path) and the warnings met on the way.
+
+    Missing roots are skipped silently (no runs yet is normal). A leaf folder with no log.jsonl
+    (an empty run folder) warns; a log.jsonl that yields no meta record warns (via
+    read_run_log) and is skipped; a run id seen twice keeps the first root's copy and warns.
+    """
+    runs, warnings, seen = [], [], {}
+    for root in roots:
+        root = _display(Path(root))
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            d = Path(dirpath)
+            if LOG_NAME in filenames:
+                dirnames[:] = []  # a run folder's subfolders (checkpoints, ...) are not runs
+                log = read_run_log(d / LOG_NAME, strict=False)
+                warnings.extend(log.warnings)
+                if log.meta is None:
+                    warnings.append(f"{d / LOG_NAME}: skipped (no readable meta record)")
+                    continue
+                if not log.epochs and log.final is None:
+                    warnings.append(f"{d / LOG_NAME}:1: no epoch or final record yet; skipped")
+                    continue
+                run = Run(log, root)
+                if run.run_id in seen:
+                    warnings.append(f"{d / LOG_NAME}:1: run id {run.run_id!r} already read from "
+                                    f"{seen[run.run_id]}; this copy ignored")
+                    continue
+                seen[run.run_id] = d / LOG_NAME
+                if not run.complete:
+                    warnings.append(f"{d / LOG_NAME}:{_n_lines(d / LOG_NAME)}: no final record "
+                                    f"(run in progress or killed); showing its last epoch "
+                                    f"{run.last_epoch}, marked in progress")
+                runs.append(run)
+            elif not dirnames and d != root:
+                warnings.append(f"{d / LOG_NAME}: missing (empty run folder); skipped")
+    return runs, warnings
+
+
+@dataclass
+class Cell:
+    """Measured value of one metric over a group of runs (one table cell)."""
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values) -> "Cell":
+        vals = np.array([v for v in values if v is not None], dtype=np.float64)
+        if len(vals) == 0:
+            return cls(None, None, 0)
+        # Sample std (ddof=1) over seeds; undefined for one run.
+        std = float(vals.std(ddof=1)) if len(vals) > 1 else None
+        return cls(float(vals.mean()), std, len(vals))
+
+
+@dataclass
+class Group:
+    """Runs that share (row, method, dataset, epochs, eval split): seeds of one configuration. Runs at
+    another scale make another group, so reduced-scale runs are never averaged with full ones."""
+    row: str
+    method: str
+    dataset: str
+    epochs: int | None
+    eval_split: str = "test"
+    runs: list = field(default_factory=list)
+
+    @property
+    def used(self) -> list:
+        """Complete runs; only when there are none, the runs in progress (marked)."""
+        done = [r for r in self.runs if r.complete]
+        return done or self.runs
+
+    @property
+    def in_progress(self) -> bool:
+        return not any(r.complete for r in self.runs)
+
+    @property
+    def status(self) -> str:
+        if not self.in_progress:
+            extra = sum(not r.complete for r in self.runs)
+            return "complete" + (f" (+{extra} in progress, not counted)" if extra else "")
+        return "; ".join(r.status for r in self.runs)
+
+    @property
+    def scale(self) -> str:
+        split = "" if self.eval_split == "test" else f", {self.eval_split} split"
+        return f"{self.dataset}, {self.epochs if self.epochs is not None else '?'} ep{split}"
+
+    @property
+    def run_ids(self) -> list:
+        return [r.run_id for r in self.used]
+
+    @property
+    def commits(self) -> list:
+        return sorted({r.commit for r in self.used})
+
+    def cell(self, metric: str) -> Cell:
+        return Cell.of(r.metric(metric) for r in self.used)
+
+
+def group_runs(runs) -> list[Group]:
+    """Group runs by (row, method, dataset, epochs, eval split), in order of first appearance."""
+    groups: dict = {}
+    for r in runs:
+        key = (r.row, r.method, r.dataset, r.total_epochs, r.eval_split)
+        if key not in groups:
+            groups[key] = Group(*key)
+        groups[key].runs.append(r)
+    return list(groups.values())

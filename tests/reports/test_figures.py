@@ -1,0 +1,98 @@
+"""Figure 2 and the reliability diagrams: files exist, have the expected panels (read back from
+the PNG's metadata), and draw what the logs hold."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
+
+from reports.__main__ import main
+from reports.figures import (draw_reliability, fig2_figure, pooled_bins, reliability_figure,
+                             render_figures)
+from reports.logs import find_runs
+
+from .conftest import FIXTURES
+
+ROOT = FIXTURES / "tables"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return find_runs([ROOT])[0]
+
+
+def _png_panels(path):
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return int(im.text["Panels"]), im.size
+
+
+def test_make_figures_writes_png_and_pdf_with_expected_panels(tmp_path, capsys):
+    assert main(["figures", "--runs", str(ROOT), "--out", str(tmp_path)]) == 0
+    out = tmp_path / "figures"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["fig2.pdf", "fig2.png", "fig4_resnet50.pdf", "fig4_resnet50.png",
+                     "reliability_table1_preact_resnet18.pdf",
+                     "reliability_table1_preact_resnet18.png"]
+    # Fig. 2: NLL and top-1 panels. Fig. 4 (ResNet-50): baseline and Self-KD have complete runs;
+    # LS is still in progress (no bins), so two panels, side by side (wider than tall).
+    panels, (w2, h2) = _png_panels(out / "fig2.png")
+    assert panels == 2 and w2 > 1.8 * h2
+    panels, (w4, h4) = _png_panels(out / "fig4_resnet50.png")
+    assert panels == 2 and w4 > 1.5 * h4
+    assert _png_panels(out / "reliability_table1_preact_resnet18.png")[0] == 1
+    for p in out.iterdir():
+        assert p.stat().st_size > 10_000, p
+    assert (out / "fig2.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_fig2_has_one_curve_per_run_labelled_by_schedule(runs):
+    fig = fig2_figure(runs)
+    nll_ax, top1_ax = fig.axes
+    labels = [ln.get_label() for ln in top1_ax.get_lines()]
+    assert labels == ["fixed α=0.1", "fixed α=0.3", "fixed α=0.7", "LS", "linear α_T=0.7"]
+    assert len(nll_ax.get_lines()) == 5
+    # The linear run's top-1 curve is the logged per-epoch values, epochs 1..6.
+    x, y = top1_ax.get_lines()[-1].get_data()
+    assert list(x) == [1, 2, 3, 4, 5, 6]
+    assert y[-1] == pytest.approx(28.0) and y[0] == pytest.approx(28.0 + 40 - 40 / 6, abs=1e-3)
+    plt.close(fig)
+
+
+def test_fig2_without_runs_is_skipped_not_an_error(tmp_path):
+    files, notes = render_figures([], tmp_path)
+    assert files == [] and any("fig2 skipped" in n for n in notes)
+
+
+def test_reliability_panel_shows_logged_bins_and_ece_in_title(runs):
+    run = next(r for r in runs if r.run_id == "table1_resnet50_selfkd_s0")
+    fig = reliability_figure([("Self-KD", run.reliability)])
+    (ax,) = fig.axes
+    ece = run.metric("ece")
+    assert f"ECE = {ece:.2f}%" in ax.get_title()
+    acc_bars = ax.containers[0]
+    assert [round(b.get_height(), 4) for b in acc_bars] == run.reliability["acc"]
+    gap_bars = ax.containers[1]
+    np.testing.assert_allclose([b.get_y() + b.get_height() for b in gap_bars],
+                               run.reliability["conf"], atol=1e-9)
+    plt.close(fig)
+
+
+def test_draw_reliability_ece_matches_the_definition():
+    bins = {"edges": [0, 0.5, 1.0], "count": [2, 6], "conf": [0.4, 0.9], "acc": [0.5, 0.5]}
+    fig, ax = plt.subplots()
+    # 100 * (2 * 0.1 + 6 * 0.4) / 8 = 32.5
+    assert draw_reliability(ax, bins, "t") == pytest.approx(32.5)
+    plt.close(fig)
+
+
+def test_pooled_bins_are_count_weighted():
+    class R:
+        def __init__(self, b):
+            self.reliability = b
+    a = {"edges": [0, 0.5, 1], "count": [1, 3], "conf": [0.2, 0.8], "acc": [0.0, 1.0]}
+    b = {"edges": [0, 0.5, 1], "count": [3, 1], "conf": [0.4, 0.6], "acc": [1.0, 0.0]}
+    p = pooled_bins([R(a), R(b)])
+    assert p["count"] == [4, 4]
+    np.testing.assert_allclose(p["conf"], [(0.2 + 1.2) / 4, (2.4 + 0.6) / 4])
+    np.testing.assert_allclose(p["acc"], [0.75, 0.75])
+    assert pooled_bins([R(None)]) is None

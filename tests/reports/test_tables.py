@@ -1,0 +1,134 @@
+"""Tables 1–5 from fixture logs: golden Markdown/LaTeX/CSV and the numbers behind them."""
+import csv
+import io
+import json
+
+import pytest
+
+from reports.__main__ import main
+from reports.logs import find_runs
+from reports.tables import TABLES, build_table, command_for, to_csv, to_latex, to_markdown
+
+from .conftest import FIXTURES, GOLDEN, assert_golden
+
+ROOT = FIXTURES / "tables"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return find_runs([ROOT])
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_golden_outputs(runs, name):
+    table = build_table(name, *runs)
+    assert_golden(f"{name}.md", to_markdown(table))
+    assert_golden(f"{name}.csv", to_csv(table))
+    assert_golden(f"{name}.tex", to_latex(table))
+
+
+def _csv_rows(table):
+    return list(csv.DictReader(io.StringIO(to_csv(table))))
+
+
+def test_mean_std_n_and_difference(runs):
+    rows = _csv_rows(build_table("table1", *runs))
+    r = next(x for x in rows if (x["row"], x["method"], x["metric"]) == ("resnet50", "baseline", "top1_err"))
+    # Fixture seeds end at 30, 31, 32: mean 31, sample std 1; paper 27.07.
+    assert (float(r["measured_mean"]), float(r["measured_std"]), int(r["n"])) == (31.0, 1.0, 3)
+    assert r["paper"] == "27.07" and float(r["diff"]) == pytest.approx(31.0 - 27.07)
+    assert r["run_ids"].split() == [f"table1_resnet50_baseline_s{s}" for s in (0, 1, 2)]
+    assert (r["dataset"], r["epochs"], r["commits"], r["status"]) == ("cifar100", "5", "0123456", "complete")
+
+
+def test_rows_without_runs_show_paper_value_and_exact_command(runs):
+    table = build_table("table1", *runs)
+    rows = _csv_rows(table)
+    r = next(x for x in rows if (x["row"], x["method"], x["metric"]) == ("pyramidnet200", "cutmix_sd_selfkd", "ece"))
+    assert r["paper"] == "1.72" and r["measured_mean"] == "" and r["n"] == "0"
+    assert r["status"] == "no runs"
+    assert r["command"] == ("for s in 0 1 2; do python -m classification.train --config "
+                            "classification/configs/table1_pyramidnet200_cutmix_sd_selfkd.yaml seed=$s; done")
+    assert r["command"] in to_markdown(table)
+    assert command_for(TABLES["table2"], "resnet152", "ls") == (
+        "python -m classification.train --config classification/configs/table2_resnet152_ls.yaml seed=0")
+    assert command_for(TABLES["table4"], "multi30k_de_en", "selfkd") == (
+        "python -m translation.train --config translation/configs/multi30k_de_en_selfkd.yaml")
+    assert command_for(TABLES["table3"], "resnet152", "ls") == (
+        "python -m detection.train --config detection/configs/resnet152_ls.yaml")
+
+
+def test_every_paper_cell_appears_in_csv_with_no_runs():
+    table = build_table("table1", [], [])
+    rows = _csv_rows(table)
+    assert len(rows) == 105 and all(r["status"] == "no runs" for r in rows)
+    assert len(_csv_rows(build_table("table5", [], []))) == 63
+
+
+def test_in_progress_run_is_marked_and_not_averaged_with_complete_ones(runs):
+    md = to_markdown(build_table("table1", *runs))
+    ls_line = next(ln for ln in md.splitlines() if "| ResNet-50 | + Label Smoothing |" in ln)
+    assert "in progress (epoch 3/5)" in ls_line
+    # Its last epoch: 29 + 40/3 - 40/5 = 34.33 top-1.
+    assert "| 34.33 |" in ls_line
+
+
+def test_detection_tables_read_map_and_per_class_ap(runs):
+    rows = _csv_rows(build_table("table5", *runs))
+    r = next(x for x in rows if (x["method"], x["metric"]) == ("selfkd", "ap.bicycle"))
+    assert float(r["measured_mean"]) == 70.5 and r["paper"] == "85.34"
+    t3 = _csv_rows(build_table("table3", *runs))
+    assert [float(x["measured_mean"] or "nan") for x in t3][::2] == [70.0, 71.5]
+
+
+def _write_run(path, epochs, top1, dataset="cifar100", run_id=None, **extra):
+    path.mkdir(parents=True)
+    meta = {"type": "meta", "schema": 1, "run_id": run_id or path.name, "task": "classification",
+            "method": "selfkd", "model": "resnet50", "dataset": dataset, "seed": 0, "config": {},
+            "git_commit": "abc", "git_dirty": True, "torch": "x", "device": "cpu", "started": "t",
+            "table": "table1", "row": "resnet50", "epochs": epochs, **extra}
+    fin = {"type": "final", "metrics": {"top1_err": top1}, "reliability": None, "wall_s": 1}
+    ep = {"type": "epoch", "epoch": epochs, "alpha": 0.7, "lr": 0.1, "train_loss": 1.0}
+    (path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in (meta, ep, fin)) + "\n")
+
+
+def test_runs_at_different_scales_are_separate_lines(tmp_path):
+    _write_run(tmp_path / "table1" / "a", 5, 30.0)
+    _write_run(tmp_path / "table1" / "b", 300, 25.0)
+    runs, warnings = find_runs([tmp_path])
+    assert warnings == []
+    lines = [ln for ln in build_table("table1", runs).lines if (ln.row, ln.method) == ("resnet50", "selfkd")]
+    assert [(ln.group.epochs, ln.group.cell("top1_err").mean) for ln in lines] == [(5, 30.0), (300, 25.0)]
+    assert lines[0].group.commits == ["abc-dirty"]
+
+
+def test_holdout_runs_are_not_averaged_with_test_runs(tmp_path):
+    _write_run(tmp_path / "table1" / "a", 5, 30.0)
+    _write_run(tmp_path / "table1" / "b", 5, 20.0, eval_split="holdout")
+    table = build_table("table1", find_runs([tmp_path])[0])
+    lines = [ln for ln in table.lines if ln.group is not None]
+    assert [ln.group.scale for ln in lines] == ["cifar100, 5 ep", "cifar100, 5 ep, holdout split"]
+    assert [ln.group.cell("top1_err").mean for ln in lines] == [30.0, 20.0]
+
+
+def test_unknown_table_raises():
+    with pytest.raises(ValueError, match="table9"):
+        build_table("table9", [])
+
+
+def test_cli_writes_md_tex_csv(tmp_path, capsys):
+    assert main(["tables", "--runs", str(ROOT), "--out", str(tmp_path)]) == 0
+    for name in TABLES:
+        for suffix in ("md", "tex", "csv"):
+            assert (tmp_path / f"{name}.{suffix}").stat().st_size > 200
+    assert (tmp_path / "table1.md").read_text() == (GOLDEN / "table1.md").read_text()
+    assert "table1: 4/22 lines measured" in capsys.readouterr().out
+
+
+def test_makefile_section_has_the_targets():
+    text = open("Makefile").read()
+    begin, end = text.index("# --- reports (begin) ---"), text.index("# --- reports (end) ---")
+    section = text[begin:end]
+    for target in ("table1 table2 table3 table4 table5 tables:", "figures:", "check-repro:"):
+        assert target in section
+    assert "-m reports" in section
