@@ -45,7 +45,9 @@ class PredictionBank:
 
     def _idx(self, idx: torch.Tensor) -> torch.Tensor:
         idx = torch.as_tensor(idx, device=self.device).long()
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.num_samples):
+        # Range-check only on the cpu: on a GPU the check would synchronise every step (the
+        # indexing itself still fails on a bad index, with a device-side assert).
+        if idx.device.type == "cpu" and idx.numel() and (idx.min() < 0 or idx.max() >= self.num_samples):
             raise IndexError(f"bank index out of range [0, {self.num_samples}): {idx.min().item()}..{idx.max().item()}")
         return idx
 
