@@ -92,7 +92,10 @@ def reliability_bins(probs, labels, n_bins: int = 10) -> dict:
     accuracy per bin (0.0 for empty bins, whose count is 0)."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    conf, correct = confidence_and_correct(probs, labels)
+    return _bins(*confidence_and_correct(probs, labels), n_bins)
+
+
+def _bins(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> dict:
     b = _bin_index(conf, n_bins)
     count = np.bincount(b, minlength=n_bins)
     conf_sum = np.bincount(b, weights=conf, minlength=n_bins)
@@ -119,7 +122,10 @@ def expected_calibration_error(probs, labels, n_bins: int = 10) -> float:
 
 
 def _risk_curve(probs, labels) -> np.ndarray:
-    conf, correct = confidence_and_correct(probs, labels)
+    return _risk(*confidence_and_correct(probs, labels))
+
+
+def _risk(conf: np.ndarray, correct: np.ndarray) -> np.ndarray:
     # Descending confidence; ties keep dataset order (what the official code's stable
     # sorted(..., reverse=True) does), so the number is deterministic.
     order = np.lexsort((np.arange(len(conf)), -conf))
@@ -146,11 +152,13 @@ def e_aurc(probs, labels) -> float:
 
 def classification_metrics(probs, labels, n_bins: int = 10) -> tuple[dict, dict]:
     """All Table-1 metrics at once: ({top1_err, top5_err, nll, ece, aurc, e_aurc}, bins)."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     p, y = _check(probs, labels)
-    bins = reliability_bins(p, y, n_bins)
-    curve = _risk_curve(p, y)
+    conf, correct = confidence_and_correct(p, y)  # once, for the bins and the risk curve
+    bins, curve = _bins(conf, correct, n_bins), _risk(conf, correct)
     m = {
-        "top1_err": top_k_error(p, y, 1),
+        "top1_err": 100.0 * (1.0 - float(correct.mean())),
         "top5_err": top_k_error(p, y, min(5, p.shape[1])),
         "nll": negative_log_likelihood(p, y),
         "ece": ece_from_bins(bins),
