@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo install-translation
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ install: $(VENV)/.installed
 demo: install
 	MPLBACKEND=Agg $(PY) -m classification.demo
 
-test: install
+# The tests cover the fairseq plugin too, so they need fairseq (built once, ~6 min on 2 cores).
+test: install install-translation
 	MPLBACKEND=Agg $(PY) -m pytest -q tests
 
 clean-demo:

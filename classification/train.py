@@ -266,6 +266,7 @@ def train(cfg, command: str = "") -> Path:
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
         if d.main:
             log.truncate_to_epoch(state["epoch"])  # drop lines written after that checkpoint
+            log.extra("resume", from_epoch=state["epoch"], at=now_iso(), command=command)
             print(f"resuming {run_dir} at epoch {start_epoch}")
     elif d.main:
         run_dir.mkdir(parents=True, exist_ok=True)

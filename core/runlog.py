@@ -82,6 +82,16 @@ class RunLogWriter:
 
     def write(self, rec: dict) -> None:
         validate_record(rec)
+        self._append(rec)
+
+    def extra(self, kind: str, **fields) -> None:
+        """A record of a type outside the schema (e.g. "resume"): readers keep it in RunLog.extra
+        and reports ignore it."""
+        if kind in ("meta", "epoch", "final"):
+            raise RunLogError(f"use the {kind}() method for {kind} records")
+        self._append({"type": kind, **fields})
+
+    def _append(self, rec: dict) -> None:
         line = json.dumps(_clean(rec), sort_keys=False)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")

@@ -9,7 +9,12 @@ import torch.nn as nn
 
 
 class SnapshotTeacher:
-    def __init__(self):
+    """probs_fn(model, output) -> probabilities turns the model's output into p_{t-1}; the default
+    is a softmax over the last dimension of logits (fairseq models return a tuple and have
+    get_normalized_probs)."""
+
+    def __init__(self, probs_fn=None):
+        self.probs_fn = probs_fn or (lambda model, out: torch.softmax(out.float(), dim=-1))
         self.model: nn.Module | None = None
         self.epoch: int | None = None  # the epoch whose end the snapshot holds
 
@@ -26,7 +31,8 @@ class SnapshotTeacher:
 
     @torch.no_grad()
     def probs(self, *args, **kwargs) -> torch.Tensor | None:
-        """softmax of the snapshot's logits, or None when there is no teacher yet (epoch 1)."""
+        """The snapshot's probabilities for this input (no autograd graph), or None when there is
+        no teacher yet (epoch 1)."""
         if self.model is None:
             return None
-        return torch.softmax(self.model(*args, **kwargs).float(), dim=-1)
+        return self.probs_fn(self.model, self.model(*args, **kwargs))

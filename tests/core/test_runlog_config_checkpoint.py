@@ -43,8 +43,12 @@ def test_truncate_to_epoch(tmp_path):
     w.meta(**META)
     for e in (1, 2, 3):
         w.epoch(epoch=e, alpha=0.0, lr=0.1, train_loss=1.0)
+    w.extra("resume", from_epoch=2)
     w.truncate_to_epoch(2)
-    assert [e["epoch"] for e in read_run_log(w.path).epochs] == [1, 2]
+    log = read_run_log(w.path, strict=True)
+    assert [e["epoch"] for e in log.epochs] == [1, 2] and log.extra == [{"type": "resume", "from_epoch": 2}]
+    with pytest.raises(RunLogError):
+        w.extra("final", metrics={})
 
 
 @dataclass

@@ -1,0 +1,119 @@
+"""Data preparation: Multi30k from ../shared/data and IWSLT15 from a fixture in the 2015-01
+release's on-disk format (.tgz holding en-de/train.tags.en-de.{en,de} and IWSLT15.TED*.xml)."""
+import random
+import tarfile
+
+import pytest
+
+from core.config import load_config
+from tests.conftest import REPO
+from translation.data import PrepConfig, clean_pairs, prepare, read_iwslt15
+
+WORDS = "the a house dog runs small big red blue man woman child sees eats under over".split()
+TEST_SETS = ["dev2010", "dev2012", "tst2010", "tst2011", "tst2012", "tst2013"]
+
+
+def _sentence(rng, n):
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def make_iwslt15_fixture(root, n_talks=4, lines_per_talk=30, seed=0):
+    """A small en-de release: train.tags with metadata lines, one dev/test XML per set."""
+    rng = random.Random(seed)
+    d = root / "en-de"
+    d.mkdir(parents=True)
+    en, de = [], []
+    for t in range(n_talks):
+        for side, lang in ((en, "en"), (de, "de")):
+            side += [f"<url>http://www.ted.com/talks/talk{t}.html</url>",
+                     f"<keywords>talks, {lang}</keywords>", f"<speaker>Speaker {t}</speaker>",
+                     f"<talkid>{t}</talkid>", f"<title>Title {t} {lang}</title>",
+                     f"<description>TED Talk Subtitles and Transcript: talk {t}</description>"]
+        for i in range(lines_per_talk):
+            n = rng.randint(3, 12)
+            en.append(_sentence(rng, n))
+            de.append("Der " + _sentence(rng, n).lower())
+        for side in (en, de):
+            side += ['<reviewer href="http://www.ted.com/profiles/1">R</reviewer>',
+                     '<translator href="http://www.ted.com/profiles/2">T</translator>']
+    en.append(" ".join(["word"] * 200))  # too long: removed by cleaning
+    de.append("Wort .")
+    (d / "train.tags.en-de.en").write_text("\n".join(en) + "\n", encoding="utf-8")
+    (d / "train.tags.en-de.de").write_text("\n".join(de) + "\n", encoding="utf-8")
+    for k, name in enumerate(TEST_SETS):
+        prefix = "IWSLT15.TEDX" if name == "dev2012" else "IWSLT15.TED"
+        for lang, tag in (("en", "srcset"), ("de", "refset")):
+            segs = "\n".join(f'<seg id="{i + 1}"> {name} {lang} segment {i + 1} </seg>'
+                             for i in range(k + 2))
+            (d / f"{prefix}.{name}.en-de.{lang}.xml").write_text(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<mteval>\n<{tag} setid="iwslt2015-{name}">\n'
+                f'<doc docid="{k}" genre="lectures">\n<url>http://x</url>\n<talkid>{k}</talkid>\n'
+                f"<title>T</title>\n{segs}\n</doc>\n</{tag}>\n</mteval>\n", encoding="utf-8")
+    tgz = root / "en-de.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(d, arcname="en-de")
+    return tgz
+
+
+def test_read_iwslt15_release_format(tmp_path):
+    tgz = make_iwslt15_fixture(tmp_path)
+    rel = read_iwslt15(tgz, "en", "de", TEST_SETS)
+    en, de = rel["train"]
+    assert len(en) == len(de) == 4 * (30 + 2) + 1  # sentences + title and description lines
+    assert not any(line.startswith("<") for line in en + de)
+    assert "Title 0 en" in en and "Title 0 de" in de
+    ten, tde = rel["test"]
+    assert len(ten) == len(tde) == sum(k + 2 for k in range(6))  # concatenated, in Sec. 3.4 order
+    assert ten[0] == "dev2010 en segment 1" and ten[2] == "dev2012 en segment 1"
+    assert ten[-1] == "tst2013 en segment 7" and tde[-1] == "tst2013 de segment 7"
+    # the extracted folder reads the same as the .tgz
+    assert read_iwslt15(tmp_path / "en-de", "en", "de", TEST_SETS) == rel
+
+
+def test_clean_pairs():
+    a = ["a b", "a " * 200, "a b c d", "x"]
+    b = ["c d", "e", "f", "y"]
+    assert clean_pairs(a, b, 175, 1.5) == (["a b", "x"], ["c d", "y"])
+
+
+def test_prepare_iwslt15(tmp_path):
+    pytest.importorskip("fairseq")
+    tgz = make_iwslt15_fixture(tmp_path)
+    cfg = load_config(PrepConfig, REPO / "translation/configs/prep/iwslt15_en_de.yaml",
+                      [f"raw_path={tgz}", f"out_dir={tmp_path / 'out'}", "valid_size=20",
+                       "bpe_merges=50"])
+    counts = prepare(cfg)
+    n_pairs = 4 * 32  # the 200-token line is cleaned away
+    assert counts == {"train": n_pairs - 20, "valid": 20, "test": 27}
+    out = tmp_path / "out"
+    for split in ("train", "valid", "test"):
+        for lang in ("en", "de"):
+            assert len((out / "raw" / f"{split}.{lang}").read_text().splitlines()) == counts[split]
+            assert (out / "bin" / f"{split}.en-de.{lang}.bin").is_file()
+    # one binarisation serves both Table 4 directions
+    from fairseq.tasks.translation import TranslationConfig, TranslationTask
+    for src, tgt in (("en", "de"), ("de", "en")):
+        task = TranslationTask.setup_task(TranslationConfig(data=str(out / "bin"), source_lang=src,
+                                                            target_lang=tgt,
+                                                            dataset_impl="mmap"))
+        task.load_dataset("valid")
+        assert len(task.dataset("valid")) == 20
+
+
+def test_prepare_multi30k_counts_and_references(tiny_multi30k):
+    import json
+    info = json.loads((tiny_multi30k / "prep.json").read_text())
+    assert info["counts"] == {"train": 300, "valid": 40, "test": 40}
+    raw = (tiny_multi30k / "raw" / "test.en").read_text().splitlines()
+    tok = (tiny_multi30k / "tok" / "test.en").read_text().splitlines()
+    assert len(raw) == len(tok) == 40 and raw != tok  # detok and tokenised references differ
+
+
+def test_prepare_rejects_bad_input(tmp_path):
+    from translation.data import main
+    assert main(["--config", str(REPO / "translation/configs/prep/multi30k_de_en.yaml"),
+                 f"raw_path={tmp_path / 'missing'}"]) == 2
+    assert main(["--config", str(REPO / "translation/configs/prep/multi30k_de_en.yaml"),
+                 "corpus=wmt"]) == 2
+    assert main(["--config", str(REPO / "translation/configs/prep/multi30k_de_en.yaml"),
+                 "no_such_key=1"]) == 2

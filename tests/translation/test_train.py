@@ -1,0 +1,118 @@
+"""translation.train end to end on 300 Multi30k pairs with a 2-layer 64-dim Transformer:
+3 epochs, teacher refreshed at epochs 2 and 3, the run log's schema, resume from
+checkpoint_last.pt reproducing the uninterrupted run, beam search + BLEU giving a number."""
+import math
+
+import pytest
+import torch
+
+from core.config import load_config
+from core.runlog import read_run_log
+from tests.conftest import REPO
+from tests.translation.conftest import TINY
+from translation.train import METHODS, TrainConfig, fairseq_argv, main
+
+CONFIGS = REPO / "translation" / "configs"
+ROWS = ("multi30k_de_en", "iwslt15_en_de", "iwslt15_de_en")
+
+
+def _args(prep_dir, out_dir, *extra):
+    return (["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml")] + TINY +
+            [f"data.prep_dir={prep_dir}", f"out_dir={out_dir}"] + list(extra))
+
+
+def _params(run_dir):
+    ckpt = torch.load(run_dir / "checkpoints" / "checkpoint_last.pt", map_location="cpu",
+                      weights_only=False)
+    return ckpt["model"]
+
+
+def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
+    pytest.importorskip("fairseq")
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=full")) == 0
+    log = read_run_log(tmp_path / "full" / "log.jsonl", strict=True)
+    meta = log.meta
+    assert (meta["task"], meta["table"], meta["row"], meta["method"]) == (
+        "translation", "table4", "multi30k_de_en", "selfkd")
+    assert (meta["epochs"], meta["alpha_T"], meta["alpha_kind"]) == (3, 0.7, "linear")
+    assert meta["command"].startswith("python -m translation.train --config")
+    assert [e["epoch"] for e in log.epochs] == [1, 2, 3]
+    # teacher: none at epoch 1, the end-of-epoch-1 model at epoch 2, of epoch 2 at epoch 3
+    assert [e["teacher_epoch"] for e in log.epochs] == [None, 1, 2]
+    assert [e["alpha"] for e in log.epochs] == pytest.approx([0.0, 0.7 * 2 / 3, 0.7], abs=1e-6)
+    nll = [e["train_nll"] for e in log.epochs]
+    assert all(math.isfinite(x) for x in nll) and nll[0] > nll[1] > nll[2]
+    assert log.epochs[0]["train_loss"] == pytest.approx(log.epochs[0]["train_nll"])  # epoch 1: NLL
+    m = log.final["metrics"]
+    assert math.isfinite(m["bleu"]) and math.isfinite(m["bleu_tok"]) and m["bleu"] >= 0
+    assert m["sacrebleu_signature"].startswith("nrefs:1") and "tok:13a" in m["sacrebleu_signature"]
+    assert m["test_sentences"] == 40 and log.final["reliability"] is None
+
+    # Interrupt after epoch 2 (fairseq stops at the update count of 2 epochs and checkpoints),
+    # then run the same command again: it resumes from checkpoint_last.pt.
+    updates_2 = log.epochs[1]["num_updates"]
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed",
+                      f"fairseq_args=[--max-update,{updates_2}]")) == 0
+    cut = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
+    assert [e["epoch"] for e in cut.epochs] == [1, 2] and cut.final is None
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed")) == 0
+    res = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
+    assert [r["type"] for r in res.extra] == ["resume"] and res.extra[0]["from_epoch"] == 2
+
+    def strip(e):
+        return {k: v for k, v in e.items() if k != "epoch_wall_s"}
+
+    assert [strip(e) for e in res.epochs] == [strip(e) for e in log.epochs]
+    assert res.final["metrics"]["bleu"] == m["bleu"]
+    a, b = _params(tmp_path / "full"), _params(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # the evaluation command alone reproduces the logged BLEU
+    import json
+
+    from translation import evaluate
+    ckpt = tmp_path / "full" / "checkpoints" / "checkpoint_best.pt"
+    capsys.readouterr()
+    assert evaluate.main([str(ckpt), str(tiny_multi30k), "-s", "de", "-t", "en", "--beam", "2"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["bleu"] == m["bleu"] and scores["bleu_tok"] == m["bleu_tok"]
+
+    # a finished run is not trained again
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=full")) == 0
+    assert len(read_run_log(tmp_path / "full" / "log.jsonl").epochs) == 3
+
+
+def test_bad_input_is_one_line_error(tmp_path, capsys):
+    cfg = str(CONFIGS / "multi30k_de_en_selfkd.yaml")
+    for argv in (["--config", cfg, "optim.epochs=three"], ["--config", cfg, "no_such_key=1"],
+                 ["--config", cfg, "method.name=kd"], ["--config", str(tmp_path / "nope.yaml")],
+                 ["--config", cfg, f"data.prep_dir={tmp_path}"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("translation.train: error:") and "\n" not in err, err
+
+
+@pytest.mark.parametrize("row", ROWS)
+@pytest.mark.parametrize("method", METHODS)
+def test_table4_configs(row, method, tmp_path):
+    """One YAML per Table 4 cell, with Sec. 3.4's settings."""
+    cfg = load_config(TrainConfig, CONFIGS / f"{row}_{method}.yaml")
+    assert (cfg.table, cfg.row, cfg.method.name) == ("table4", row, method)
+    assert (cfg.model.layers, cfg.model.embed_dim, cfg.model.heads, cfg.model.ffn_dim) == (6, 512, 4, 1024)
+    assert cfg.optim.epochs == 150 and cfg.optim.max_tokens == 4096
+    assert list(cfg.optim.adam_betas) == [0.9, 0.98]
+    src, tgt = row.split("_")[1:]
+    assert (cfg.data.source_lang, cfg.data.target_lang) == (src, tgt)
+    argv = fairseq_argv(cfg, tmp_path, use_cuda=True)
+    opt = dict(zip(argv[1::1], argv[2::1]))
+    assert opt["--criterion"] == "self_kd_cross_entropy" and opt["--max-epoch"] == "150"
+    assert float(opt["--selfkd-alpha-T"]) == (0.7 if method == "selfkd" else 0.0)
+    assert float(opt["--ls-eps"]) == (0.1 if method == "ls" else 0.0)
+
+
+def test_checkpoint_without_log_is_refused(tiny_multi30k, tmp_path, capsys):
+    ckpt = tmp_path / "orphan" / "checkpoints" / "checkpoint_last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=orphan")) == 2
+    assert "cannot resume the run log" in capsys.readouterr().err

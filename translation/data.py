@@ -1,0 +1,274 @@
+"""Data preparation: raw parallel text -> Moses tokens -> joint BPE -> fairseq binaries.
+
+    python -m translation.data --config translation/configs/prep/multi30k_de_en.yaml [key=value ...]
+
+Corpora (standard on-disk formats, given a path):
+* ``multi30k``: the WMT16 multimodal task-1 raw text, one sentence a line, gzip or plain:
+  ``train.{de,en}`` (29,000), ``val.{de,en}`` (1,014), ``test_2016_flickr.{de,en}`` (1,000).
+* ``iwslt15``: the IWSLT 2015-01 release (wit3.fbk.eu, ``texts/en/de/en-de.tgz``) as the .tgz or
+  its extracted folder: ``train.tags.en-de.{en,de}`` (TED transcripts with XML-ish metadata lines)
+  and ``IWSLT15.TED*.<set>.en-de.{en,de}.xml`` dev/test files with ``<seg id="N">`` lines.
+  Sec. 3.4: ``valid_size`` (8,300) training pairs are held out for validation; the test set is
+  dev2010 + dev2012 + tst2010 + tst2011 + tst2012 + tst2013 concatenated in that order.
+  One binarisation serves both directions (fairseq's translation task finds
+  ``train.en-de.{en,de}`` for ``-s de -t en`` too).
+
+Output under ``out_dir``: ``raw/{train,valid,test}.{l}`` (untokenised; ``raw/test.<tgt>`` is the
+reference of the detokenised BLEU), ``tok/`` (Moses-tokenised, the reference of tokenised BLEU),
+``bpe/codes`` + ``bpe/*``, ``bin/`` (fairseq-preprocess) and ``prep.json`` (settings and counts).
+Cleaning and tag stripping follow fairseq's examples/translation/prepare-iwslt14.sh.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import ConfigError, load_config, to_dict
+
+CORPORA = ("multi30k", "iwslt15")
+SPLITS = ("train", "valid", "test")
+MULTI30K_FILES = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+IWSLT_TEST_SETS = ["dev2010", "dev2012", "tst2010", "tst2011", "tst2012", "tst2013"]
+# Metadata lines of train.tags.* dropped whole / tags stripped (fairseq prepare-iwslt14.sh).
+_IWSLT_DROP = ("<url", "<talkid", "<keywords", "<speaker", "<reviewer", "<translator", "<doc",
+               "</doc")
+_IWSLT_STRIP = re.compile(r"</?(title|description)>")
+_SEG = re.compile(r'<seg id="?\d+"?>\s*(.*?)\s*</seg>')
+
+
+@dataclass
+class PrepConfig:
+    corpus: str = "multi30k"
+    raw_path: str = "../shared/data/multi30k"
+    out_dir: str = "data/multi30k_de_en"
+    lang1: str = "de"  # binarised as source (either direction trains from the same binaries)
+    lang2: str = "en"
+    lowercase: bool = False
+    bpe_merges: int = 10000  # joint BPE on train lang1 + lang2 (subword-nmt)
+    joined_dictionary: bool = False  # separate dictionaries, as Wu et al.'s IWSLT setup
+    max_train_pairs: int = 0  # 0 = all; the first N pairs (smoke runs, tests)
+    max_eval_pairs: int = 0  # 0 = all; the first N pairs of valid and test
+    # IWSLT15 only
+    valid_size: int = 8300
+    test_sets: list[str] = field(default_factory=lambda: list(IWSLT_TEST_SETS))
+    clean_max_len: int = 175  # Moses clean-corpus-n.perl 1..175 tokens, length ratio <= 1.5
+    clean_ratio: float = 1.5
+    seed: int = 1  # which training pairs are held out for validation
+    workers: int = 1
+
+
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n").strip() for line in f]
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for cand in (folder / stem, folder / f"{stem}.gz"):
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(f"{stem}[.gz] not found in {folder}")
+
+
+def read_multi30k(raw: Path, l1: str, l2: str) -> dict:
+    """{split: (lines_l1, lines_l2)} from the Multi30k raw folder."""
+    out = {}
+    for split, stem in MULTI30K_FILES.items():
+        a, b = _read_lines(_find(raw, f"{stem}.{l1}")), _read_lines(_find(raw, f"{stem}.{l2}"))
+        if len(a) != len(b):
+            raise ValueError(f"Multi30k {stem}: {len(a)} {l1} lines but {len(b)} {l2} lines")
+        out[split] = (a, b)
+    return out
+
+
+def _iwslt_train_lines(path: Path) -> list[str]:
+    lines = []
+    for line in _read_lines(path):
+        if line.startswith(_IWSLT_DROP):
+            continue
+        lines.append(_IWSLT_STRIP.sub("", line).strip())
+    return lines
+
+
+def _iwslt_segs(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [m.group(1).replace("\u2019", "'") for m in _SEG.finditer(f.read())]
+
+
+def _iwslt_folder(raw: Path, l1: str, l2: str, tmp: str) -> Path:
+    if raw.is_file() and raw.name.endswith((".tgz", ".tar.gz")):
+        with tarfile.open(raw) as tar:
+            tar.extractall(tmp, filter="data")
+        raw = Path(tmp)
+    for cand in (raw, raw / f"{l1}-{l2}", raw / f"{l2}-{l1}"):
+        if any(cand.glob("train.tags.*")):
+            return cand
+    raise FileNotFoundError(f"no train.tags.* file in {raw} (expected the IWSLT15 2015-01 "
+                            f"{l1}-{l2} release, extracted or .tgz)")
+
+
+def read_iwslt15(raw: Path, l1: str, l2: str, test_sets: list[str]) -> dict:
+    """{"train": pairs, "test": pairs} of the release (valid is held out later from train)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _iwslt_folder(raw, l1, l2, tmp)
+        pair = next(folder.glob("train.tags.*")).name.split(".")[2]  # "en-de"
+        a = _iwslt_train_lines(folder / f"train.tags.{pair}.{l1}")
+        b = _iwslt_train_lines(folder / f"train.tags.{pair}.{l2}")
+        if len(a) != len(b):
+            raise ValueError(f"IWSLT15 train: {len(a)} {l1} lines but {len(b)} {l2} lines after "
+                             "removing metadata")
+        ta, tb = [], []
+        for name in test_sets:
+            found = {}
+            for lang in (l1, l2):
+                hits = sorted(folder.glob(f"IWSLT*.{name}.{pair}.{lang}.xml"))
+                if len(hits) != 1:
+                    raise FileNotFoundError(f"expected one IWSLT*.{name}.{pair}.{lang}.xml in "
+                                            f"{folder}, found {len(hits)}")
+                found[lang] = _iwslt_segs(hits[0])
+            if len(found[l1]) != len(found[l2]):
+                raise ValueError(f"IWSLT15 {name}: {len(found[l1])} {l1} segments but "
+                                 f"{len(found[l2])} {l2}")
+            ta += found[l1]
+            tb += found[l2]
+    return {"train": (a, b), "test": (ta, tb)}
+
+
+def clean_pairs(a: list[str], b: list[str], max_len: int, ratio: float):
+    """Moses clean-corpus-n.perl on tokenised text: both sides 1..max_len tokens and neither
+    longer than ratio times the other."""
+    keep_a, keep_b = [], []
+    for x, y in zip(a, b):
+        n, m = len(x.split()), len(y.split())
+        if 1 <= n <= max_len and 1 <= m <= max_len and n <= ratio * m and m <= ratio * n:
+            keep_a.append(x)
+            keep_b.append(y)
+    return keep_a, keep_b
+
+
+def tokenize(lines: list[str], lang: str, lowercase: bool) -> list[str]:
+    from sacremoses import MosesTokenizer
+    tok = MosesTokenizer(lang=lang)
+    out = [tok.tokenize(line, escape=False, return_str=True) for line in lines]
+    return [s.lower() for s in out] if lowercase else out
+
+
+def detokenize(lines: list[str], lang: str) -> list[str]:
+    from sacremoses import MosesDetokenizer
+    detok = MosesDetokenizer(lang=lang)
+    return [detok.detokenize(line.split()) for line in lines]
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in lines)
+
+
+def learn_and_apply_bpe(tok_dir: Path, bpe_dir: Path, langs: tuple[str, str], merges: int,
+                        workers: int = 1) -> None:
+    from subword_nmt.apply_bpe import BPE
+    from subword_nmt.learn_bpe import learn_bpe
+    bpe_dir.mkdir(parents=True, exist_ok=True)
+    joint = [line for lang in langs for line in (tok_dir / f"train.{lang}").read_text("utf-8").splitlines()]
+    codes = bpe_dir / "codes"
+    with open(codes, "w", encoding="utf-8") as out:
+        learn_bpe(joint, out, merges, num_workers=workers)
+    with open(codes, encoding="utf-8") as f:
+        bpe = BPE(f)
+    for split in SPLITS:
+        for lang in langs:
+            lines = (tok_dir / f"{split}.{lang}").read_text("utf-8").splitlines()
+            _write(bpe_dir / f"{split}.{lang}", [bpe.process_line(line) for line in lines])
+
+
+def binarize(bpe_dir: Path, bin_dir: Path, l1: str, l2: str, joined: bool, workers: int) -> None:
+    from fairseq import options
+    from fairseq_cli import preprocess
+    argv = ["--source-lang", l1, "--target-lang", l2, "--trainpref", str(bpe_dir / "train"),
+            "--validpref", str(bpe_dir / "valid"), "--testpref", str(bpe_dir / "test"),
+            "--destdir", str(bin_dir), "--workers", str(workers)]
+    if joined:
+        argv.append("--joined-dictionary")
+    args = options.get_preprocessing_parser().parse_args(argv)
+    preprocess.main(args)
+
+
+def prepare(cfg: PrepConfig) -> dict:
+    """Run the whole pipeline; returns the counts written to prep.json."""
+    if cfg.corpus not in CORPORA:
+        raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
+    raw, out = Path(cfg.raw_path), Path(cfg.out_dir)
+    if not raw.exists():
+        raise FileNotFoundError(f"raw_path not found: {raw}")
+    l1, l2 = cfg.lang1, cfg.lang2
+    if cfg.corpus == "multi30k":
+        splits = read_multi30k(raw, l1, l2)
+        tok = {s: (tokenize(a, l1, cfg.lowercase), tokenize(b, l2, cfg.lowercase))
+               for s, (a, b) in splits.items()}
+    else:
+        rel = read_iwslt15(raw, l1, l2, list(cfg.test_sets))
+        a, b = rel["train"]
+        ta, tb = clean_pairs(tokenize(a, l1, cfg.lowercase), tokenize(b, l2, cfg.lowercase),
+                             cfg.clean_max_len, cfg.clean_ratio)
+        if len(ta) <= cfg.valid_size:
+            raise ValueError(f"valid_size={cfg.valid_size} leaves no training pairs "
+                             f"({len(ta)} pairs after cleaning)")
+        order = list(range(len(ta)))
+        random.Random(cfg.seed).shuffle(order)
+        held = sorted(order[:cfg.valid_size])
+        held_set = set(held)
+        train_idx = [i for i in range(len(ta)) if i not in held_set]
+        tok = {"train": ([ta[i] for i in train_idx], [tb[i] for i in train_idx]),
+               "valid": ([ta[i] for i in held], [tb[i] for i in held]),
+               "test": tuple(tokenize(x, lang, cfg.lowercase) for x, lang in zip(rel["test"], (l1, l2)))}
+        splits = {"train": None, "valid": None, "test": rel["test"]}
+    counts = {}
+    for split in SPLITS:
+        n = cfg.max_train_pairs if split == "train" else cfg.max_eval_pairs
+        a, b = tok[split]
+        if n:
+            a, b = a[:n], b[:n]
+        _write(out / "tok" / f"{split}.{l1}", a)
+        _write(out / "tok" / f"{split}.{l2}", b)
+        if splits[split] is not None:  # untokenised text exists (Multi30k; IWSLT test)
+            ra, rb = splits[split]
+            ra, rb = (ra[:n], rb[:n]) if n else (ra, rb)
+        else:  # IWSLT train/valid after cleaning: Moses-detokenise back (references only)
+            ra, rb = detokenize(a, l1), detokenize(b, l2)
+        _write(out / "raw" / f"{split}.{l1}", ra)
+        _write(out / "raw" / f"{split}.{l2}", rb)
+        counts[split] = len(a)
+    learn_and_apply_bpe(out / "tok", out / "bpe", (l1, l2), cfg.bpe_merges, cfg.workers)
+    binarize(out / "bpe", out / "bin", l1, l2, cfg.joined_dictionary, cfg.workers)
+    info = {"config": to_dict(cfg), "counts": counts}
+    (out / "prep.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", required=True, help="translation/configs/prep/<corpus>.yaml")
+    ap.add_argument("overrides", nargs="*", help="key=value")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(PrepConfig, args.config, args.overrides)
+        counts = prepare(cfg)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"translation.data: error: {e}", file=sys.stderr)
+        return 2
+    print(f"translation.data: wrote {cfg.out_dir}: " +
+          ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Train one Table 4 run: fairseq-train with the Self-KD plugin, logged into the repo's run log.
+
+    python -m translation.train --config translation/configs/<row>_<method>.yaml [key=value ...]
+
+Steps, top to bottom:
+1. config: TrainConfig defaults <- YAML <- key=value overrides (core.config);
+2. run directory ``<out_dir>/<run_id>/``: ``config.yaml`` (resolved), ``log.jsonl``,
+   ``checkpoints/``. If ``checkpoints/checkpoint_last.pt`` exists the run resumes from it (fairseq
+   restores model, optimizer, lr schedule and data iterator; the Self-KD teacher is the restored
+   model, see task.py) and the log is cut back to the last checkpointed epoch;
+3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``. Its
+   JSON progress lines ("train"/"valid" per epoch) become one ``epoch`` record each;
+4. when all epochs are done: beam search on the test set, BLEU (evaluate.py), ``final`` record.
+Bad input gives a one-line error and exit status 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import ConfigError, load_config, to_dict, to_yaml
+from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+METHODS = ("baseline", "ls", "selfkd")
+PRECISIONS = ("fp32", "fp16", "bf16", "amp")
+LN2 = math.log(2)  # fairseq logs losses in bits; the run log stores nats
+
+
+@dataclass
+class DataSection:
+    prep_dir: str = "data/multi30k_de_en"  # translation.data's out_dir: bin/, raw/, tok/
+    source_lang: str = "de"
+    target_lang: str = "en"
+    num_workers: int = 1  # fairseq data loader processes (0: in the main process)
+
+
+@dataclass
+class ModelSection:
+    # Sec. 3.4: N = 6, d_model = 512, h = 4, d_k = 512 / 4 = 64, d_ff = 1024
+    # (= fairseq's transformer_iwslt_de_en), dropout 0.3 as Wu et al. 2019.
+    arch: str = "transformer_iwslt_de_en"
+    layers: int = 6
+    embed_dim: int = 512
+    ffn_dim: int = 1024
+    heads: int = 4
+    dropout: float = 0.3
+    attention_dropout: float = 0.0
+    share_decoder_input_output_embed: bool = True
+
+
+@dataclass
+class OptimSection:
+    epochs: int = 150  # T of Eq. 5
+    max_tokens: int = 4096  # per GPU per step; x update_freq x GPUs = tokens per update
+    update_freq: int = 1
+    lr: float = 5e-4
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    weight_decay: float = 1e-4
+    clip_norm: float = 0.0
+    warmup_updates: int = 4000  # inverse-sqrt schedule (Vaswani et al.; fairseq's IWSLT recipe)
+    warmup_init_lr: float = 1e-7
+    precision: str = "fp32"  # fp32 | fp16 | bf16 | amp; the teacher forward runs in the same
+
+
+@dataclass
+class MethodSection:
+    name: str = "baseline"  # baseline | ls | selfkd
+    alpha_T: float = 0.7  # selfkd: alpha at the last epoch (Sec. 3.4: 0.7, chosen on validation)
+    alpha_kind: str = "linear"  # Eq. 5; see core.schedules.KINDS
+    ls_eps: float = 0.1  # ls only
+    ls_convention: str = "fairseq"  # eps/(V-1) on non-targets, as fairseq's LS criterion
+
+
+@dataclass
+class EvalSection:
+    subset: str = "test"
+    checkpoint: str = "checkpoint_best.pt"  # lowest valid NLL (valid loss is NLL for all methods)
+    beam: int = 5
+    lenpen: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    table: str = "table4"
+    row: str = "multi30k_de_en"  # multi30k_de_en | iwslt15_en_de | iwslt15_de_en
+    run_id: str = ""  # default <row>_<method>_s<seed>
+    out_dir: str = "runs/table4"
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda
+    log_interval: int = 100  # updates between fairseq's mid-epoch lines (stdout only)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    method: MethodSection = field(default_factory=MethodSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    fairseq_args: list[str] = field(default_factory=list)  # appended verbatim to fairseq-train
+
+
+def check(cfg) -> None:
+    """Value checks the dataclass types cannot express; ValueError names the key."""
+    if cfg.method.name not in METHODS:
+        raise ValueError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
+    if cfg.optim.precision not in PRECISIONS:
+        raise ValueError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {cfg.optim.precision!r}")
+    if cfg.optim.epochs < 1:
+        raise ValueError(f"optim.epochs must be >= 1, got {cfg.optim.epochs}")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    bin_dir = Path(cfg.data.prep_dir) / "bin"
+    for lang in (cfg.data.source_lang, cfg.data.target_lang):
+        if not (bin_dir / f"dict.{lang}.txt").is_file():
+            raise ValueError(f"data.prep_dir: {bin_dir / f'dict.{lang}.txt'} not found "
+                             "(run python -m translation.data first)")
+
+
+def run_dir_of(cfg) -> Path:
+    run_id = cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}"
+    return Path(cfg.out_dir) / run_id
+
+
+def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
+    """The fairseq-train command line for cfg (printed into the log's meta record)."""
+    m, o, me = cfg.model, cfg.optim, cfg.method
+    alpha_T = me.alpha_T if me.name == "selfkd" else 0.0
+    ls_eps = me.ls_eps if me.name == "ls" else 0.0
+    argv = [
+        str(Path(cfg.data.prep_dir) / "bin"),
+        "--user-dir", str(PLUGIN_DIR), "--task", "self_kd_translation",
+        "--source-lang", cfg.data.source_lang, "--target-lang", cfg.data.target_lang,
+        "--arch", m.arch,
+        "--encoder-layers", str(m.layers), "--decoder-layers", str(m.layers),
+        "--encoder-embed-dim", str(m.embed_dim), "--decoder-embed-dim", str(m.embed_dim),
+        "--encoder-ffn-embed-dim", str(m.ffn_dim), "--decoder-ffn-embed-dim", str(m.ffn_dim),
+        "--encoder-attention-heads", str(m.heads), "--decoder-attention-heads", str(m.heads),
+        "--dropout", str(m.dropout), "--attention-dropout", str(m.attention_dropout),
+        "--optimizer", "adam", "--adam-betas", f"({o.adam_betas[0]}, {o.adam_betas[1]})",
+        "--weight-decay", str(o.weight_decay), "--clip-norm", str(o.clip_norm),
+        "--lr", str(o.lr), "--lr-scheduler", "inverse_sqrt",
+        "--warmup-updates", str(o.warmup_updates), "--warmup-init-lr", str(o.warmup_init_lr),
+        "--max-tokens", str(o.max_tokens), "--update-freq", str(o.update_freq),
+        "--max-epoch", str(o.epochs),
+        "--criterion", "self_kd_cross_entropy",
+        "--selfkd-alpha-T", str(alpha_T), "--selfkd-alpha-kind", me.alpha_kind,
+        "--ls-eps", str(ls_eps), "--ls-convention", me.ls_convention,
+        # Epoch-end checkpoints only: the Self-KD teacher of a resumed run is the restored model,
+        # which must be an end-of-epoch model (task.py).
+        "--save-dir", str(save_dir), "--no-epoch-checkpoints", "--save-interval-updates", "0",
+        # One process: the paper's 4,096 tokens a batch is one GPU's batch, and fairseq's
+        # multi-GPU spawn would run training in child processes this log does not hear from.
+        "--distributed-world-size", "1",
+        "--seed", str(cfg.seed), "--num-workers", str(cfg.data.num_workers),
+        "--log-format", "json", "--log-interval", str(cfg.log_interval),
+    ]
+    if m.share_decoder_input_output_embed:
+        argv.append("--share-decoder-input-output-embed")
+    if not use_cuda:
+        argv.append("--cpu")
+    if o.precision != "fp32":
+        argv.append(f"--{o.precision}")
+    return argv + list(cfg.fairseq_args)
+
+
+def checkpoint_position(checkpoint: Path) -> tuple[int, bool]:
+    """(epochs fully trained, saved mid-epoch?) of a fairseq checkpoint, from its data iterator:
+    fairseq stores (epoch t + 1, 0 iterations) once epoch t is finished."""
+    import torch
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
+    itr = state["extra_state"]["train_iterator"]
+    return itr["epoch"] - 1, itr["iterations_in_epoch"] > 0
+
+
+class EpochRecords(logging.Handler):
+    """Turns fairseq's JSON end-of-epoch lines into run-log ``epoch`` records.
+
+    fairseq validates (and checkpoints) before it prints the epoch's training averages, so the
+    "valid" line of epoch t is held until the "train" line of epoch t arrives."""
+
+    def __init__(self, writer: RunLogWriter):
+        super().__init__(level=logging.INFO)
+        self.writer = writer
+        self.valid: dict[int, dict] = {}
+        self.last_epoch = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name not in ("train", "valid"):
+            return
+        try:
+            stats = json.loads(record.getMessage())
+        except json.JSONDecodeError:
+            return
+        epoch = int(stats["epoch"])
+        if record.name == "valid":
+            self.valid[epoch] = stats
+            return
+        v = self.valid.pop(epoch, {})
+
+        def nats(d, key):
+            return None if d.get(key) is None else float(d[key]) * LN2
+
+        self.writer.epoch(
+            epoch=epoch,
+            alpha=float(stats.get("train_alpha", 0.0)),
+            lr=float(stats["train_lr"]),
+            train_loss=nats(stats, "train_loss"),
+            train_nll=nats(stats, "train_nll_loss"),
+            valid_loss=nats(v, "valid_loss"),
+            valid_nll=nats(v, "valid_nll_loss"),
+            valid_ppl=None if v.get("valid_ppl") is None else float(v["valid_ppl"]),
+            teacher_epoch=int(stats.get("train_teacher_epoch", 0)) or None,
+            num_updates=int(stats["train_num_updates"]),
+            epoch_wall_s=float(stats.get("train_train_wall", 0.0)),
+        )
+        self.last_epoch = epoch
+
+
+def run_fairseq_train(argv: list[str], writer: RunLogWriter) -> int:
+    """fairseq-train in this process; returns the last epoch written to the log."""
+    from fairseq import checkpoint_utils, distributed_utils, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq_cli import train as fairseq_train
+
+    # fairseq keeps the best validation loss seen as a function attribute: a second run in this
+    # process would inherit the first one's (a resumed run gets its own back from the checkpoint).
+    if hasattr(checkpoint_utils.save_checkpoint, "best"):
+        del checkpoint_utils.save_checkpoint.best
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, input_args=argv)
+    fs_cfg = convert_namespace_to_omegaconf(args)
+    handler = EpochRecords(writer)
+    progress_logger = logging.getLogger("fairseq.logging.progress_bar")
+    progress_logger.addHandler(handler)
+    old_level = progress_logger.level
+    progress_logger.setLevel(logging.INFO)  # the epoch lines are INFO, whatever the root level
+    try:
+        distributed_utils.call_main(fs_cfg, fairseq_train.main)
+    finally:
+        progress_logger.removeHandler(handler)
+        progress_logger.setLevel(old_level)
+    return handler.last_epoch
+
+
+def train(cfg, command: str) -> Path:
+    check(cfg)
+    import torch
+    import fairseq
+
+    run_dir = run_dir_of(cfg)
+    save_dir = run_dir / "checkpoints"
+    log_path = run_dir / "log.jsonl"
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but torch.cuda.is_available() is False")
+    argv = fairseq_argv(cfg, save_dir, use_cuda)
+    writer = RunLogWriter(log_path)
+    last = save_dir / "checkpoint_last.pt"
+    if last.is_file() and not log_path.is_file():
+        raise ValueError(f"{last} exists but {log_path} does not: cannot resume the run log; "
+                         f"delete {save_dir} to start afresh")
+    if last.is_file():
+        done, mid_epoch = checkpoint_position(last)
+        if mid_epoch and cfg.method.name == "selfkd":
+            raise ValueError(f"{last} was saved mid-epoch: the Self-KD teacher (the model at the "
+                             "end of the previous epoch) cannot be rebuilt from it")
+        log = read_run_log(log_path)
+        if log.complete and done >= cfg.optim.epochs:
+            print(f"translation.train: {run_dir} is complete; nothing to do")
+            return run_dir
+        writer.truncate_to_epoch(done)
+        writer.extra("resume", from_epoch=done, at=now_iso(), command=command)
+        print(f"translation.train: resuming {run_dir} after epoch {done}")
+    else:
+        if log_path.exists():
+            log_path.unlink()  # a log without a checkpoint: nothing to resume, start afresh
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        commit, dirty = git_info(PLUGIN_DIR)
+        me = cfg.method
+        writer.meta(
+            run_id=run_dir.name, task="translation", method=me.name,
+            model=(f"{cfg.model.arch} N={cfg.model.layers} d_model={cfg.model.embed_dim} "
+                   f"h={cfg.model.heads} d_ff={cfg.model.ffn_dim}"),
+            dataset=cfg.row, seed=cfg.seed, config=to_dict(cfg), git_commit=commit,
+            git_dirty=dirty, torch=torch.__version__, device="cuda" if use_cuda else "cpu",
+            started=now_iso(), table=cfg.table, row=cfg.row, epochs=cfg.optim.epochs,
+            alpha_T=me.alpha_T if me.name == "selfkd" else 0.0,
+            alpha_kind=me.alpha_kind if me.name == "selfkd" else None,
+            ls_eps=me.ls_eps if me.name == "ls" else 0.0, command=command,
+            fairseq=fairseq.__version__, fairseq_train_args=argv,
+        )
+    t0 = time.time()
+    run_fairseq_train(argv, writer)
+    done = checkpoint_position(last)[0] if last.is_file() else 0
+    if done < cfg.optim.epochs:
+        print(f"translation.train: stopped after epoch {done} of {cfg.optim.epochs}; "
+              "run the same command again to resume")
+        return run_dir
+    from translation.evaluate import bleu_scores, translate
+    ckpt = save_dir / cfg.eval.checkpoint
+    hyps = translate(ckpt, Path(cfg.data.prep_dir) / "bin", cfg.eval.subset, cfg.eval.beam,
+                     cfg.eval.lenpen, device="cuda" if use_cuda else "cpu",
+                     fp16=cfg.optim.precision == "fp16")
+    scores = bleu_scores(hyps, cfg.data.prep_dir, cfg.eval.subset, cfg.data.target_lang)
+    print(f"translation.train: {run_dir.name}: BLEU {scores['bleu']:.2f} (detok, "
+          f"{scores['sacrebleu_signature']}), tokenised BLEU {scores['bleu_tok']:.2f}")
+    log = read_run_log(log_path)
+    valid = [e["valid_nll"] for e in log.epochs if e.get("valid_nll") is not None]
+    writer.final(
+        metrics={**scores, "valid_nll_best": min(valid) if valid else None,
+                 "checkpoint": cfg.eval.checkpoint, "subset": cfg.eval.subset,
+                 "beam": cfg.eval.beam, "lenpen": cfg.eval.lenpen, "test_sentences": len(hyps)},
+        reliability=None, wall_s=time.time() - t0,
+    )
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m translation.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("overrides", nargs="*", help="key=value (e.g. optim.epochs=3)")
+    args = ap.parse_args(argv)
+    command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        cfg = load_config(TrainConfig, args.config, args.overrides)
+        train(cfg, command)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"translation.train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
