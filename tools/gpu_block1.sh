@@ -11,8 +11,10 @@ PY=${PY:-python}
 DATA=${DATA:-carry/cifar10_jpeg.npz}
 mkdir -p "$OUT"
 # the GPU machine has no internet: install what it lacks from carry/wheels (tools/fetch_gpu_wheels.sh)
+# (the device image has torch, torchvision, timm, tqdm, pyyaml, matplotlib; not omegaconf)
 if ! $PY -c "import omegaconf, tqdm, yaml" 2>/dev/null; then
-  $PY -m pip install -q --no-index --find-links carry/wheels omegaconf tqdm pyyaml
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site carry/wheels/omegaconf-*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 (nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
 if [ -n "${TINY:-}" ]; then
