@@ -45,7 +45,7 @@ def test_ddp_two_processes_match_one(tmp_path):
     one = subprocess.run([sys.executable, "-m", "classification.train", *common, f"out_dir={tmp_path}/one"],
                          env=env, capture_output=True, text=True, cwd=REPO)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "classification.train", *common, f"out_dir={tmp_path}/two"],
                          env=env, capture_output=True, text=True, cwd=REPO)
     assert two.returncode == 0, two.stderr[-3000:]
