@@ -60,3 +60,14 @@ def test_cli_exit_code_on_drift():
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "FAILED" in res.stdout
+
+
+def test_committed_logs_pass_check_repro():
+    """The logs committed under reports/runs/ agree with reports/expected_results.yaml."""
+    from pathlib import Path
+
+    from reports.repro import EXPECTED_FILE, check_repro
+    repo = Path(__file__).resolve().parents[2]
+    code, lines = check_repro(EXPECTED_FILE, (str(repo / "reports" / "runs"),), strict=True)
+    assert code == 0, "\n".join(lines)
+    assert any(l.startswith("ok") for l in lines)
