@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from core.config import load_config
+from core.runlog import read_run_log
 
 from .train import TrainConfig, run_dir_of
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
             ov = [f"seed={seed}", *args.overrides]
             cfg = load_config(TrainConfig, f, ov)
             log = run_dir_of(cfg) / "log.jsonl"
-            done = log.exists() and '"type": "final"' in log.read_text()
+            done = log.exists() and read_run_log(log).complete
             cmd = [sys.executable, "-m", "classification.train", "--config", str(f), *ov, "resume=true"]
             print(("done  " if done else "todo  ") + shlex.join(["python", *cmd[1:]]))
             if not done:
