@@ -7,6 +7,7 @@ it stopped: complete runs are skipped, a partial one resumes from its checkpoint
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
             cfg = load_config(TrainConfig, f, ov)
             log = run_dir_of(cfg) / "log.jsonl"
             done = log.exists() and read_run_log(log).complete
-            cmd = [sys.executable, "-m", "classification.train", "--config", str(f), *ov, "resume=true"]
+            rel = os.path.relpath(f)  # commands (and the logs' meta) stay free of this machine's paths
+            cmd = [sys.executable, "-m", "classification.train", "--config", rel, *ov, "resume=true"]
             print(("done  " if done else "todo  ") + shlex.join(["python", *cmd[1:]]))
             if not done:
                 todo.append(cmd)
