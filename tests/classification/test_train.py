@@ -103,3 +103,12 @@ def test_cli_exit_code(tmp_path):
     r = subprocess.run([sys.executable, "-m", "classification.train", "--config", str(tmp_path / "nope.yaml")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("error: config file not found")
+
+
+def test_selfkd_with_alpha_zero_is_the_baseline(tmp_path):
+    """End to end, Self-KD with alpha_T = 0 must train exactly like the baseline: any gap between
+    the two at alpha_T > 0 then comes from the soft targets, not from the machinery around them."""
+    a = read_run_log(train(_cfg(tmp_path / "a", "method.name=baseline")) / "log.jsonl", strict=True)
+    b = read_run_log(train(_cfg(tmp_path / "b", "method.name=selfkd", "method.alpha_T=0.0")) / "log.jsonl", strict=True)
+    assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
+    assert a.final["metrics"] == b.final["metrics"]
