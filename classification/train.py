@@ -36,7 +36,7 @@ from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageErr
                    build_datasets, check_data_path)
 from .evaluate import evaluate
 from .fastpath import device_data_from
-from .models import available_models, build_model
+from .models import build_model, check_model_name
 
 
 @dataclass
@@ -110,8 +110,10 @@ def validate(cfg) -> None:
     """Every check that can fail on bad input, run before anything is written to disk."""
     if cfg.method.name not in METHODS:
         raise ConfigError(f"unknown method {cfg.method.name!r}; expected one of {', '.join(METHODS)}")
-    if cfg.model not in available_models() and not cfg.model.startswith("timm/"):
-        raise ConfigError(f"unknown model {cfg.model!r}; available: {', '.join(available_models())}")
+    try:
+        check_model_name(cfg.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.data.name not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.data.name!r}; expected one of {', '.join(DATASETS)}")
     for key in ("alpha_T", "ls_eps"):
@@ -240,10 +242,10 @@ def train(cfg, command: str = "") -> Path:
     if d.main and not resumed:
         if run_dir.exists():  # resume asked but no checkpoint yet: start clean
             shutil.rmtree(run_dir)
-    seed_everything(cfg.seed)
-    if d.main and not resumed and cfg.method.bank_storage == "mmap":
-        run_dir.mkdir(parents=True)  # the memory-mapped bank file lives there
+        if cfg.method.bank_storage == "mmap":
+            run_dir.mkdir(parents=True)  # the memory-mapped bank file lives there
     d.barrier()
+    seed_everything(cfg.seed)
     train_set, eval_set, num_classes, parts, model, opt, bank = build(cfg, d, run_dir)
     raw_model = model
     if d.world > 1:

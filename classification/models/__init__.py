@@ -23,24 +23,31 @@ def available_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
+def check_model_name(name: str) -> None:
+    """Raise ValueError (one line naming it) unless `name` is registered or a timm architecture.
+    Cheap: trainers call it to reject a bad name before they write anything."""
     if name.startswith(TIMM_PREFIX):
-        return _build_timm(name, num_classes, **kwargs)
-    if name not in _MODELS:
+        import timm  # imported here: only the ImageNet path needs it
+        arch = name[len(TIMM_PREFIX):]
+        if not timm.is_model(arch):
+            raise ValueError(f"unknown model {name!r}: {arch!r} is not a timm architecture")
+    elif name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}, "
                          f"or {TIMM_PREFIX}<timm architecture>")
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
+    check_model_name(name)
+    if name.startswith(TIMM_PREFIX):
+        return _build_timm(name, num_classes, **kwargs)
     return _MODELS[name](num_classes=num_classes, **kwargs)
 
 
 def _build_timm(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
-    import timm  # imported here: only the ImageNet path needs it
-
-    arch = name[len(TIMM_PREFIX):]
-    if not timm.is_model(arch):
-        raise ValueError(f"unknown model {name!r}: {arch!r} is not a timm architecture")
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels,
-                             **kwargs)
+    import timm
+    return timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, num_classes=num_classes,
+                             in_chans=in_channels, **kwargs)
 
 
 # Import the modules so their @register calls run.

@@ -81,6 +81,7 @@ def test_cifar10_jpeg_copy(tmp_path, shared_data):
 @pytest.mark.parametrize("override,needle", [
     ("data.name=cifar100", "dataset path not found"),
     ("model=resnet9000", "unknown model 'resnet9000'"),
+    ("model=timm/notreal", "not a timm architecture"),
     ("method.name=mixup", "unknown method 'mixup'"),
     ("method.alpha_T=1.5", "alpha_T must be in [0, 1]"),
     ("method.alpah_T=0.5", "alpah_T"),
