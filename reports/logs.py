@@ -138,7 +138,9 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
 
     Missing roots are skipped silently (no runs yet is normal). A leaf folder with no log.jsonl
     (an empty run folder) warns; a log.jsonl that yields no meta record warns (via
-    read_run_log) and is skipped; a run id seen twice keeps the first root's copy and warns.
+    read_run_log) and is skipped; the same run read twice (same run id and start time, e.g. a log
+    copied from runs/ to reports/runs/) keeps the first copy and warns. Two different runs that
+    share a run id (a probe and a table run of the same model, method and seed) are both kept.
     """
     runs, warnings, seen = [], [], {}
     for root in roots:
@@ -159,11 +161,12 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
                     warnings.append(f"{d / LOG_NAME}:1: no epoch or final record yet; skipped")
                     continue
                 run = Run(log, root)
-                if run.run_id in seen:
-                    warnings.append(f"{d / LOG_NAME}:1: run id {run.run_id!r} already read from "
-                                    f"{seen[run.run_id]}; this copy ignored")
+                key = (run.run_id, run.meta.get("started"))
+                if key in seen:
+                    warnings.append(f"{d / LOG_NAME}:1: run {run.run_id!r} (started "
+                                    f"{key[1]}) already read from {seen[key]}; this copy ignored")
                     continue
-                seen[run.run_id] = d / LOG_NAME
+                seen[key] = d / LOG_NAME
                 if not run.complete:
                     warnings.append(f"{d / LOG_NAME}:{_n_lines(d / LOG_NAME)}: no final record "
                                     f"(run in progress or killed); showing its last epoch "

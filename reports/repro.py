@@ -14,7 +14,7 @@ from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
-OPTIONAL = ("dataset", "epochs", "note")
+OPTIONAL = ("dataset", "epochs", "n", "note")
 
 
 def load_expected(path: str | Path) -> list[dict]:
@@ -37,6 +37,8 @@ def load_expected(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}: results[{i}].{k} must be a number, got {e[k]!r}")
         if e["tolerance"] < 0:
             raise ValueError(f"{path}: results[{i}].tolerance must be >= 0, got {e['tolerance']}")
+        if "n" in e and (isinstance(e["n"], bool) or not isinstance(e["n"], int) or e["n"] < 1):
+            raise ValueError(f"{path}: results[{i}].n must be a positive integer, got {e['n']!r}")
     return entries
 
 
@@ -78,6 +80,11 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Fal
             lines.append(f"FAIL    {where}: metric absent from the logs of {ids}")
             continue
         diff = c.mean - e["expected"]
+        if "n" in e and c.n != e["n"]:
+            failed += 1
+            lines.append(f"FAIL    {where}: {c.n} complete run(s) ({ids}), expected n={e['n']}: "
+                         f"a committed log is missing or unreadable, or an extra run matched")
+            continue
         good = abs(diff) <= e["tolerance"]
         ok += good
         failed += not good

@@ -71,3 +71,22 @@ def test_committed_logs_pass_check_repro():
     code, lines = check_repro(EXPECTED_FILE, (str(repo / "reports" / "runs"),), strict=True)
     assert code == 0, "\n".join(lines)
     assert any(l.startswith("ok") for l in lines)
+
+
+def test_expected_run_count_catches_a_lost_log(tmp_path):
+    """`n` pins how many committed runs (seeds) a cell averages, so a log that stops being read
+    fails the check instead of quietly shifting the mean within tolerance."""
+    entry = ("results:\n  - {table: table1, row: resnet50, method: selfkd, metric: top1_err, "
+             "dataset: cifar100, epochs: 5, expected: 27.25, tolerance: 0.3, n: %s}\n")
+    p = tmp_path / "e.yaml"
+    p.write_text(entry % 99)
+    rc, lines = check_repro(p, [ROOT])
+    fail = [ln for ln in lines if ln.startswith("FAIL")]
+    assert rc == 1 and len(fail) == 1 and "expected n=99" in fail[0]
+    rc_ok, lines_ok = check_repro(EXP / "expected_ok.yaml", [ROOT])
+    n = int(next(ln for ln in lines_ok if "resnet50 selfkd top1_err" in ln).split("(n=")[1].split(":")[0])
+    p.write_text(entry % n)
+    assert check_repro(p, [ROOT])[0] == 0
+    p.write_text(entry % 0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        load_expected(p)
