@@ -52,6 +52,11 @@ class Run:
         return str(self.meta.get("method") or "?")
 
     @property
+    def model(self) -> str:
+        """meta "model" (for translation the architecture and size), else the row."""
+        return str(self.meta.get("model") or self.row)
+
+    @property
     def seed(self):
         return self.meta.get("seed")
 
@@ -196,13 +201,15 @@ class Cell:
 
 @dataclass
 class Group:
-    """Runs that share (row, method, dataset, epochs, eval split): seeds of one configuration. Runs at
-    another scale make another group, so reduced-scale runs are never averaged with full ones."""
+    """Runs that share (row, method, dataset, epochs, eval split, model): seeds of one configuration.
+    Runs at another scale make another group, so reduced-scale runs are never averaged with full
+    ones (a Table 4 row is a dataset, so a smaller Transformer on it is another scale too)."""
     row: str
     method: str
     dataset: str
     epochs: int | None
     eval_split: str = "test"
+    model: str = ""
     runs: list = field(default_factory=list)
 
     @property
@@ -225,7 +232,8 @@ class Group:
     @property
     def scale(self) -> str:
         split = "" if self.eval_split == "test" else f", {self.eval_split} split"
-        return f"{self.dataset}, {self.epochs if self.epochs is not None else '?'} ep{split}"
+        model = "" if self.model in ("", self.row) else f", {self.model}"
+        return f"{self.dataset}, {self.epochs if self.epochs is not None else '?'} ep{split}{model}"
 
     @property
     def run_ids(self) -> list:
@@ -240,10 +248,10 @@ class Group:
 
 
 def group_runs(runs) -> list[Group]:
-    """Group runs by (row, method, dataset, epochs, eval split), in order of first appearance."""
+    """Group runs by (row, method, dataset, epochs, eval split, model), in order of first appearance."""
     groups: dict = {}
     for r in runs:
-        key = (r.row, r.method, r.dataset, r.total_epochs, r.eval_split)
+        key = (r.row, r.method, r.dataset, r.total_epochs, r.eval_split, r.model)
         if key not in groups:
             groups[key] = Group(*key)
         groups[key].runs.append(r)

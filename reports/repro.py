@@ -14,7 +14,7 @@ from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
-OPTIONAL = ("dataset", "epochs", "n", "note")
+OPTIONAL = ("dataset", "epochs", "model", "n", "note")
 
 
 def load_expected(path: str | Path) -> list[dict]:
@@ -47,7 +47,8 @@ def _matches(run, e) -> bool:
     return (run.complete and run.table in tables and run.row == e["row"]
             and run.method == e["method"]
             and ("dataset" not in e or run.dataset == str(e["dataset"]))
-            and ("epochs" not in e or run.total_epochs == int(e["epochs"])))
+            and ("epochs" not in e or run.total_epochs == int(e["epochs"]))
+            and ("model" not in e or run.model == str(e["model"])))
 
 
 def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=False):
