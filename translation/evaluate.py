@@ -64,7 +64,10 @@ def translate(checkpoint: str | Path, bin_dir: str | Path, subset: str = "test",
 
 
 def bleu_scores(hyps_tok: list[str], prep_dir: str | Path, subset: str, tgt: str) -> dict:
-    """{"bleu", "bleu_tok", "sacrebleu_signature", "sacrebleu_signature_tok"} (see module doc)."""
+    """{"bleu", "bleu_tok", "sacrebleu_signature", "sacrebleu_signature_tok", "bp_tok",
+    "len_ratio_tok"} (see module doc). The brevity penalty and hypothesis/reference length ratio
+    of the tokenised score show whether a BLEU difference comes from n-gram precision or from
+    output length (softer training targets can shorten beam-search output)."""
     from sacrebleu.metrics import BLEU
 
     prep_dir = Path(prep_dir)
@@ -77,11 +80,14 @@ def bleu_scores(hyps_tok: list[str], prep_dir: str | Path, subset: str, tgt: str
                          f"tokenised references in {prep_dir}")
     detok = BLEU(lowercase=lowercase)
     tok = BLEU(lowercase=lowercase, tokenize="none")
+    score_tok = tok.corpus_score(hyps_tok, [refs_tok])
     return {
         "bleu": detok.corpus_score(detokenize(hyps_tok, tgt), [refs_raw]).score,
-        "bleu_tok": tok.corpus_score(hyps_tok, [refs_tok]).score,
+        "bleu_tok": score_tok.score,
         "sacrebleu_signature": str(detok.get_signature()),
         "sacrebleu_signature_tok": str(tok.get_signature()),
+        "bp_tok": score_tok.bp,
+        "len_ratio_tok": score_tok.sys_len / max(score_tok.ref_len, 1),
     }
 
 

@@ -116,3 +116,26 @@ def test_checkpoint_without_log_is_refused(tiny_multi30k, tmp_path, capsys):
     ckpt.write_bytes(b"")
     assert main(_args(tiny_multi30k, tmp_path, "run_id=orphan")) == 2
     assert "cannot resume the run log" in capsys.readouterr().err
+
+
+def test_bleu_scores_report_brevity(tmp_path):
+    """bp_tok / len_ratio_tok say whether a BLEU gap is length or precision: a perfect output
+    has both at 1; dropping the last word of every hypothesis lowers both (and BLEU)."""
+    import json
+
+    from translation.evaluate import bleu_scores
+    refs = ["a man is riding a red bike down the street .",
+            "two dogs play in the green grass near a lake .",
+            "a woman in a blue coat reads a big book ."]
+    for sub, text in (("raw", refs), ("tok", refs)):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "test.en").write_text("\n".join(text) + "\n")
+    (tmp_path / "prep.json").write_text(json.dumps({"config": {"lowercase": False}}))
+    full = bleu_scores(refs, tmp_path, "test", "en")
+    assert full["bleu_tok"] == pytest.approx(100.0)
+    assert full["bp_tok"] == pytest.approx(1.0) and full["len_ratio_tok"] == pytest.approx(1.0)
+    short = bleu_scores([r.rsplit(" ", 2)[0] + " ." for r in refs], tmp_path, "test", "en")
+    n_ref = sum(len(r.split()) for r in refs)
+    assert short["len_ratio_tok"] == pytest.approx((n_ref - 3) / n_ref)
+    assert short["bp_tok"] == pytest.approx(math.exp(1 - n_ref / (n_ref - 3)))
+    assert short["bleu_tok"] < full["bleu_tok"]
