@@ -192,8 +192,8 @@ def fig2_figure(runs):
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    ds = sorted({r.dataset for r in runs})
-    fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({', '.join(ds)})", fontsize=10)
+    scales = sorted({f"{r.row}, {r.dataset}, {r.total_epochs} ep" for r in runs})
+    fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({'; '.join(scales)})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -202,12 +202,19 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """All figures the logs allow; returns (files written, notes on what was skipped)."""
     out_dir = Path(out_dir)
     written, notes = [], []
-    try:
-        fig = fig2_figure(runs)
-        written += save(fig, out_dir / "fig2")
+    # One Fig. 2 per scale (model, data, epochs): curves of a CPU sweep and a GPU sweep on one
+    # axis would compare runs that differ in more than the alpha schedule.
+    scales: dict = {}
+    for r in runs:
+        if r.table == "fig2" and r.log.epochs:
+            scales.setdefault((r.row, r.dataset, r.total_epochs), []).append(r)
+    if not scales:
+        notes.append("fig2 skipped: no runs of table 'fig2' with epoch records")
+    for (row, dataset, epochs), rs in sorted(scales.items(), key=str):
+        fig = fig2_figure(rs)
+        stem = "fig2" if len(scales) == 1 else f"fig2_{row}_{dataset}_{epochs}ep"
+        written += save(fig, out_dir / stem)
         plt.close(fig)
-    except ValueError as e:
-        notes.append(f"fig2 skipped: {e}")
     rel = render_reliability_figures(runs, out_dir)
     if not rel:
         notes.append("reliability diagrams skipped: no complete run with reliability bins")

@@ -96,3 +96,23 @@ def test_pooled_bins_are_count_weighted():
     np.testing.assert_allclose(p["conf"], [(0.2 + 1.2) / 4, (2.4 + 0.6) / 4])
     np.testing.assert_allclose(p["acc"], [0.75, 0.75])
     assert pooled_bins([R(None)]) is None
+
+
+def test_fig2_one_figure_per_scale(tmp_path):
+    """A second alpha sweep at another scale (here: the same logs relabelled as another model)
+    gets its own Fig. 2 instead of sharing axes with the first."""
+    import json
+    src = ROOT / "fig2"
+    for d in sorted(src.iterdir()):
+        lines = (d / "log.jsonl").read_text().splitlines()
+        meta = json.loads(lines[0])
+        meta["row"] = meta["model"] = "other_net"
+        meta["started"] = "2099-01-01T00:00:00+00:00"
+        (tmp_path / "runs" / "fig2" / d.name).mkdir(parents=True)
+        (tmp_path / "runs" / "fig2" / d.name / "log.jsonl").write_text(
+            "\n".join([json.dumps(meta)] + lines[1:]) + "\n")
+    runs = find_runs([ROOT, tmp_path / "runs"])[0]
+    files, _ = render_figures([r for r in runs if r.table == "fig2"], tmp_path / "out")
+    names = sorted(f.name for f in files)
+    assert len(names) == 4 and all(n.startswith("fig2_") for n in names)
+    assert any("other_net" in n for n in names) and not any(n.startswith("fig2.") for n in names)
