@@ -198,6 +198,23 @@ def fig2_figure(runs):
     return fig
 
 
+def fig2_summary(runs) -> str:
+    """Markdown table of the final metrics of each Fig. 2 curve (one column per schedule, in the
+    figure's order), so the numbers quoted next to the figure come from the logs."""
+    runs = sorted([r for r in runs if r.table == "fig2" and r.complete],
+                  key=lambda r: (r.meta.get("alpha_kind") == "linear", _curve_label(r),
+                                 str(r.seed), r.run_id))
+    labels = [_curve_label(r) + (f" (seed {r.seed})" if len(runs) > 1 and
+                                 sum(_curve_label(q) == _curve_label(r) for q in runs) > 1 else "")
+              for r in runs]
+    lines = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(runs) + 1) + "|"]
+    for key, fmt in ((TOP1, "{:.2f}"), (NLL, "{:.3f}"), ("ece", "{:.2f}")):
+        vals = [r.metric(key) for r in runs]
+        lines.append(f"| {METRIC_NAMES[key]} | "
+                     + " | ".join("–" if v is None else fmt.format(v) for v in vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """All figures the logs allow; returns (files written, notes on what was skipped)."""
     out_dir = Path(out_dir)
@@ -215,6 +232,9 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
         stem = "fig2" if len(scales) == 1 else f"fig2_{row}_{dataset}_{epochs}ep"
         written += save(fig, out_dir / stem)
         plt.close(fig)
+        md = out_dir / f"{stem}.md"
+        md.write_text(f"Fig. 2, final metrics ({row}, {dataset}, {epochs} ep)\n\n" + fig2_summary(rs))
+        written.append(md)
     rel = render_reliability_figures(runs, out_dir)
     if not rel:
         notes.append("reliability diagrams skipped: no complete run with reliability bins")

@@ -14,7 +14,7 @@ from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
-OPTIONAL = ("dataset", "epochs", "model", "n", "note")
+OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note")
 
 
 def load_expected(path: str | Path) -> list[dict]:
@@ -48,7 +48,8 @@ def _matches(run, e) -> bool:
             and run.method == e["method"]
             and ("dataset" not in e or run.dataset == str(e["dataset"]))
             and ("epochs" not in e or run.total_epochs == int(e["epochs"]))
-            and ("model" not in e or run.model == str(e["model"])))
+            and ("model" not in e or run.model == str(e["model"]))
+            and ("run_id" not in e or run.run_id == str(e["run_id"])))
 
 
 def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=False):
@@ -68,7 +69,8 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Fal
     for e in entries:
         rs = [r for r in runs if _matches(r, e)]
         where = (f"{e['table']} {e['row']} {e['method']} {e['metric']}"
-                 + (f" [{e.get('dataset', '*')}, {e.get('epochs', '*')} ep]"))
+                 + (f" [{e.get('dataset', '*')}, {e.get('epochs', '*')} ep]")
+                 + (f" {e['run_id']}" if "run_id" in e else ""))
         if not rs:
             missing += 1
             lines.append(f"MISSING {where}: no complete run under {roots_txt}")

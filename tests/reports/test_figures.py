@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from reports.__main__ import main
-from reports.figures import (draw_reliability, fig2_figure, pooled_bins, reliability_figure,
+from reports.figures import (draw_reliability, fig2_figure, fig2_summary, pooled_bins, reliability_figure,
                              render_figures)
 from reports.logs import find_runs
 
@@ -30,7 +30,7 @@ def test_make_figures_writes_png_and_pdf_with_expected_panels(tmp_path, capsys):
     assert main(["figures", "--runs", str(ROOT), "--out", str(tmp_path)]) == 0
     out = tmp_path / "figures"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["fig2.pdf", "fig2.png", "fig4_resnet50.pdf", "fig4_resnet50.png",
+    assert names == ["fig2.md", "fig2.pdf", "fig2.png", "fig4_resnet50.pdf", "fig4_resnet50.png",
                      "reliability_table1_preact_resnet18.pdf",
                      "reliability_table1_preact_resnet18.png"]
     # Fig. 2: NLL and top-1 panels. Fig. 4 (ResNet-50): baseline and Self-KD have complete runs;
@@ -41,7 +41,8 @@ def test_make_figures_writes_png_and_pdf_with_expected_panels(tmp_path, capsys):
     assert panels == 2 and w4 > 1.5 * h4
     assert _png_panels(out / "reliability_table1_preact_resnet18.png")[0] == 1
     for p in out.iterdir():
-        assert p.stat().st_size > 10_000, p
+        if p.suffix != ".md":
+            assert p.stat().st_size > 10_000, p
     assert (out / "fig2.pdf").read_bytes()[:5] == b"%PDF-"
 
 
@@ -114,5 +115,14 @@ def test_fig2_one_figure_per_scale(tmp_path):
     runs = find_runs([ROOT, tmp_path / "runs"])[0]
     files, _ = render_figures([r for r in runs if r.table == "fig2"], tmp_path / "out")
     names = sorted(f.name for f in files)
-    assert len(names) == 4 and all(n.startswith("fig2_") for n in names)
+    assert len(names) == 6 and all(n.startswith("fig2_") for n in names)
     assert any("other_net" in n for n in names) and not any(n.startswith("fig2.") for n in names)
+
+
+def test_fig2_summary_quotes_each_curves_final_metrics(runs):
+    md = fig2_summary(runs)
+    header, _, *rows = md.strip().splitlines()
+    fig2 = [r for r in runs if r.table == "fig2" and r.complete]
+    assert header.count("|") == len(fig2) + 2
+    top1 = rows[0].split("|")[2:-1]
+    assert sorted(float(v) for v in top1) == sorted(round(r.metric("top1_err"), 2) for r in fig2)

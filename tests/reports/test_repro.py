@@ -90,3 +90,14 @@ def test_expected_run_count_catches_a_lost_log(tmp_path):
     p.write_text(entry % 0)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         load_expected(p)
+
+
+def test_run_id_selects_one_run_of_a_group(tmp_path):
+    """Runs that differ in a setting the (row, method) key does not name (Fig. 2's alpha
+    schedules are all method "selfkd") are checked one by one through run_id."""
+    p = tmp_path / "e.yaml"
+    p.write_text("results:\n  - {table: table1, row: resnet50, method: selfkd, metric: top1_err, "
+                 "run_id: table1_resnet50_selfkd_s0, expected: 0, tolerance: 1000, n: 1}\n")
+    rc, lines = check_repro(p, [ROOT])
+    ok = [ln for ln in lines if ln.startswith("ok")]
+    assert rc == 0 and len(ok) == 1 and "(n=1: table1_resnet50_selfkd_s0)" in ok[0]
