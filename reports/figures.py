@@ -165,19 +165,24 @@ def _curve_label(run) -> str:
     return f"{kind} α_T={a}" if kind == "linear" else f"{kind} α={a}"
 
 
+def _fig2_curves(runs) -> list[tuple]:
+    """(run, label) per Fig. 2 curve in drawing order (fixed schedules first, then by label):
+    the label of _curve_label, plus the seed when several runs share that label."""
+    runs = sorted(runs, key=lambda r: (r.meta.get("alpha_kind") == "linear", _curve_label(r),
+                                       str(r.seed), r.run_id))
+    labels = [_curve_label(r) for r in runs]
+    return [(r, f"{lab} (seed {r.seed})" if labels.count(lab) > 1 else lab)
+            for r, lab in zip(runs, labels)]
+
+
 def fig2_figure(runs):
     """Figure 2: NLL (left) and top-1 error (right) per epoch, one curve per run of table
     "fig2", labelled by alpha_kind / alpha_T (and seed when several runs share a label)."""
     runs = [r for r in runs if r.table == "fig2" and r.log.epochs]
     if not runs:
         raise ValueError("no runs of table 'fig2' with epoch records")
-    runs = sorted(runs, key=lambda r: (r.meta.get("alpha_kind") == "linear", _curve_label(r),
-                                       str(r.seed), r.run_id))
-    labels = [_curve_label(r) for r in runs]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for r, lab in zip(runs, labels):
-        if labels.count(lab) > 1:
-            lab = f"{lab} (seed {r.seed})"
+    for r, lab in _fig2_curves(runs):
         if not r.complete:
             lab += " [in progress]"
         style = "-" if r.meta.get("alpha_kind") == "linear" and r.method == "selfkd" else "--"
@@ -201,13 +206,10 @@ def fig2_figure(runs):
 def fig2_summary(runs) -> str:
     """Markdown table of the final metrics of each Fig. 2 curve (one column per schedule, in the
     figure's order), so the numbers quoted next to the figure come from the logs."""
-    runs = sorted([r for r in runs if r.table == "fig2" and r.complete],
-                  key=lambda r: (r.meta.get("alpha_kind") == "linear", _curve_label(r),
-                                 str(r.seed), r.run_id))
-    labels = [_curve_label(r) + (f" (seed {r.seed})" if len(runs) > 1 and
-                                 sum(_curve_label(q) == _curve_label(r) for q in runs) > 1 else "")
-              for r in runs]
-    lines = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(runs) + 1) + "|"]
+    curves = _fig2_curves([r for r in runs if r.table == "fig2" and r.complete])
+    runs = [r for r, _ in curves]
+    lines = ["| metric | " + " | ".join(lab for _, lab in curves) + " |",
+             "|---" * (len(runs) + 1) + "|"]
     for key, fmt in ((TOP1, "{:.2f}"), (NLL, "{:.3f}"), ("ece", "{:.2f}")):
         vals = [r.metric(key) for r in runs]
         lines.append(f"| {METRIC_NAMES[key]} | "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reduced-scale Figure 2 on a 2-core CPU: baseline, fixed alpha 0.1 ... 0.7 and linear alpha_T 0.7,
 # one seed, with classification/configs/reduced/fig2_smallcnn_cpu.yaml, two runs at a time (one
-# thread each), about 25 minutes. Logs go to $OUT/fig2/<run_id>/; copy the log.jsonl files (not
+# thread each), about 30 minutes (27 measured on 2026-11-26). Logs go to $OUT/fig2/<run_id>/; copy the log.jsonl files (not
 # the checkpoints) to reports/runs/fig2/ to commit them. Rerunning resumes / skips finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,10 +11,10 @@
 #     (`make prep-multi30k` first). Derived from ../shared/data: git-ignored, never committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PIP=${PIP:-.venv/bin/pip}
 PLATFORMS="--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
 if [ "${1:-}" = table4 ]; then
-  PIP=${PIP:-.venv/bin/pip}
   test -f data/multi30k_de_en/bin/dict.de.txt || { echo "run make prep-multi30k first" >&2; exit 2; }
   rm -rf carry_t4 && mkdir -p carry_t4/wheels carry_t4/sdist carry_t4/multi30k_de_en/raw carry_t4/multi30k_de_en/tok
   $PIP download -q -d carry_t4/wheels --no-deps --only-binary=:all: $PLATFORMS \
@@ -29,7 +29,6 @@ if [ "${1:-}" = table4 ]; then
   exit 0
 fi
 mkdir -p carry/wheels
-PIP=${PIP:-.venv/bin/pip}
 $PIP download -q -d carry/wheels --no-deps --only-binary=:all: $PLATFORMS omegaconf
 cp -n ../shared/data/cifar10-jpeg/cifar10_jpeg.npz carry/ 2>/dev/null || true
 du -sh carry

@@ -69,4 +69,4 @@ case "$BLOCK" in
     done ;;
   *) echo "unknown BLOCK=$BLOCK (table1 | fig2 | regularisers | table4)" >&2; exit 2 ;;
 esac
-find "$OUT/runs" \( -name checkpoint.pt -o -name "checkpoint*.pt" \) -delete   # logs only come back
+find "$OUT/runs" -name "checkpoint*.pt" -delete   # logs only come back

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from reports.__main__ import main
-from reports.figures import (draw_reliability, fig2_figure, fig2_summary, pooled_bins, reliability_figure,
-                             render_figures)
+from reports.figures import (draw_reliability, fig2_figure, fig2_summary, pooled_bins,
+                             reliability_figure, render_figures)
 from reports.logs import find_runs
 
 from .conftest import FIXTURES
