@@ -208,16 +208,24 @@ def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], li
 
 def build_datasets(name: str, root: str = "", download: bool = False, augment: bool = True,
                    train_subset: int = 0, test_subset: int = 0, holdout_fraction: float = 0.0,
-                   holdout_seed: int = 0):
-    """(train, eval, num_classes): datasets of (x, y, index) items. With holdout_fraction > 0 the
-    eval set is a random holdout of the training set (eval transforms) and train is the rest."""
+                   holdout_seed: int = 0, fit_subset: int = 0):
+    """(train, eval, fit, num_classes): datasets of (x, y, index) items. With holdout_fraction > 0
+    the eval set is a random holdout of the training set (eval transforms) and train is the rest.
+    fit: a fixed random subset of `fit_subset` training images (all of them if it is < 0) with the
+    eval transforms (no augmentation), to measure how well the model fits its training data;
+    None when fit_subset == 0."""
     check_data_path(name, root, download)
     train, train_eval, test, k = _base_datasets(name, root, download, augment)
     tr_idx = _subset(len(train), train_subset)
     if holdout_fraction:
         keep, ho = holdout_split(len(tr_idx), holdout_fraction, holdout_seed)
-        return Indexed(train, [tr_idx[i] for i in keep]), Indexed(train_eval, [tr_idx[i] for i in ho]), k
-    return Indexed(train, tr_idx), Indexed(test, _subset(len(test), test_subset)), k
+        tr_idx, eval_set = [tr_idx[i] for i in keep], Indexed(train_eval, [tr_idx[i] for i in ho])
+    else:
+        eval_set = Indexed(test, _subset(len(test), test_subset))
+    fit = None
+    if fit_subset:
+        fit = Indexed(train_eval, [tr_idx[i] for i in _subset(len(tr_idx), max(fit_subset, 0))])
+    return Indexed(train, tr_idx), eval_set, fit, k
 
 
 def _subset(n: int, size: int) -> list[int]:

@@ -11,11 +11,39 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import load_config
+from core.config import ConfigError, load_config
+from core.run import check_name
 
-from .train import TrainConfig, train
+from .train import TrainConfig, run_dir_of, train
 
 CONFIG = Path(__file__).parent / "configs" / "demo_digits.yaml"
+
+
+METHODS = ("baseline", "ls", "selfkd")
+DEMO_COMMAND = "python -m classification.demo"
+
+
+def _remove_own_runs(out: Path, seeds) -> None:
+    """The demo starts its runs afresh each time: it deletes the run folders it is about to write
+    (<out>/<row>_<method>_s<seed>), and only those, and only when their log says the demo made
+    them. Anything else under --out is left alone; a foreign folder in the way is an error."""
+    from core.runlog import read_run_log
+    mine = []
+    for method in METHODS:
+        for seed in seeds:
+            cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
+                                                    f"out_dir={out.parent}", f"table={out.name}"])
+            run_dir = run_dir_of(cfg)
+            if not run_dir.exists():
+                continue
+            log = run_dir / "log.jsonl"
+            meta = read_run_log(log).meta if log.is_file() else None
+            if not (meta and str(meta.get("command", "")).startswith(DEMO_COMMAND)):
+                raise ConfigError(f"{run_dir} exists and is not a demo run; refusing to replace it "
+                                  f"(choose another --out)")
+            mine.append(run_dir)
+    for run_dir in mine:  # only once every folder in the way is known to be the demo's
+        shutil.rmtree(run_dir)
 
 
 def main(argv=None) -> int:
@@ -25,16 +53,20 @@ def main(argv=None) -> int:
     p.add_argument("--report", default="reports/out/demo", help="table and diagrams go here")
     args = p.parse_args(argv)
     out = Path(args.out)
-    if out.exists():  # the demo's own runs only: start it fresh each time
-        shutil.rmtree(out)
+    try:
+        check_name(out.name, "--out's last folder")
+        _remove_own_runs(out, args.seeds)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
-    for method in ("baseline", "ls", "selfkd"):
+    for method in METHODS:
         for seed in args.seeds:
             print(f"== {method}, seed {seed}", flush=True)
             cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
                                                     f"out_dir={out.parent}", f"table={out.name}",
                                                     "progress=false"])
-            train(cfg, command=f"python -m classification.demo --seeds {' '.join(map(str, args.seeds))}")
+            train(cfg, command=f"{DEMO_COMMAND} --seeds {' '.join(map(str, args.seeds))}")
     from reports import render_demo
     table = render_demo(out, Path(args.report))
     print(f"\nTable 1 on digits ({len(args.seeds)} seeds per method, {time.time() - t0:.0f}s; "

@@ -10,7 +10,7 @@ Eq. 6) -> evaluation -> JSONL run log + checkpoint. A killed run continues with 
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import shlex
 import shutil
 import sys
@@ -25,9 +25,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.bank import PredictionBank
-from core.checkpoint import load_checkpoint, save_checkpoint, seed_everything
+from core.dist import Dist, check_device, update_bank
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, to_dict, to_yaml
 from core.losses import soft_cross_entropy
+from core.run import check_out_dir, run_dir_for, start_run
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from core.schedules import KINDS, alpha_at, step_lr
 
@@ -50,6 +52,9 @@ class DataConfig:
     test_subset: int = 0
     holdout_fraction: float = 0.0  # >0: evaluate on a random holdout of the training set instead of test
     holdout_seed: int = 0
+    # Fit: each epoch, evaluate a fixed random subset of this many *un-augmented* training images
+    # (fit_* keys of the epoch line); -1 = the whole training set, 0 = off.
+    fit_subset: int = 2000
     on_device: bool = False  # fast path: uint8 CIFAR resident on the device, augmented there
 
 
@@ -101,6 +106,7 @@ class TrainConfig:
     row: str = ""  # table row; default: the model name
     run_id: str = ""  # default: <row>_<method>_s<seed>
     resume: bool = False
+    resume_changed: str = "refuse"  # refuse | allow: resume although the config differs (logged)
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     n_bins: int = 10  # reliability / ECE bins
     progress: bool = True
@@ -131,59 +137,27 @@ def validate(cfg) -> None:
         raise ConfigError(f"data.holdout_fraction must be in (0, 1), got {cfg.data.holdout_fraction}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1:
         raise ConfigError(f"epochs and optim.batch_size must be >= 1, got {cfg.epochs}, {cfg.optim.batch_size}")
+    if cfg.data.fit_subset < -1:
+        raise ConfigError(f"data.fit_subset must be -1 (all), 0 (off) or a count, got {cfg.data.fit_subset}")
+    try:
+        check_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    run_dir_of(cfg)  # table / run_id are plain folder names
+    check_out_dir(cfg.out_dir)
     check_data_path(cfg.data.name, cfg.data.root, cfg.data.download)
 
 
 def run_dir_of(cfg) -> Path:
+    """<out_dir>/<table>/<run_id>; table and run_id must be plain folder names (core.run)."""
     row = cfg.row or cfg.model
     run_id = cfg.run_id or f"{row}_{cfg.method.name}_s{cfg.seed}"
-    return Path(cfg.out_dir) / cfg.table / run_id
-
-
-class Dist:
-    """Rank, world size and device; torchrun sets the environment, gloo on CPU, NCCL on GPU."""
-
-    def __init__(self, device: str):
-        self.world = int(os.environ.get("WORLD_SIZE", 1))
-        self.rank = int(os.environ.get("RANK", 0))
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and self.world > 1:
-            self.device = torch.device("cuda", local)
-            torch.cuda.set_device(self.device)
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def gather(self, t: torch.Tensor) -> torch.Tensor:
-        """Concatenate t from every rank in rank order (every rank's t has the same shape)."""
-        if self.world == 1:
-            return t
-        out = [torch.empty_like(t) for _ in range(self.world)]
-        dist.all_gather(out, t.contiguous())
-        return torch.cat(out)
-
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-
-def update_bank(bank: PredictionBank, d: Dist, idx, logits, mask) -> None:
-    """Write softmax(logits) into the rows of idx where mask, on every rank: under DDP the
-    (index, probabilities) pairs of all ranks are gathered so all banks stay identical."""
-    probs = torch.softmax(logits.detach().float(), dim=1)
-    idx, mask = idx.to(probs.device), mask.to(probs.device)
-    idx, probs, mask = d.gather(idx), d.gather(probs), d.gather(mask)
-    bank.update(idx[mask], probs[mask])
+    return run_dir_for(cfg.out_dir, cfg.table, run_id)
 
 
 def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
-    """One optimisation step; returns the (detached) batch loss. Shared by training and bench."""
+    """One optimisation step; returns the (detached) batch loss and logits. Shared by training
+    and bench."""
     x, targets, update = prepare_batch(
         parts, x, y, idx, bank, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
         cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank)
@@ -196,14 +170,28 @@ def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: 
     if update is not None:
         # p_{t-1} for the next epoch: this train-mode forward pass's prediction (official code).
         update_bank(bank, d, idx, logits, update)
-    return loss.detach()
+    return loss.detach(), logits.detach()
+
+
+def check_labels(dataset, num_classes: int) -> None:
+    """Every label in [0, num_classes), checked once before training (not mid-epoch)."""
+    targets = getattr(dataset.base, "targets", None)
+    if targets is None:
+        return
+    labels = torch.as_tensor(targets)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if len(bad):
+        raise ConfigError(f"{len(bad)} label(s) outside [0, {num_classes}) in the data "
+                          f"(e.g. {int(bad[0])}); is data.name right for this data?")
 
 
 def build(cfg, d: Dist, run_dir: Path):
     """Data, model, optimiser and bank for a validated config."""
-    train_set, eval_set, num_classes = build_datasets(
+    train_set, eval_set, fit_set, num_classes = build_datasets(
         cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.augment, cfg.data.train_subset,
-        cfg.data.test_subset, cfg.data.holdout_fraction, cfg.data.holdout_seed)
+        cfg.data.test_subset, cfg.data.holdout_fraction, cfg.data.holdout_seed, cfg.data.fit_subset)
+    check_labels(train_set, num_classes)
+    check_labels(eval_set, num_classes)
     parts = method_parts(cfg.method.name)
     kwargs = dict(cfg.model_kwargs)
     if cfg.data.name in IN_CHANNELS:
@@ -222,31 +210,139 @@ def build(cfg, d: Dist, run_dir: Path):
         bank_device = d.device if cfg.method.bank_device == "auto" else torch.device(cfg.method.bank_device)
         path = run_dir / "bank.npy" if cfg.method.bank_storage == "mmap" else None
         bank = PredictionBank(len(train_set), num_classes, bank_device, getattr(torch, cfg.method.bank_dtype), path)
-    return train_set, eval_set, num_classes, parts, model, opt, bank
+    return train_set, eval_set, fit_set, num_classes, parts, model, opt, bank
+
+
+def _batches_of(cfg, d: Dist, dataset, num_classes: int):
+    """A callable giving the evaluation batches of `dataset` (no augmentation, fixed order): from
+    the device-resident copy on the fast path, else from a DataLoader."""
+    if cfg.data.on_device:
+        k = num_classes if num_classes in CIFAR_MEAN else 10
+        data = device_data_from(dataset, CIFAR_MEAN[k], CIFAR_STD[k], d.device, augment=False)
+        return lambda: data.batches(list(range(len(data))), cfg.optim.eval_batch_size, cfg.channels_last)
+    loader = DataLoader(dataset, batch_size=cfg.optim.eval_batch_size, shuffle=False,
+                        num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda")
+    return lambda: loader
+
+
+def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
+    """(batches, count) of one training epoch: the shuffle is a function of (seed, epoch) alone."""
+    sampler = EpochSampler(len(train_set), cfg.seed, epoch, d.rank, d.world)
+    per_rank_batch = cfg.optim.batch_size // d.world
+    if fast is not None:
+        return fast.batches(list(sampler), per_rank_batch, cfg.channels_last), -(-len(sampler) // per_rank_batch)
+    loader = DataLoader(train_set, batch_size=per_rank_batch, sampler=sampler,
+                        num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    return loader, len(loader)
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes,
+                amp_dtype) -> dict:
+    """One pass over the training batches; returns the epoch's training loss and the fit as the
+    training forward passes saw it (train mode, augmented inputs, hard labels)."""
+    model.train()
+    sums, n_seen = torch.zeros(3, device=d.device), 0  # loss, correct, confidence
+    bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+               disable=not (cfg.progress and d.main), dynamic_ncols=True)
+    for step, (x, y, idx) in enumerate(bar):
+        x = x.to(d.device, non_blocking=True)
+        y = y.to(d.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, logits = train_step(model, opt, x, y, idx, parts, bank, alpha, cfg.method, num_classes, d, amp_dtype)
+        conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
+        sums += torch.stack([loss * len(y), (pred == y).sum(), conf.sum()])
+        n_seen += len(y)
+        if step % 20 == 0:  # the one host sync of the loop: progress and a divergence check
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"training loss is {value} at epoch {epoch}, step {step}")
+            if d.main:
+                bar.set_postfix(loss=f"{value:.4f}")
+    train_loss, correct, conf_sum = (d.gather(sums.reshape(1, 3)).sum(0) / (n_seen * d.world)).tolist()
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch}")
+    return {"train_loss": train_loss, "train_top1_err": 100.0 * (1.0 - correct), "train_conf": 100.0 * conf_sum}
+
+
+def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) -> None:
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    sha, dirty = git_info()
+    log.meta(run_id=run_dir.name, task="classification", method=cfg.method.name, model=cfg.model,
+             dataset=cfg.data.name, seed=cfg.seed, config=to_dict(cfg), git_commit=sha, git_dirty=dirty,
+             torch=torch.__version__, device=str(d.device), started=now_iso(), table=cfg.table,
+             row=cfg.row or cfg.model, epochs=cfg.epochs, alpha_T=cfg.method.alpha_T,
+             alpha_kind=cfg.method.alpha_kind, command=command, world_size=d.world,
+             threads=torch.get_num_threads(),  # bit-for-bit CPU resume holds at the same count
+             eval_split="holdout" if cfg.data.holdout_fraction else "test",
+             card=torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else None)
+
+
+def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -> dict:
+    """Load model, optimiser and bank from the run's checkpoint; a mismatch is one line."""
+    state = load_checkpoint(ckpt_path, map_location=d.device)
+    if state.get("num_classes") != num_classes:
+        raise ConfigError(f"checkpoint {ckpt_path} is for {state.get('num_classes')} classes, "
+                          f"the data has {num_classes}")
+    try:
+        raw_model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if bank is not None:
+            bank.load_state_dict(state["bank"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"checkpoint {ckpt_path} does not fit this model / data ({first})") from None
+    return state
+
+
+def _is_complete(run_dir: Path) -> bool:
+    log = run_dir / "log.jsonl"
+    return log.is_file() and read_run_log(log).complete
 
 
 def train(cfg, command: str = "") -> Path:
+    # -- config and processes: every check that can fail on bad input, before any file is written
     validate(cfg)
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {d.world} processes")
     run_dir = run_dir_of(cfg)
-    ckpt_path, log_path = run_dir / "checkpoint.pt", run_dir / "log.jsonl"
-    if run_dir.exists() and not cfg.resume:
-        raise ConfigError(f"run directory {run_dir} exists; pass resume=true to continue it or set run_id")
-    if cfg.resume and log_path.exists() and read_run_log(log_path).complete:
-        if d.main:
-            print(f"{run_dir}: already complete, nothing to do")
-        return run_dir
-    resumed = cfg.resume and ckpt_path.exists()
-    if d.main and not resumed:
-        if run_dir.exists():  # resume asked but no checkpoint yet: start clean
-            shutil.rmtree(run_dir)
-        if cfg.method.bank_storage == "mmap":
-            run_dir.mkdir(parents=True)  # the memory-mapped bank file lives there
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    # -- the run folder: fresh, resume or complete (core.run: locked, config checked, nothing deleted)
+    start = None
+    if d.main:
+        start = start_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, _is_complete, cfg.resume_changed)
     d.barrier()
+    state = start.state if start else ("complete" if _is_complete(run_dir) else
+                                       "resume" if cfg.resume and ckpt_path.exists() else "fresh")
+    try:
+        if state == "complete":
+            if d.main:
+                print(f"{run_dir}: already complete, nothing to do")
+            return run_dir
+        if start and start.aside:
+            print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
+        return _run(cfg, d, run_dir, state == "resume", start.changes if start else (), command)
+    except BaseException:
+        if d.main and state == "fresh" and not ckpt_path.exists() and run_dir.is_dir():
+            shutil.rmtree(run_dir)  # this invocation made the folder and wrote no epoch: leave nothing
+        raise
+    finally:
+        if start:
+            start.lock.release()
+
+
+def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> Path:
+    ckpt_path, log = run_dir / "checkpoint.pt", RunLogWriter(run_dir / "log.jsonl")
+    # -- data, model, optimiser, bank
     seed_everything(cfg.seed)
-    train_set, eval_set, num_classes, parts, model, opt, bank = build(cfg, d, run_dir)
+    train_set, eval_set, fit_set, num_classes, parts, model, opt, bank = build(cfg, d, run_dir)
     raw_model = model
     if d.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -255,95 +351,71 @@ def train(cfg, command: str = "") -> Path:
         model = torch.compile(model)
     amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
 
-    start_epoch, wall_before, log = 1, 0.0, RunLogWriter(log_path)
+    # -- resume from the checkpoint, or write the log's meta header
+    start_epoch, wall_before = 1, 0.0
     if resumed:
-        state = load_checkpoint(ckpt_path, map_location=d.device)
-        if state.get("num_classes") != num_classes:
-            raise ConfigError(f"checkpoint {ckpt_path} is for {state.get('num_classes')} classes, "
-                              f"the data has {num_classes}")
-        raw_model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if bank is not None:
-            bank.load_state_dict(state["bank"])
+        state = _restore(ckpt_path, d, raw_model, opt, bank, num_classes)
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
         if d.main:
             log.truncate_to_epoch(state["epoch"])  # drop lines written after that checkpoint
             log.extra("resume", from_epoch=state["epoch"], at=now_iso(), command=command)
-            print(f"resuming {run_dir} at epoch {start_epoch}")
+            if changes:
+                (run_dir / "config.yaml").write_text(to_yaml(cfg))
+                log.extra("config_change", changes=list(changes), at=now_iso(), command=command)
+                print(f"resuming {run_dir} with a changed config: {'; '.join(changes)}", file=sys.stderr)
+            print(f"resuming {run_dir} at epoch {start_epoch}" if start_epoch <= cfg.epochs else
+                  f"{run_dir}: all {cfg.epochs} epochs trained; writing the final record")
     elif d.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
-        sha, dirty = git_info()
-        log.meta(run_id=run_dir.name, task="classification", method=cfg.method.name, model=cfg.model,
-                 dataset=cfg.data.name, seed=cfg.seed, config=to_dict(cfg), git_commit=sha, git_dirty=dirty,
-                 torch=torch.__version__, device=str(d.device), started=now_iso(), table=cfg.table,
-                 row=cfg.row or cfg.model, epochs=cfg.epochs, alpha_T=cfg.method.alpha_T,
-                 alpha_kind=cfg.method.alpha_kind, command=command, world_size=d.world,
-                 eval_split="holdout" if cfg.data.holdout_fraction else "test",
-                 card=torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else None)
+        _write_meta(log, cfg, d, run_dir, command)
 
+    # -- data pipelines: training (fast path: uint8 on the device), evaluation, fit subset
     fast = None
     if cfg.data.on_device:
         k = num_classes if num_classes in CIFAR_MEAN else 10
         fast = device_data_from(train_set, CIFAR_MEAN[k], CIFAR_STD[k], d.device, cfg.data.augment)
-        fast_eval = device_data_from(eval_set, CIFAR_MEAN[k], CIFAR_STD[k], d.device, augment=False)
-        eval_batches = lambda: fast_eval.batches(list(range(len(fast_eval))), cfg.optim.eval_batch_size,  # noqa: E731
-                                                 cfg.channels_last)
-    else:
-        eval_loader = DataLoader(eval_set, batch_size=cfg.optim.eval_batch_size, shuffle=False,
-                                 num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda")
-        eval_batches = lambda: eval_loader  # noqa: E731
-    per_rank_batch = cfg.optim.batch_size // d.world
+    eval_batches = _batches_of(cfg, d, eval_set, num_classes)
+    fit_batches = _batches_of(cfg, d, fit_set, num_classes) if fit_set is not None else None
+
+    # -- the epochs: Self-KD targets from the bank (Eq. 6) at alpha_t (Eq. 5), eval, log, checkpoint
     t_start = time.time()
-    metrics, bins = None, None
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
+    metrics, bins = None, None
     for epoch in range(start_epoch, last + 1):
         t0 = time.time()
         # Every epoch's randomness (shuffle order, augmentation, worker seeds) is a function of
         # (seed, epoch, rank) alone, so a resumed run replays exactly what the killed run would have.
         seed_everything(cfg.seed * 100_003 + epoch * 101 + d.rank)
-        sampler = EpochSampler(len(train_set), cfg.seed, epoch, d.rank, d.world)
-        if fast is not None:
-            batches = fast.batches(list(sampler), per_rank_batch, cfg.channels_last)
-            n_batches = -(-len(sampler) // per_rank_batch)
-        else:
-            batches = DataLoader(train_set, batch_size=per_rank_batch, sampler=sampler,
-                                 num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-            n_batches = len(batches)
+        batches, n_batches = _epoch_batches(cfg, d, train_set, fast, epoch)
         alpha = alpha_at(epoch, cfg.epochs, cfg.method.alpha_T, cfg.method.alpha_kind) if bank is not None else 0.0
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in opt.param_groups:
             group["lr"] = lr
-        model.train()
-        loss_sum, n_seen = torch.zeros((), device=d.device), 0
-        bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and d.main), dynamic_ncols=True)
-        for step, (x, y, idx) in enumerate(bar):
-            x = x.to(d.device, non_blocking=True)
-            y = y.to(d.device, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = train_step(model, opt, x, y, idx, parts, bank, alpha, cfg.method, num_classes, d, amp_dtype)
-            loss_sum += loss * len(y)
-            n_seen += len(y)
-            if step % 20 == 0 and d.main:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        train_loss = d.gather(loss_sum.reshape(1)).sum().item() / (n_seen * d.world)
-        if not torch.isfinite(torch.tensor(train_loss)):
-            raise FloatingPointError(f"epoch {epoch}: training loss is {train_loss}; stopping")
+        try:
+            fit = train_epoch(cfg, d, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes, amp_dtype)
+        except TrainingDiverged as e:
+            if d.main:  # the last checkpoint stays as it was (the previous epoch's)
+                log.extra("failed", epoch=epoch, reason=str(e), at=now_iso())
+            kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
+            raise TrainingDiverged(f"{e}; the run log is marked failed and {kept}") from None
         if d.main:
+            if fit_batches is not None:
+                m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype)
+                fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
             metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             epoch_s = time.time() - t0
-            log.epoch(epoch=epoch, alpha=alpha, lr=lr, train_loss=train_loss, epoch_s=epoch_s, **metrics)
-            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {alpha:.3f}  lr {lr:.4g}  loss {train_loss:.4f}  "
+            log.epoch(epoch=epoch, alpha=alpha, lr=lr, epoch_s=epoch_s, **fit, **metrics)
+            fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
+            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {alpha:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
+                  f"train {fit['train_top1_err']:.2f}%{fit_msg}  "
                   f"top1 {metrics['top1_err']:.2f}%  top5 {metrics['top5_err']:.2f}%  nll {metrics['nll']:.4f}  "
-                  f"ece {metrics['ece']:.2f}%  aurc {metrics['aurc']:.2f}  ({epoch_s:.1f}s)", flush=True)
+                  f"ece {metrics['ece']:.2f}%  conf {metrics['conf']:.1f}%  ({epoch_s:.1f}s)", flush=True)
             save_checkpoint(ckpt_path, {
                 "model": raw_model.state_dict(), "optimizer": opt.state_dict(),
                 "bank": bank.state_dict() if bank is not None else None,
                 "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg)})
         d.barrier()
+
+    # -- the final record (also when a kill fell between the last checkpoint and this line)
     if last == cfg.epochs:
         extra = {}
         if bank is not None and d.world > 1:
@@ -354,7 +426,9 @@ def train(cfg, command: str = "") -> Path:
             extra["bank_checksums"] = sums
             if len(set(sums)) != 1:
                 raise RuntimeError(f"prediction banks differ across ranks: {sums}")
-        if d.main and metrics is not None:
+        if d.main:
+            if metrics is None:  # no epoch ran in this invocation: the restored model is the final one
+                metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             log.final(metrics=metrics, reliability=bins, wall_s=wall_before + time.time() - t_start, **extra)
     return run_dir
 
@@ -376,7 +450,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(TrainConfig, args.config, overrides)
         train(cfg, command)
-    except (ConfigError, FileNotFoundError, CorruptImageError) as e:
+    except (ConfigError, FileNotFoundError, CorruptImageError, CheckpointError, TrainingDiverged) as e:
         # A DataLoader worker re-raises its exception with the worker's traceback in the
         # message: keep only the last line, the original one-line message.
         msg = str(e).strip().splitlines()[-1]

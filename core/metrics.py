@@ -20,6 +20,7 @@ METRIC_NAMES = {
     "ece": "ECE (%)",
     "aurc": "AURC (x1000)",
     "e_aurc": "E-AURC (x1000)",
+    "conf": "Mean confidence (%)",
 }
 
 _CHUNK = 1 << 16
@@ -151,7 +152,8 @@ def e_aurc(probs, labels) -> float:
 
 
 def classification_metrics(probs, labels, n_bins: int = 10) -> tuple[dict, dict]:
-    """All Table-1 metrics at once: ({top1_err, top5_err, nll, ece, aurc, e_aurc}, bins)."""
+    """All Table-1 metrics at once: ({top1_err, top5_err, nll, ece, aurc, e_aurc, conf}, bins).
+    conf is the mean max probability (%): above 100 - top1_err means over-confident."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     p, y = _check(probs, labels)
@@ -164,5 +166,6 @@ def classification_metrics(probs, labels, n_bins: int = 10) -> tuple[dict, dict]
         "ece": ece_from_bins(bins),
         "aurc": 1000.0 * float(curve.mean()),
         "e_aurc": 1000.0 * (float(curve.mean()) - _optimal_aurc(float(curve[-1]))),
+        "conf": 100.0 * float(conf.mean()),
     }
     return m, bins

@@ -67,7 +67,12 @@ def validate_record(rec: dict) -> None:
         raise RunLogError(f"{kind} record lacks {', '.join(missing)}")
     if kind == "meta" and rec["schema"] != SCHEMA_VERSION:
         raise RunLogError(f"unknown schema version {rec['schema']!r} (this code reads {SCHEMA_VERSION})")
+    if kind == "final" and not isinstance(rec["metrics"], dict):
+        raise RunLogError(f"final metrics must be an object, got {rec['metrics']!r:.40}")
     if kind == "final" and rec["reliability"] is not None:
+        if not isinstance(rec["reliability"], dict):
+            raise RunLogError(f"final reliability must be an object or null, "
+                              f"got {rec['reliability']!r:.40}")
         miss = [k for k in RELIABILITY_KEYS if k not in rec["reliability"]]
         if miss:
             raise RunLogError(f"final reliability lacks {', '.join(miss)}")
@@ -112,12 +117,22 @@ class RunLogWriter:
     def truncate_to_epoch(self, last_epoch: int) -> None:
         """On resume: drop epoch lines after last_epoch (written after the checkpoint being
         resumed) and any final line, so the log matches the restored state. Atomic rewrite."""
-        log = read_run_log(self.path)
-        keep = [log.meta] + [e for e in log.epochs if e["epoch"] <= last_epoch] + log.extra
+        keep = []
+        with open(self.path, "rb") as f:
+            raw = f.read()
+        for _, line, _ in _decoded_lines(raw):  # file order: resume records keep their place
+            try:
+                rec = json.loads(line) if line and line.strip() else None
+            except json.JSONDecodeError:
+                rec = None  # a torn line of the kill
+            if not isinstance(rec, dict) or rec.get("type") == "final":
+                continue
+            if rec.get("type") == "epoch" and not (isinstance(rec.get("epoch"), int) and rec["epoch"] <= last_epoch):
+                continue
+            keep.append(line)
         tmp = self.path.with_suffix(".jsonl.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            for rec in keep:
-                f.write(json.dumps(rec) + "\n")
+            f.write("".join(line + "\n" for line in keep))
         os.replace(tmp, self.path)
 
 
@@ -135,9 +150,21 @@ class RunLog:
         return self.final is not None
 
 
+def _decoded_lines(raw: bytes):
+    """(line number, text or None, why) for each line of a log file's bytes. A line that is not
+    valid UTF-8 comes back as None with the reason, so one bad byte costs one line, not the file."""
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            yield lineno, line.decode("utf-8"), ""
+        except UnicodeDecodeError as e:
+            yield lineno, None, (f"not UTF-8 text (byte 0x{line[e.start]:02x} at column "
+                                 f"{e.start + 1}; a corrupted or foreign file?)")
+
+
 def read_run_log(path: str | os.PathLike, strict: bool = False) -> RunLog:
-    """Read a log.jsonl. With strict=False a bad line (e.g. the truncated last line of a killed
-    run) becomes a warning "file:line: why" and is skipped; strict=True raises RunLogError."""
+    """Read a log.jsonl. With strict=False a bad line (the truncated last line of a killed run,
+    JSON that is not an object, bytes that are not UTF-8, a record lacking keys) becomes a warning
+    "file:line: why" and is skipped; strict=True raises RunLogError with that message."""
     path = Path(path)
     log = RunLog(path)
 
@@ -147,25 +174,30 @@ def read_run_log(path: str | os.PathLike, strict: bool = False) -> RunLog:
             raise RunLogError(msg)
         log.warnings.append(msg)
 
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    for lineno, line in enumerate(lines, 1):
+    with open(path, "rb") as f:
+        raw = f.read()
+    for lineno, line, why in _decoded_lines(raw):
+        if line is None:
+            bad(lineno, why)
+            continue
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise RunLogError("not a JSON object")
-            if rec.get("type") not in ("meta", "epoch", "final"):
-                log.extra.append(rec)
-                continue
-            validate_record(rec)
         except json.JSONDecodeError as e:
             bad(lineno, f"malformed JSON ({e.msg}; a run killed mid-write?)")
             continue
+        if not isinstance(rec, dict):
+            bad(lineno, f"not a JSON object (a JSON {_json_kind(rec)})")
+            continue
+        if rec.get("type") not in ("meta", "epoch", "final"):
+            log.extra.append(rec)
+            continue
+        try:
+            validate_record(rec)
         except RunLogError as e:
             bad(lineno, str(e))
-            if rec.get("type") == "meta":
+            if rec["type"] == "meta":
                 return log  # an unreadable header makes the rest meaningless
             continue
         kind = rec["type"]
@@ -184,3 +216,8 @@ def read_run_log(path: str | os.PathLike, strict: bool = False) -> RunLog:
     if log.meta is None and not log.warnings:
         bad(1, "empty log (no meta record)")
     return log
+
+
+def _json_kind(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)

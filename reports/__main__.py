@@ -1,4 +1,4 @@
-"""CLI: python -m reports {table1..table5,tables,figures,check-repro,demo} [options]."""
+"""CLI: python -m reports {table1..table5,regime,tables,figures,check-repro,demo} [options]."""
 from __future__ import annotations
 
 import argparse
@@ -17,15 +17,19 @@ def _warn(warnings) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    ap.add_argument("target", choices=list(TABLES) + ["tables", "figures", "check-repro", "demo"])
+    ap.add_argument("target", choices=list(TABLES) + ["regime", "tables", "figures", "check-repro", "demo"])
     ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
     ap.add_argument("--runs", nargs="+", default=None,
                     help=f"run-log roots (default: {' '.join(DEFAULT_ROOTS)}; "
                          "check-repro: reports/runs)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     ap.add_argument("--expected", default=None, help="check-repro: expected-results YAML")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="check-repro: list expectations that have no complete run instead of "
+                         "failing on them (at least one expectation must still be checked)")
     ap.add_argument("--strict", action="store_true",
-                    help="check-repro: also fail when an expectation has no complete run")
+                    help="check-repro: fail when an expectation has no complete run "
+                         "(the default; kept for old scripts)")
     args = ap.parse_args(argv)
 
     if args.target == "demo":
@@ -37,9 +41,15 @@ def main(argv=None) -> int:
     if args.paths:
         ap.error(f"unexpected arguments {args.paths} (use --runs / --out)")
     if args.target == "check-repro":
-        from .repro import EXPECTED_FILE, check_repro
-        rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
-                                strict=args.strict)
+        from .repro import EXPECTED_FILE, ReproError, check_repro
+        if args.strict and args.allow_missing:
+            ap.error("--strict and --allow-missing contradict each other")
+        try:
+            rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
+                                    strict=not args.allow_missing)
+        except ReproError as e:
+            print(f"check-repro: error: {e}", file=sys.stderr)
+            return 2
         print("\n".join(lines))
         return rc
 
@@ -53,6 +63,11 @@ def main(argv=None) -> int:
         for f in files:
             print(f"wrote {f}")
         return 0
+    if args.target in ("regime", "tables"):
+        from .regime import write_regime
+        print(f"regime map -> {write_regime(runs, args.out)}")
+        if args.target == "regime":
+            return 0
     names = list(TABLES) if args.target == "tables" else [args.target]
     for name in names:
         table = build_table(name, runs, warnings)

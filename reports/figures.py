@@ -237,6 +237,14 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
         md = out_dir / f"{stem}.md"
         md.write_text(f"Fig. 2, final metrics ({row}, {dataset}, {epochs} ep)\n\n" + fig2_summary(rs))
         written.append(md)
+    from .regime import regime_figure, regime_settings
+    settings = regime_settings(runs)
+    if settings:
+        fig = regime_figure(settings)
+        written += save(fig, out_dir / "regime_map")
+        plt.close(fig)
+    else:
+        notes.append("regime map skipped: no setting with complete baseline and Self-KD runs")
     rel = render_reliability_figures(runs, out_dir)
     if not rel:
         notes.append("reliability diagrams skipped: no complete run with reliability bins")

@@ -92,9 +92,22 @@ class Run:
         return self.log.epochs[-1].get("epoch") if self.log.epochs else None
 
     @property
+    def failed(self) -> dict | None:
+        """The "failed" record (e.g. a diverged loss) unless a later resume superseded it."""
+        last = None
+        for rec in self.log.extra:
+            if rec.get("type") == "failed":
+                last = rec
+            elif rec.get("type") == "resume":
+                last = None
+        return last
+
+    @property
     def status(self) -> str:
         if self.complete:
             return "complete"
+        if self.failed:
+            return f"failed at epoch {self.failed.get('epoch', '?')}/{self.total_epochs or '?'}"
         return f"in progress (epoch {self.last_epoch or 0}/{self.total_epochs or '?'})"
 
     @property
@@ -109,13 +122,15 @@ class Run:
 
     def metric(self, key: str) -> float | None:
         """The value of `key` from the final record's metrics (or, for a run in progress, its last
-        epoch record). `ap.<class>` reads metrics["ap"][<class>]. None when absent or null."""
+        epoch record). Keys the final record does not hold (train_loss and the fit keys
+        train_top1_err, train_conf, fit_top1_err, fit_nll, fit_conf) come from the last epoch
+        record. `ap.<class>` reads metrics["ap"][<class>]. None when absent or null."""
+        src = {}
         if self.complete:
             src = self.log.final.get("metrics") or {}
-        elif self.log.epochs:
+        base = "ap" if key.startswith("ap.") else key
+        if base not in src and self.log.epochs:
             src = self.log.epochs[-1]
-        else:
-            return None
         if key.startswith("ap.") and "." not in key[3:]:
             src = src.get("ap") or {}
             key = key[3:]
@@ -142,10 +157,11 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
     """All readable runs under the roots (sorted by path) and the warnings met on the way.
 
     Missing roots are skipped silently (no runs yet is normal). A leaf folder with no log.jsonl
-    (an empty run folder) warns; a log.jsonl that yields no meta record warns (via
-    read_run_log) and is skipped; the same run read twice (same run id and start time, e.g. a log
-    copied from runs/ to reports/runs/) keeps the first copy and warns. Two different runs that
-    share a run id (a probe and a table run of the same model, method and seed) are both kept.
+    (an empty run folder) warns; a log.jsonl that cannot be opened or yields no meta record warns
+    (via read_run_log, which also skips bad lines with a warning) and is skipped; the same run
+    read twice (same run id and start time, e.g. a log copied from runs/ to reports/runs/) keeps
+    the first copy and warns. Two different runs that share a run id (a probe and a table run of
+    the same model, method and seed) are both kept.
     """
     runs, warnings, seen = [], [], {}
     for root in roots:
@@ -153,11 +169,16 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
         if not root.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
+            # hidden folders (.aside/: run folders moved out of the way by a restart) are not runs
+            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
             d = Path(dirpath)
             if LOG_NAME in filenames:
                 dirnames[:] = []  # a run folder's subfolders (checkpoints, ...) are not runs
-                log = read_run_log(d / LOG_NAME, strict=False)
+                try:
+                    log = read_run_log(d / LOG_NAME, strict=False)
+                except OSError as e:  # a dangling link, no permission: one run lost, not all
+                    warnings.append(f"{d / LOG_NAME}: unreadable ({e.strerror or e}); skipped")
+                    continue
                 warnings.extend(log.warnings)
                 if log.meta is None:
                     warnings.append(f"{d / LOG_NAME}: skipped (no readable meta record)")

@@ -1,7 +1,8 @@
 """`make check-repro`: compare committed run logs with reports/expected_results.yaml
 (detectron2's EXPECTED_RESULTS + verify_results idea). Each expectation names a table cell and
 the scale it was measured at; the check takes the mean over the matching complete runs (seeds)
-and fails when |mean - expected| > tolerance.
+and fails when |mean - expected| > tolerance, or when an expectation has no complete run (a
+mistyped --runs must not pass as "nothing to check").
 """
 from __future__ import annotations
 
@@ -15,30 +16,67 @@ from .tables import TABLES
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
 OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note")
+_STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note")
+
+
+class ReproError(ValueError):
+    """The check cannot run: a malformed expectations file or a --runs root that is not there.
+    The message is one line; the CLI prints it and exits 2."""
+
+
+def _is_number(x) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float))
+
+
+def _read_yaml(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ReproError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ReproError(f"{path}: cannot read the expectations file ({e.strerror or e})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        why = " ".join(str(getattr(e, "problem", None) or type(e).__name__).split())
+        raise ReproError(f"{path}{where}: not valid YAML ({why})") from None
 
 
 def load_expected(path: str | Path) -> list[dict]:
-    """The `results:` list of an expected-results YAML, validated."""
+    """The `results:` list of an expected-results YAML, validated. Raises ReproError (a
+    ValueError) with a one-line message naming the file and entry on anything malformed."""
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    entries = data.get("results") or []
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or "results" not in data:
+        got = "no results key" if isinstance(data, dict) else type(data).__name__
+        raise ReproError(f"{path}: expected a mapping with a 'results:' list of expectations, "
+                         f"got {got}")
+    entries = data["results"] if data["results"] is not None else []
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: 'results' must be a list, got {type(entries).__name__}")
+        raise ReproError(f"{path}: 'results' must be a list, got {type(entries).__name__}")
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
-            raise ValueError(f"{path}: results[{i}] must be a mapping, got {e!r}")
+            raise ReproError(f"{path}: results[{i}] must be a mapping, got {e!r}")
         missing = [k for k in REQUIRED if k not in e]
         unknown = [k for k in e if k not in REQUIRED + OPTIONAL]
         if missing or unknown:
-            raise ValueError(f"{path}: results[{i}] lacks {missing} / has unknown keys {unknown}; "
+            raise ReproError(f"{path}: results[{i}] lacks {missing} / has unknown keys {unknown}; "
                              f"expected keys {REQUIRED} and optionally {OPTIONAL}")
+        for k in _STRINGS:
+            if k in e and not (isinstance(e[k], str) and e[k]):
+                raise ReproError(f"{path}: results[{i}].{k} must be a non-empty string, "
+                                 f"got {e[k]!r}")
         for k in ("expected", "tolerance"):
-            if isinstance(e[k], bool) or not isinstance(e[k], (int, float)):
-                raise ValueError(f"{path}: results[{i}].{k} must be a number, got {e[k]!r}")
+            if not _is_number(e[k]):
+                raise ReproError(f"{path}: results[{i}].{k} must be a number, got {e[k]!r}")
         if e["tolerance"] < 0:
-            raise ValueError(f"{path}: results[{i}].tolerance must be >= 0, got {e['tolerance']}")
-        if "n" in e and (isinstance(e["n"], bool) or not isinstance(e["n"], int) or e["n"] < 1):
-            raise ValueError(f"{path}: results[{i}].n must be a positive integer, got {e['n']!r}")
+            raise ReproError(f"{path}: results[{i}].tolerance must be >= 0, got {e['tolerance']}")
+        for k in ("n", "epochs"):
+            if k in e and (not isinstance(e[k], int) or isinstance(e[k], bool) or e[k] < 1):
+                raise ReproError(f"{path}: results[{i}].{k} must be a positive integer, "
+                                 f"got {e[k]!r}")
     return entries
 
 
@@ -52,18 +90,22 @@ def _matches(run, e) -> bool:
             and ("run_id" not in e or run.run_id == str(e["run_id"])))
 
 
-def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=False):
-    """Returns (exit code, report lines). Exit 1 when a result is outside its tolerance (or, with
-    strict, when an expectation has no complete run); 0 otherwise, including "nothing to check"."""
+def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=True):
+    """Returns (exit code, report lines). Exit 1 when a result is outside its tolerance or when
+    an expectation has no complete run (a mistyped --runs, a log not committed); with
+    strict=False (`--allow-missing`) expectations without runs are listed but do not fail, as
+    long as at least one expectation was checked. Raises ReproError when a root does not exist
+    or the expectations file is malformed."""
+    for root in roots:
+        if not Path(root).is_dir():
+            raise ReproError(f"--runs {root}: "
+                             + ("not a folder" if Path(root).exists() else "no such folder"))
     entries = load_expected(expected_path)
     runs, warnings = find_runs(roots)
     lines = [f"warning: {w}" for w in warnings]
     roots_txt = ", ".join(map(str, roots))
     if not runs:
-        lines.append(f"check-repro: nothing to check: no run logs under {roots_txt} "
-                     f"({len(entries)} expectation(s) in {_display(Path(expected_path))} left unchecked). "
-                     "Passing, but nothing was verified.")
-        return 0, lines
+        lines.append(f"check-repro: no run logs under {roots_txt}")
     failed = missing = ok = 0
     used = set()
     for e in entries:
@@ -98,9 +140,14 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Fal
     if unchecked:
         lines.append(f"note: {len(unchecked)} complete run(s) have no expectation: "
                      + ", ".join(r.run_id for r in unchecked))
-    rc = 1 if failed or (strict and missing) else 0
+    nothing_checked = bool(entries) and ok + failed == 0
+    rc = 1 if failed or (missing and (strict or nothing_checked)) else 0
+    note = ""
+    if missing and not rc:
+        note = " (expectations without runs were not verified: --allow-missing)"
+    elif nothing_checked:
+        note = (f" (nothing was verified: no expectation of {_display(Path(expected_path))} "
+                "has a run)")
     lines.append(f"check-repro: {ok} ok, {failed} outside tolerance, {missing} without runs "
-                 f"({len(runs)} run logs read) -> {'FAILED' if rc else 'passed'}"
-                 + (" (expectations without runs were not verified; --strict fails on them)"
-                    if missing and not rc else ""))
+                 f"({len(runs)} run logs read) -> {'FAILED' if rc else 'passed'}{note}")
     return rc, lines

@@ -51,4 +51,4 @@ def _build_timm(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> 
 
 
 # Import the modules so their @register calls run.
-from . import densenet, preact_resnet, pyramidnet, resnet, resnext, small  # noqa: E402,F401
+from . import densenet, preact_resnet, pyramidnet, resnet, resnet_cifar, resnext, small  # noqa: E402,F401

@@ -54,8 +54,8 @@ def test_config_validates_and_steps(config, monkeypatch):
     from core.bank import PredictionBank
     bank = PredictionBank(4, k) if "selfkd" in parts else None
     x, y = torch.randn(2, 3, size, size), torch.tensor([1, 3])
-    loss = train_step(model, opt, x, y, torch.tensor([0, 2]), parts, bank, 0.5, cfg.method, k, Dist("cpu"))
-    assert torch.isfinite(loss)
+    loss, logits = train_step(model, opt, x, y, torch.tensor([0, 2]), parts, bank, 0.5, cfg.method, k, Dist("cpu"))
+    assert torch.isfinite(loss) and logits.shape == (2, k)
 
 
 def test_launcher_runs_missing_runs_and_skips_done(tmp_path, capsys, monkeypatch):

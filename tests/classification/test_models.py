@@ -40,6 +40,10 @@ PUBLISHED_PARAMS = [
     ("resnet50", 1000, 25_557_032, "torchvision ResNet-50 weights meta, ImageNet"),
     # torchvision ResNet101_Weights.IMAGENET1K_V2 num_params. Measured: 44,541,480.
     ("resnet101", 1000, 44_549_160, "torchvision ResNet-101 weights meta, ImageNet"),
+    # He et al. 2016, Table 6 (CIFAR-10): ResNet-20 0.27M, ResNet-56 0.85M (option A shortcuts).
+    # Measured: 272,474 and 855,770.
+    ("resnet20", 10, 0.27e6, "He et al. 2016, Table 6, CIFAR-10"),
+    ("resnet56", 10, 0.85e6, "He et al. 2016, Table 6, CIFAR-10"),
     # torchvision ResNet152_Weights.IMAGENET1K_V2 num_params (Table 2's ImageNet model).
     ("timm/resnet152", 1000, 60_192_808, "torchvision ResNet-152 weights meta, ImageNet"),
 ]

@@ -113,3 +113,38 @@ def test_selfkd_with_alpha_zero_is_the_baseline(tmp_path):
     b = read_run_log(train(_cfg(tmp_path / "b", "method.name=selfkd", "method.alpha_T=0.0")) / "log.jsonl", strict=True)
     assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
     assert a.final["metrics"] == b.final["metrics"]
+
+
+def test_epoch_lines_log_the_fit_regime(tmp_path):
+    """train_top1_err / train_conf from the training forward passes, fit_* from a fixed subset of
+    un-augmented training images: here the whole training set (fit_subset=-1), so the logged
+    fit error must equal the checkpointed model's error on the training set, recomputed."""
+    from classification.data import build_datasets
+    from classification.evaluate import evaluate
+    from classification.models import build_model
+    run_dir = train(_cfg(tmp_path, "data.fit_subset=-1"))
+    log = read_run_log(run_dir / "log.jsonl", strict=True)
+    for e in log.epochs:
+        assert 0.0 <= e["train_top1_err"] <= 100.0 and 10.0 <= e["train_conf"] <= 100.0
+        assert 0.0 <= e["fit_top1_err"] <= 100.0 and 10.0 <= e["fit_conf"] <= 100.0 and e["fit_nll"] > 0
+    assert log.epochs[-1]["train_top1_err"] < log.epochs[0]["train_top1_err"]
+    _, _, fit, k = build_datasets("digits", train_subset=300, fit_subset=-1)
+    assert len(fit) == 300
+    model = build_model("small_cnn", k, in_channels=1)
+    model.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"])
+    m, _ = evaluate(model, torch.utils.data.DataLoader(fit, batch_size=64), torch.device("cpu"))
+    assert m["top1_err"] == pytest.approx(log.epochs[-1]["fit_top1_err"])
+    assert m["nll"] == pytest.approx(log.epochs[-1]["fit_nll"])
+    # and it is not the test set's error (a fit measured on the wrong split would pass above
+    # only by coincidence)
+    assert log.epochs[-1]["fit_top1_err"] != log.epochs[-1]["top1_err"] or \
+        log.epochs[-1]["fit_nll"] != log.epochs[-1]["nll"]
+
+
+def test_fit_subset_size_and_off(tmp_path):
+    from classification.data import build_datasets
+    train_set, _, fit, _ = build_datasets("digits", train_subset=300, fit_subset=100)
+    assert len(fit) == 100 and set(fit.indices) <= set(train_set.indices)
+    assert build_datasets("digits", train_subset=300, fit_subset=0)[2] is None
+    log = read_run_log(train(_cfg(tmp_path, "data.fit_subset=0", "epochs=1")) / "log.jsonl", strict=True)
+    assert "fit_top1_err" not in log.epochs[0] and "train_top1_err" in log.epochs[0]

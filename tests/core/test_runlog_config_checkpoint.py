@@ -38,6 +38,62 @@ def test_runlog_rejects_bad_records(tmp_path):
     assert log.meta is None and "schema version 99" in log.warnings[0]
 
 
+def _good_log(path):
+    w = RunLogWriter(path)
+    w.meta(**META)
+    for e in (1, 2):
+        w.epoch(epoch=e, alpha=0.0, lr=0.1, train_loss=1.0)
+    w.final(metrics={"top1_err": 40.0}, reliability=None, wall_s=1.0)
+    return path.read_bytes().splitlines(keepends=True)  # meta, epoch 1, epoch 2, final
+
+
+def test_runlog_skips_json_that_is_not_an_object(tmp_path):
+    """Issue 11 item 5: valid JSON that is not an object used to raise AttributeError (and take
+    down every table); it is a bad line like any other: skipped with "file:line: why"."""
+    path = tmp_path / "log.jsonl"
+    meta, e1, e2, final = _good_log(path)
+    path.write_bytes(meta + e1 + b"[1, 2, 3]\n3\n\"x\"\nnull\n" + e2 + final)
+    log = read_run_log(path)
+    assert log.complete and [e["epoch"] for e in log.epochs] == [1, 2] and log.extra == []
+    assert log.warnings == [f"{path}:{n}: not a JSON object (a JSON {kind})"
+                            for n, kind in ((3, "array"), (4, "number"), (5, "string"),
+                                            (6, "null"))]
+    with pytest.raises(RunLogError, match=f"^{path}:3: not a JSON object"):
+        read_run_log(path, strict=True)
+
+
+def test_runlog_skips_lines_that_are_not_utf8(tmp_path):
+    """Issue 11 item 5: bytes that are not UTF-8 used to raise UnicodeDecodeError for the whole
+    file; now only the line holding them is lost, with a warning naming it."""
+    path = tmp_path / "log.jsonl"
+    meta, e1, e2, final = _good_log(path)
+    broken_e2 = e2.replace(b'"epoch"', b'"ep\xffoch"')
+    path.write_bytes(meta + e1 + broken_e2 + b"\x80\x81 junk\n" + final)
+    log = read_run_log(path)
+    assert log.complete and [e["epoch"] for e in log.epochs] == [1]
+    assert len(log.warnings) == 2
+    assert log.warnings[0].startswith(f"{path}:3: not UTF-8 text (byte 0xff")
+    assert log.warnings[1].startswith(f"{path}:4: not UTF-8 text (byte 0x80 at column 1")
+    with pytest.raises(RunLogError, match=f"^{path}:3: not UTF-8"):
+        read_run_log(path, strict=True)
+    # UTF-8 beyond ASCII is text like any other
+    path.write_bytes(meta + e1 + b'{"type": "note", "text": "caf\xc3\xa9 \xe2\x9c\x93"}\n' + final)
+    log = read_run_log(path, strict=True)
+    assert log.extra == [{"type": "note", "text": "café ✓"}] and log.warnings == []
+
+
+def test_runlog_final_record_with_foreign_metrics_is_a_bad_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    meta, e1, e2, final = _good_log(path)
+    path.write_bytes(meta + e1 + e2 + final.replace(b'"reliability": null', b'"reliability": 5'))
+    log = read_run_log(path)
+    assert not log.complete and "final reliability must be an object or null" in log.warnings[0]
+    path.write_bytes(meta + e1 + e2 + final.replace(b'{"top1_err": 40.0}', b"[40.0]"))
+    log = read_run_log(path)
+    assert not log.complete
+    assert log.warnings == [f"{path}:4: final metrics must be an object, got [40.0]"]
+
+
 def test_truncate_to_epoch(tmp_path):
     w = RunLogWriter(tmp_path / "log.jsonl")
     w.meta(**META)

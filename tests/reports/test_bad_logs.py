@@ -113,3 +113,37 @@ def test_record_before_meta_and_bad_json_object(tmp_path):
                                              "train_loss": 1.0}) + "\n")
     runs, warnings = find_runs([tmp_path])
     assert runs == [] and any(w.startswith(f"{d}/log.jsonl:1: ") for w in warnings)
+
+
+def test_non_object_json_and_non_utf8_bytes_skip_a_line_not_the_tables(tmp_path):
+    """Issue 11 item 5: a JSON array line used to raise AttributeError and a non-UTF-8 byte
+    UnicodeDecodeError, taking down every table; now each costs its line, with file:line."""
+    src = FIXTURES / "tables" / "table1" / "table1_resnet50_baseline_s0" / "log.jsonl"
+    meta, *rest = src.read_bytes().splitlines(keepends=True)
+    d = tmp_path / "table1" / "r"
+    d.mkdir(parents=True)
+    (d / "log.jsonl").write_bytes(meta + b"[1, 2, 3]\n" + b'"x"\n' + b"\xff\xfe\x00junk\n"
+                                  + b"".join(rest))
+    runs, warnings = find_runs([tmp_path])
+    log = f"{d}/log.jsonl"
+    assert warnings == [f"{log}:2: not a JSON object (a JSON array)",
+                        f"{log}:3: not a JSON object (a JSON string)",
+                        f"{log}:4: not UTF-8 text (byte 0xff at column 1; a corrupted or "
+                        "foreign file?)"]
+    [run] = runs
+    ref = next(r for r in find_runs([FIXTURES / "tables"])[0] if r.path == src)
+    assert run.complete and run.metric("top1_err") == ref.metric("top1_err")
+    md = to_markdown(build_table("table1", runs, warnings))
+    assert all(f"- {w}" in md for w in warnings)
+
+
+def test_unreadable_log_file_is_a_warning(tmp_path):
+    good = FIXTURES / "tables" / "table1" / "table1_resnet50_baseline_s0" / "log.jsonl"
+    (tmp_path / "table1" / "good").mkdir(parents=True)
+    (tmp_path / "table1" / "good" / "log.jsonl").write_bytes(good.read_bytes())
+    (tmp_path / "table1" / "gone").mkdir()
+    (tmp_path / "table1" / "gone" / "log.jsonl").symlink_to(tmp_path / "deleted.jsonl")
+    runs, warnings = find_runs([tmp_path])
+    assert [r.run_id for r in runs] == ["table1_resnet50_baseline_s0"]
+    assert warnings == [f"{tmp_path}/table1/gone/log.jsonl: unreadable "
+                        "(No such file or directory); skipped"]

@@ -31,6 +31,7 @@ def test_make_figures_writes_png_and_pdf_with_expected_panels(tmp_path, capsys):
     out = tmp_path / "figures"
     names = sorted(p.name for p in out.iterdir())
     assert names == ["fig2.md", "fig2.pdf", "fig2.png", "fig4_resnet50.pdf", "fig4_resnet50.png",
+                     "regime_map.pdf", "regime_map.png",
                      "reliability_table1_preact_resnet18.pdf",
                      "reliability_table1_preact_resnet18.png"]
     # Fig. 2: NLL and top-1 panels. Fig. 4 (ResNet-50): baseline and Self-KD have complete runs;

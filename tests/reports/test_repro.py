@@ -1,10 +1,11 @@
 """check-repro: expectations with tolerances against logs; non-zero exit on drift."""
+import re
 import subprocess
 import sys
 
 import pytest
 
-from reports.repro import EXPECTED_FILE, check_repro, load_expected
+from reports.repro import EXPECTED_FILE, ReproError, check_repro, load_expected
 
 from .conftest import FIXTURES, REPO
 
@@ -27,16 +28,89 @@ def test_drift_fails_and_names_the_cell():
     assert "measured 27.2500" in fail[0] and "diff +2.2500" in fail[0]
 
 
-def test_missing_runs_pass_unless_strict():
+def test_missing_runs_fail_unless_allowed(tmp_path):
+    """Issue 11 item 6: an expectation with no complete run is a failure by default (it used to
+    pass unless --strict); --allow-missing lists it without failing when others were checked."""
     rc, lines = check_repro(EXP / "expected_missing.yaml", [ROOT])
-    assert rc == 0 and any(ln.startswith("MISSING") for ln in lines)
-    assert "not verified" in lines[-1]
+    assert rc == 1 and any(ln.startswith("MISSING table1 resnet101 selfkd") for ln in lines)
+    assert "-> FAILED" in lines[-1] and "nothing was verified" in lines[-1]
     assert check_repro(EXP / "expected_missing.yaml", [ROOT], strict=True)[0] == 1
+    both = tmp_path / "e.yaml"
+    both.write_text((EXP / "expected_ok.yaml").read_text()
+                    + (EXP / "expected_missing.yaml").read_text().split("results:\n", 1)[1])
+    rc, lines = check_repro(both, [ROOT], strict=False)
+    assert rc == 0 and "5 ok, 0 outside tolerance, 1 without runs" in lines[-1]
+    assert "not verified" in lines[-1] and "--allow-missing" in lines[-1]
+    assert check_repro(both, [ROOT])[0] == 1
 
 
-def test_no_logs_says_nothing_to_check(tmp_path):
-    rc, lines = check_repro(EXP / "expected_ok.yaml", [tmp_path / "runs"])
-    assert rc == 0 and "nothing to check" in lines[-1] and "nothing was verified" in lines[-1]
+def test_no_logs_is_a_failure_not_nothing_to_check(tmp_path):
+    """An existing but empty runs folder verifies nothing: it fails, even with --allow-missing."""
+    (tmp_path / "runs").mkdir()
+    for strict in (True, False):
+        rc, lines = check_repro(EXP / "expected_ok.yaml", [tmp_path / "runs"], strict=strict)
+        assert rc == 1 and f"check-repro: no run logs under {tmp_path / 'runs'}" in lines
+        assert sum(ln.startswith("MISSING") for ln in lines) == 5
+        assert "0 ok, 0 outside tolerance, 5 without runs" in lines[-1] and "FAILED" in lines[-1]
+
+
+def _cli(capsys, *argv):
+    from reports.__main__ import main
+    rc = main(["check-repro", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_missing_runs_root_is_a_one_line_error(tmp_path, capsys):
+    """`check-repro --runs /nonexistent` used to pass ("nothing was verified"): a mistyped path
+    passed CI. A root that is not there is an error, exit 2, one line."""
+    with pytest.raises(ReproError, match="no such folder"):
+        check_repro(EXP / "expected_ok.yaml", [ROOT, tmp_path / "nope"])
+    for roots in ([tmp_path / "nope"], [ROOT, tmp_path / "nope"]):
+        for extra in ((), ("--allow-missing",)):
+            rc, out, err = _cli(capsys, "--runs", *roots, "--expected", EXP / "expected_ok.yaml",
+                                *extra)
+            assert rc == 2 and out == ""
+            assert err == f"check-repro: error: --runs {tmp_path / 'nope'}: no such folder\n"
+    (tmp_path / "file").write_text("x")
+    rc, out, err = _cli(capsys, "--runs", tmp_path / "file", "--expected", EXP / "expected_ok.yaml")
+    assert rc == 2 and err.strip().endswith("not a folder") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, why", [
+    ("results: [\n  - {table: table1, row: r\n", "not valid YAML"),
+    ("results:\n\t- x\n", "not valid YAML"),
+    ("- {table: table1}\n", "expected a mapping with a 'results:' list"),
+    ("just a string\n", "expected a mapping with a 'results:' list"),
+    ("", "expected a mapping with a 'results:' list"),
+    ("other: 1\n", "no results key"),
+    ("results: {table: table1}\n", "'results' must be a list"),
+    ("results:\n  - [table1, r]\n", "results[0] must be a mapping"),
+    ("results:\n  - {table: [table1], row: r, method: m, metric: top1_err, expected: 1, "
+     "tolerance: 1}\n", "results[0].table must be a non-empty string"),
+    ("results:\n  - {table: table1, row: 50, method: m, metric: top1_err, expected: 1, "
+     "tolerance: 1}\n", "results[0].row must be a non-empty string"),
+    ("results:\n  - {table: table1, row: r, method: m, metric: top1_err, expected: 1, "
+     "tolerance: 1, epochs: ten}\n", "results[0].epochs must be a positive integer"),
+    ("results:\n  - {table: table1, row: r, method: m, metric: top1_err, expected: [1], "
+     "tolerance: 1}\n", "results[0].expected must be a number"),
+    (b"results: [] # caf\xe9\n", "not UTF-8 text"),
+    (None, "cannot read the expectations file"),
+], ids=["unclosed", "tab", "top-list", "top-scalar", "empty", "no-results", "results-map",
+        "entry-list", "table-list", "row-int", "epochs-str", "expected-list", "latin1", "absent"])
+def test_malformed_expectations_file_is_a_one_line_error(tmp_path, capsys, text, why):
+    """A malformed expectations file used to end in a traceback (YAMLError, AttributeError,
+    TypeError, or an uncaught ValueError); now: one line naming the file, exit 2."""
+    p = tmp_path / "e.yaml"
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    elif text is not None:
+        p.write_text(text)
+    with pytest.raises(ReproError, match=re.escape(why)):
+        load_expected(p)
+    rc, out, err = _cli(capsys, "--runs", ROOT, "--expected", p)
+    assert rc == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"check-repro: error: {p}") and why in err
 
 
 def test_shipped_expectations_file_is_valid():

@@ -1,0 +1,210 @@
+"""The start of a run, shared by every task: where its folder is, who owns it, and whether it
+starts, resumes or is already done.
+
+A run owns exactly one folder, ``<out_dir>/<table>/<run_id>/``, and nothing outside it: names are
+checked so that no ``table`` or ``run_id`` can point elsewhere (``.``, ``..``, ``/``); a lock file
+keeps a second process out of a folder in use; a resume whose config differs from the run's
+``config.yaml`` is refused with the changed keys unless the user allows it (and then the change is
+recorded in the log); a folder that cannot be resumed (no checkpoint) is moved aside, never
+deleted.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError
+
+# Keys that may differ between the invocations of one run without changing what it computes.
+RUNTIME_KEYS = ("resume", "resume_changed", "stop_after_epochs", "progress", "data.num_workers",
+                "device", "out_dir")
+ASIDE = ".aside"  # <out_dir>/<table>/.aside/<run_id>-<time>/: folders moved out of the way
+
+
+def check_name(value: str, what: str) -> str:
+    """A path component of a run folder: non-empty, not '.' or '..', no separator or NUL."""
+    value = str(value)
+    if value in ("", ".", "..") or any(c in value for c in ("/", "\\", "\0")) or value.startswith(ASIDE):
+        raise ConfigError(f"{what} must be a plain folder name (no '/', not '.' or '..'), got {value!r}")
+    return value
+
+
+def run_dir_for(out_dir: str, table: str, run_id: str) -> Path:
+    return Path(out_dir) / check_name(table, "table") / check_name(run_id, "run_id")
+
+
+def check_out_dir(out_dir: str) -> None:
+    """out_dir must be (or be creatable as) a writable folder."""
+    p = Path(out_dir)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"out_dir {out_dir}: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"out_dir {out_dir}: {p} is not writable")
+
+
+def _flatten(d, prefix="") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_changes(old: dict, new: dict, ignore=RUNTIME_KEYS) -> list[str]:
+    """'key: old -> new' for every key (dotted) whose value differs, runtime keys ignored."""
+    a, b = _flatten(old), _flatten(new)
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
+            for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+
+
+def saved_config(run_dir: Path) -> dict | None:
+    p = run_dir / "config.yaml"
+    if not p.is_file():
+        return None
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p} is not readable YAML ({type(e).__name__}); move the run folder away "
+                          f"or fix the file") from None
+    return data if isinstance(data, dict) else None
+
+
+def check_resume_config(run_dir: Path, new: dict, policy: str) -> list[str]:
+    """On resume: the changed keys against the run's config.yaml. policy 'refuse' raises a one-line
+    ConfigError naming them; 'allow' returns them (the caller records them in the log)."""
+    if policy not in ("refuse", "allow"):
+        raise ConfigError(f"resume_changed must be 'refuse' or 'allow', got {policy!r}")
+    old = saved_config(run_dir)
+    if old is None:
+        return []
+    changes = config_changes(old, new)
+    if changes and policy == "refuse":
+        raise ConfigError(f"{run_dir} was started with another config ({'; '.join(changes)}); "
+                          f"resume with the same settings, or pass resume_changed=allow to continue "
+                          f"with the new ones (recorded in the log)")
+    return changes
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Move a run folder out of the way (never delete it): <table>/.aside/<run_id>-<time>/."""
+    dest = run_dir.parent / ASIDE / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 1
+    while dest.exists():
+        dest = dest.with_name(f"{dest.name.split('~')[0]}~{n}")
+        n += 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, dest)
+    return dest
+
+
+class RunLock:
+    """An exclusive lock on a run folder (flock on <run_dir>/.lock, released by the OS when the
+    process dies, so a killed run never leaves a stale lock). A second process fails at once with
+    a one-line error naming the holder's pid."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise ConfigError(f"run folder {self.path.parent} is in use by process {holder}; "
+                                  f"wait for it or stop it first") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Checkpoint temp files (``*.tmp``) left by a kill during a save; only the lock holder calls
+    this, so no save is in flight."""
+    removed = []
+    if run_dir.is_dir():
+        for p in run_dir.glob("*.tmp"):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+@dataclass
+class RunStart:
+    """What a task does with its run folder: 'fresh' (new folder), 'resume' (from a checkpoint)
+    or 'complete' (nothing to do). aside: where an unresumable old folder was moved; changes: the
+    config keys a resume_changed=allow resume changed."""
+    run_dir: Path
+    state: str
+    lock: RunLock
+    aside: Path | None = None
+    changes: tuple = ()
+
+
+def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_complete,
+              resume_changed: str = "refuse", main: bool = True) -> RunStart:
+    """Decide fresh / resume / complete for run_dir and take its lock (main process only).
+
+    - folder exists, resume not asked: error (never overwrite a run);
+    - resume asked, the config differs from config.yaml: error naming the keys (or, with
+      resume_changed=allow, go on and report the changes);
+    - resume asked, log complete: 'complete';
+    - resume asked, a checkpoint: 'resume';
+    - resume asked, a folder without a checkpoint (killed before its first save, or a user's
+      notes): moved aside under <table>/.aside/, then 'fresh'.
+    is_complete: a callable(run_dir) -> bool (the task's run log says 'final').
+    """
+    lock = RunLock(run_dir)
+    if not main:
+        return RunStart(run_dir, "resume" if resume and checkpoint.exists() else "fresh", lock)
+    if run_dir.exists() and not resume:
+        raise ConfigError(f"run directory {run_dir} exists; pass resume=true to continue it or set run_id")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} is a file, not a folder")
+    changes = []
+    if resume and run_dir.is_dir():
+        changes = check_resume_config(run_dir, config, resume_changed)
+    lock.acquire()
+    try:
+        remove_stale_temp_files(run_dir)
+        if resume and is_complete(run_dir):
+            return RunStart(run_dir, "complete", lock, changes=tuple(changes))
+        if resume and checkpoint.exists():
+            return RunStart(run_dir, "resume", lock, changes=tuple(changes))
+        aside = None
+        if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
+            lock.release()
+            aside = move_aside(run_dir)
+            lock = RunLock(run_dir).acquire()
+        return RunStart(run_dir, "fresh", lock, aside=aside)
+    except BaseException:
+        lock.release()
+        raise

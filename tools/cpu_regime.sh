@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The pre-registered Table 1 block in the paper's regime on a 2-core CPU (issue 12), two runs at a
+# time (one thread each), every run resumable: rerunning the same command continues or skips.
+#
+#   PHASE=baseline  the baseline, seed 0 (committed with the config before any Self-KD run)
+#   PHASE=select    alpha_T on a 10% holdout of the training set, {0.1, 0.3, 0.5, 0.7, 0.9}, seed 0
+#                   (classification.select_alpha; the candidates run in parallel, then it decides)
+#   PHASE=test      baseline / LS / Self-KD x SEEDS with the selected alpha_T
+#   PHASE=selfkd    Self-KD only x SEEDS (a regime-map cell whose baseline is done), ALPHA required
+#
+# Logs go to $OUT/{regime,alpha_select}/; copy the log.jsonl files (not the checkpoints) and the
+# .selection.json to reports/runs/ to commit them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/regime}
+PY=${PY:-.venv/bin/python}
+CFG=${CFG:-classification/configs/reduced/regime_resnet20_cpu.yaml}
+SEEDS=${SEEDS:-0 1 2}
+ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7 0.9}
+ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.train_subset=64"
+PHASE=${PHASE:?set PHASE=baseline, select, test or selfkd}
+run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null'; }
+row=$($PY -c "from classification.train import TrainConfig; from core.config import load_config; \
+c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)")
+selection="$OUT/alpha_select/${row}_s0.selection.json"
+case $PHASE in
+  baseline)
+    $PY -m classification.train --config "$CFG" method.name=baseline seed=0 out_dir="$OUT" resume=true $ARGS ;;
+  select)
+    for a in $ALPHAS; do
+      echo "$PY -m classification.select_alpha --config $CFG --alphas $a seed=0 out_dir=$OUT $ARGS"
+    done | run_all
+    # every candidate is complete now: this only reads their logs and writes the choice
+    $PY -m classification.select_alpha --config "$CFG" --alphas $ALPHAS seed=0 out_dir="$OUT" $ARGS ;;
+  test|selfkd)
+    if [ "$PHASE" = test ]; then
+      ALPHA=$($PY -c "import json; print(json.load(open('$selection'))['alpha_T'])")
+      methods="baseline ls selfkd"
+    else
+      ALPHA=${ALPHA:?PHASE=selfkd needs ALPHA}
+      methods=selfkd
+    fi
+    echo "alpha_T = $ALPHA"
+    for seed in $SEEDS; do
+      for m in $methods; do
+        a=""; [ "$m" = selfkd ] && a="method.alpha_T=$ALPHA"  # baseline / LS: the config as committed
+        echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed out_dir=$OUT resume=true $ARGS"
+      done
+    done | run_all ;;
+  *) echo "error: unknown PHASE=$PHASE (baseline, select, test or selfkd)" >&2; exit 2 ;;
+esac
