@@ -172,17 +172,23 @@ def _write(path: Path, lines: list[str]) -> None:
         f.writelines(line + "\n" for line in lines)
 
 
+def load_bpe(codes: Path):
+    """subword-nmt's BPE from a codes file; ``.process_line(tokenised_line)`` segments a line.
+    One constructor for the prepared splits and for any other test set (translation.evaluate)."""
+    from subword_nmt.apply_bpe import BPE
+    with open(codes, encoding="utf-8") as f:
+        return BPE(f)
+
+
 def learn_and_apply_bpe(tok_dir: Path, bpe_dir: Path, langs: tuple[str, str], merges: int,
                         workers: int = 1) -> None:
-    from subword_nmt.apply_bpe import BPE
     from subword_nmt.learn_bpe import learn_bpe
     bpe_dir.mkdir(parents=True, exist_ok=True)
     joint = [line for lang in langs for line in (tok_dir / f"train.{lang}").read_text("utf-8").splitlines()]
     codes = bpe_dir / "codes"
     with open(codes, "w", encoding="utf-8") as out:
         learn_bpe(joint, out, merges, num_workers=workers)
-    with open(codes, encoding="utf-8") as f:
-        bpe = BPE(f)
+    bpe = load_bpe(codes)
     for split in SPLITS:
         for lang in langs:
             lines = (tok_dir / f"{split}.{lang}").read_text("utf-8").splitlines()

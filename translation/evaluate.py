@@ -1,6 +1,16 @@
 """Beam search on a binarised split and BLEU with sacrebleu (Sec. 3.4, Appendix A.2).
 
     python -m translation.evaluate CHECKPOINT PREP_DIR -s de -t en [--subset test] [--beam 5]
+    python -m translation.evaluate CHECKPOINT PREP_DIR -s de -t en --src FILE --ref FILE
+
+``--src/--ref``: any other test set (e.g. Multi30k's test_2017_flickr, test_2017_mscoco,
+test_2018_flickr), raw text one sentence a line, plain or .gz. The source goes through the run's
+own preparation (translation.data): Moses tokens (lowercased if the corpus was), the run's BPE
+codes (``PREP_DIR/bpe/codes``), the run's source dictionary as fairseq-preprocess binarises (a
+subword the dictionary lacks becomes <unk>, </s> appended); an empty line stays one sentence (the
+model sees only </s>, as the binarised split would give it) so hypotheses stay aligned with the
+references. The reference is scored as ``raw/`` and ``tok/`` are for the prepared split: as is
+for ``bleu``, Moses-tokenised for ``bleu_tok``.
 
 Two numbers, both from sacrebleu's corpus BLEU (4-gram, brevity penalty):
 * ``bleu``: detokenised BLEU. BPE removed, Moses-detokenised hypotheses against the untouched
@@ -22,19 +32,19 @@ from pathlib import Path
 
 import torch
 
-from translation.data import detokenize
+from translation.data import _read_lines, detokenize, load_bpe, tokenize
 
 
-def translate(checkpoint: str | Path, bin_dir: str | Path, subset: str = "test", beam: int = 5,
-              lenpen: float = 1.0, max_tokens: int = 8000, device: str = "auto",
-              fp16: bool = False) -> list[str]:
-    """Tokenised, BPE-removed hypotheses for every sentence of `subset`, in file order."""
+def _load(checkpoint, bin_dir, device: str, fp16: bool, langs: tuple[str, str] | None):
+    """(models, task, use_cuda) with the checkpoint's task reading dictionaries from bin_dir."""
     import translation  # noqa: F401  (registers the plugin and the checkpoint-loading fix)
-    from fairseq import checkpoint_utils, utils
-    from fairseq.dataclass.configs import GenerationConfig
+    from fairseq import checkpoint_utils
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], arg_overrides={"data": str(bin_dir)})
+    if langs is not None and (task.cfg.source_lang, task.cfg.target_lang) != tuple(langs):
+        raise ValueError(f"{checkpoint} translates {task.cfg.source_lang}->{task.cfg.target_lang}, "
+                         f"not {langs[0]}->{langs[1]} (-s/-t)")
     use_cuda = torch.cuda.is_available() and device != "cpu"
     for m in models:
         m.eval()
@@ -42,8 +52,14 @@ def translate(checkpoint: str | Path, bin_dir: str | Path, subset: str = "test",
             m.half()
         if use_cuda:
             m.cuda()
-    task.load_dataset(subset)
-    dataset = task.dataset(subset)
+    return models, task, use_cuda
+
+
+def _generate(models, task, dataset, beam: int, lenpen: float, max_tokens: int,
+              use_cuda: bool) -> list[str]:
+    from fairseq import utils
+    from fairseq.dataclass.configs import GenerationConfig
+
     generator = task.build_generator(models, GenerationConfig(beam=beam, lenpen=lenpen))
     itr = task.get_batch_iterator(
         dataset=dataset, max_tokens=max_tokens,
@@ -63,21 +79,64 @@ def translate(checkpoint: str | Path, bin_dir: str | Path, subset: str = "test",
     return hyps
 
 
+def translate(checkpoint: str | Path, bin_dir: str | Path, subset: str = "test", beam: int = 5,
+              lenpen: float = 1.0, max_tokens: int = 8000, device: str = "auto",
+              fp16: bool = False, langs: tuple[str, str] | None = None) -> list[str]:
+    """Tokenised, BPE-removed hypotheses for every sentence of `subset`, in file order."""
+    models, task, use_cuda = _load(checkpoint, bin_dir, device, fp16, langs)
+    task.load_dataset(subset)
+    return _generate(models, task, task.dataset(subset), beam, lenpen, max_tokens, use_cuda)
+
+
+def bpe_source(lines: list[str], prep_dir: str | Path, lang: str) -> list[str]:
+    """Raw source sentences -> the BPE'd text translation.data made of the prepared splits:
+    Moses tokens (lowercased when prep.json says so), then the run's codes (PREP_DIR/bpe/codes)."""
+    prep_dir = Path(prep_dir)
+    lowercase = _prep_lowercase(prep_dir)
+    bpe = load_bpe(prep_dir / "bpe" / "codes")
+    return [bpe.process_line(line) for line in tokenize(lines, lang, lowercase)]
+
+
+def translate_lines(checkpoint: str | Path, bin_dir: str | Path, bpe_lines: list[str],
+                    beam: int = 5, lenpen: float = 1.0, max_tokens: int = 8000,
+                    device: str = "auto", fp16: bool = False,
+                    langs: tuple[str, str] | None = None) -> tuple[list[str], int]:
+    """Hypotheses (as translate()) for BPE'd source lines, one per line, and the number of source
+    subwords the run's dictionary does not hold. Each line is encoded as fairseq-preprocess
+    binarised the prepared splits (Dictionary.encode_line: unknown -> <unk>, </s> appended)."""
+    models, task, use_cuda = _load(checkpoint, bin_dir, device, fp16, langs)
+    src_dict = task.source_dictionary
+    tokens = [src_dict.encode_line(line, add_if_not_exist=False, append_eos=True).long()
+              for line in bpe_lines]
+    n_unk = sum(int((t == src_dict.unk()).sum()) for t in tokens)
+    dataset = task.build_dataset_for_inference(tokens, [t.numel() for t in tokens])
+    return _generate(models, task, dataset, beam, lenpen, max_tokens, use_cuda), n_unk
+
+
+def _prep_lowercase(prep_dir: Path) -> bool:
+    info = json.loads((prep_dir / "prep.json").read_text())
+    return bool(info["config"].get("lowercase", False))
+
+
 def bleu_scores(hyps_tok: list[str], prep_dir: str | Path, subset: str, tgt: str) -> dict:
+    """corpus_bleu against the prepared split's references PREP_DIR/{raw,tok}/<subset>.<tgt>."""
+    prep_dir = Path(prep_dir)
+    refs_raw = (prep_dir / "raw" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
+    refs_tok = (prep_dir / "tok" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
+    if not len(refs_raw) == len(refs_tok) == len(hyps_tok):
+        raise ValueError(f"{len(hyps_tok)} hypotheses but {len(refs_raw)} raw / {len(refs_tok)} "
+                         f"tokenised references in {prep_dir}")
+    return corpus_bleu(hyps_tok, refs_raw, refs_tok, tgt, _prep_lowercase(prep_dir))
+
+
+def corpus_bleu(hyps_tok: list[str], refs_raw: list[str], refs_tok: list[str], tgt: str,
+                lowercase: bool) -> dict:
     """{"bleu", "bleu_tok", "sacrebleu_signature", "sacrebleu_signature_tok", "bp_tok",
     "len_ratio_tok"} (see module doc). The brevity penalty and hypothesis/reference length ratio
     of the tokenised score show whether a BLEU difference comes from n-gram precision or from
     output length (softer training targets can shorten beam-search output)."""
     from sacrebleu.metrics import BLEU
 
-    prep_dir = Path(prep_dir)
-    info = json.loads((prep_dir / "prep.json").read_text())
-    lowercase = bool(info["config"].get("lowercase", False))
-    refs_raw = (prep_dir / "raw" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
-    refs_tok = (prep_dir / "tok" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
-    if not len(refs_raw) == len(refs_tok) == len(hyps_tok):
-        raise ValueError(f"{len(hyps_tok)} hypotheses but {len(refs_raw)} raw / {len(refs_tok)} "
-                         f"tokenised references in {prep_dir}")
     detok = BLEU(lowercase=lowercase)
     tok = BLEU(lowercase=lowercase, tokenize="none")
     score_tok = tok.corpus_score(hyps_tok, [refs_tok])
@@ -91,22 +150,86 @@ def bleu_scores(hyps_tok: list[str], prep_dir: str | Path, subset: str, tgt: str
     }
 
 
+def read_test_pair(src: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
+    """Source and reference sentences of a user's test set (plain or .gz, UTF-8), one a line;
+    ValueError / FileNotFoundError with a one-line message when they cannot be used."""
+    out = []
+    for flag, path in (("--src", Path(src)), ("--ref", Path(ref))):
+        if not path.is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+        try:
+            out.append(_read_lines(path))
+        except (UnicodeDecodeError, OSError, EOFError) as e:  # not UTF-8, a broken .gz
+            raise ValueError(f"{flag} {path}: unreadable ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        if not out[-1]:
+            raise ValueError(f"{flag} {path}: empty file")
+    if len(out[0]) != len(out[1]):
+        raise ValueError(f"--src {src} has {len(out[0])} lines but --ref {ref} has {len(out[1])}; "
+                         "a test set needs one reference line per source line")
+    return out[0], out[1]
+
+
+def evaluate_files(checkpoint: str | Path, prep_dir: str | Path, src: str | Path, ref: str | Path,
+                   source_lang: str, target_lang: str, beam: int = 5, lenpen: float = 1.0,
+                   device: str = "auto") -> tuple[dict, list[str]]:
+    """BLEU of the checkpoint on a user's test set (module doc): the keys of bleu_scores plus
+    "sentences" and "src_unk" (source subwords mapped to <unk>), and the tokenised hypotheses."""
+    prep_dir = Path(prep_dir)
+    src_lines, ref_lines = read_test_pair(src, ref)
+    lowercase = _prep_lowercase(prep_dir)
+    hyps, n_unk = translate_lines(checkpoint, prep_dir / "bin",
+                                  bpe_source(src_lines, prep_dir, source_lang), beam, lenpen,
+                                  device=device, langs=(source_lang, target_lang))
+    scores = corpus_bleu(hyps, ref_lines, tokenize(ref_lines, target_lang, lowercase),
+                         target_lang, lowercase)
+    return {**scores, "sentences": len(hyps), "src_unk": n_unk}, hyps
+
+
+def _check_prep_dir(prep_dir: Path, needs_bpe: bool) -> None:
+    need = ["prep.json", "bin"] + (["bpe/codes"] if needs_bpe else [])
+    lacking = [n for n in need if not (prep_dir / n).exists()]
+    if lacking:
+        raise FileNotFoundError(f"{prep_dir} lacks {', '.join(lacking)} (not a translation.data "
+                                "out_dir?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
-    ap.add_argument("prep_dir", help="translation.data's out_dir (holds bin/, raw/, tok/)")
+    ap.add_argument("prep_dir", help="translation.data's out_dir (holds bin/, bpe/, raw/, tok/)")
     ap.add_argument("-s", "--source-lang", required=True)
     ap.add_argument("-t", "--target-lang", required=True)
-    ap.add_argument("--subset", default="test")
+    ap.add_argument("--subset", default=None, help="a prepared split (default: test)")
+    ap.add_argument("--src", help="another test set's source: raw text, one sentence a line, "
+                                  "optionally .gz (needs --ref)")
+    ap.add_argument("--ref", help="its reference translations, as --src")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--lenpen", type=float, default=1.0)
     ap.add_argument("--hyps-out", help="also write the detokenised hypotheses here")
     args = ap.parse_args(argv)
-    if not Path(args.checkpoint).is_file():
-        print(f"translation.evaluate: error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
+    try:
+        if (args.src is None) != (args.ref is None):
+            raise ValueError("--src and --ref go together (a test set and its references)")
+        if args.src is not None and args.subset is not None:
+            raise ValueError("--subset scores a prepared split, --src/--ref another test set: "
+                             "give one of them")
+        if not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+        prep_dir = Path(args.prep_dir)
+        _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
+        langs = (args.source_lang, args.target_lang)
+        if args.src is not None:
+            scores, hyps = evaluate_files(args.checkpoint, prep_dir, args.src, args.ref, *langs,
+                                          beam=args.beam, lenpen=args.lenpen)
+        else:
+            subset = args.subset or "test"
+            hyps = translate(args.checkpoint, prep_dir / "bin", subset, args.beam, args.lenpen,
+                             langs=langs)
+            scores = bleu_scores(hyps, prep_dir, subset, args.target_lang)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"translation.evaluate: error: {e}", file=sys.stderr)
         return 2
-    hyps = translate(args.checkpoint, Path(args.prep_dir) / "bin", args.subset, args.beam, args.lenpen)
-    scores = bleu_scores(hyps, args.prep_dir, args.subset, args.target_lang)
     if args.hyps_out:
         Path(args.hyps_out).write_text("\n".join(detokenize(hyps, args.target_lang)) + "\n")
     print(json.dumps(scores))

@@ -28,3 +28,17 @@ def tiny_multi30k(tmp_path_factory) -> Path:
     ])
     prepare(cfg)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_multi30k, tmp_path_factory) -> Path:
+    """checkpoint_best.pt of a baseline on tiny_multi30k (de -> en, the TINY model). 20 epochs at
+    lr 0.003 (~15 s on CPU) so that hypotheses differ from sentence to sentence (39 of 40 test
+    hypotheses distinct), which alignment checks need; 2 epochs give "a a a" for everything."""
+    from translation.train import main
+    out = tmp_path_factory.mktemp("runs")
+    argv = (["--config", str(REPO / "translation/configs/multi30k_de_en_baseline.yaml")] + TINY
+            + ["optim.epochs=20", "optim.lr=0.003", f"data.prep_dir={tiny_multi30k}",
+               f"out_dir={out}", "run_id=tiny"])
+    assert main(argv) == 0
+    return out / "tiny" / "checkpoints" / "checkpoint_best.pt"
