@@ -61,10 +61,12 @@ def _flatten(d, prefix="") -> dict:
 
 
 def config_changes(old: dict, new: dict, ignore=RUNTIME_KEYS) -> list[str]:
-    """'key: old -> new' for every key (dotted) whose value differs, runtime keys ignored."""
+    """'key: old -> new' for every key (dotted) whose value differs, runtime keys ignored. A key
+    the old config.yaml does not have (added by a later version of the code) is not a change:
+    runs started before an upgrade still resume."""
     a, b = _flatten(old), _flatten(new)
-    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+    return [f"{k}: {a.get(k)!r} -> {b.get(k, '<unset>')!r}"
+            for k in sorted(a) if k not in ignore and a.get(k) != b.get(k, '<unset>')]
 
 
 def saved_config(run_dir: Path) -> dict | None:

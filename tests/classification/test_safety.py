@@ -308,3 +308,11 @@ def test_catalogue_of_bad_inputs(other_run, capsys, name, args, words):
     new_files = set(after) - set(before)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing touched
     assert not [f for f in new_files if f.startswith("runs/")], new_files  # nothing left behind
+
+
+def test_config_changes_ignore_runtime_keys_and_keys_added_later():
+    from core.run import config_changes
+    old = {"epochs": 3, "optim": {"lr": 0.1}, "progress": True, "out_dir": "a"}
+    assert config_changes(old, {**old, "progress": False, "out_dir": "b", "new_key": 1}) == []
+    assert config_changes(old, {**old, "optim": {"lr": 0.2}}) == ["optim.lr: 0.1 -> 0.2"]
+    assert config_changes(old, {"optim": {"lr": 0.1}}) == ["epochs: 3 -> '<unset>'"]
