@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.config import load_config
+from core.config import load_config, parse_with_overrides
 from core.runlog import read_run_log
 
 from .train import TrainConfig, run_dir_of
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--rows", nargs="*")
     p.add_argument("--methods", nargs="*")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    p.add_argument("overrides", nargs="*", help="key=value applied to every run, e.g. data.root=...")
-    args = p.parse_args(argv)
+    p.epilog = "key=value overrides (anywhere on the line) apply to every run, e.g. data.root=..."
+    args = parse_with_overrides(p, argv)
     configs = table_configs(args.table, args.rows, args.methods)
     if not configs:
         print(f"error: no config matches {args.table} (rows={args.rows}, methods={args.methods}) in {CONFIGS}",

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.config import ConfigError, load_config
+from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import now_iso, read_run_log
 
 from .train import TrainConfig, train
@@ -51,8 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--config")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     p.add_argument("--holdout", type=float, default=0.1)
-    p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    args = parse_with_overrides(p, argv)  # key=value overrides anywhere on the line
     try:
         select(args.config, args.alphas, args.holdout, args.overrides)
     except (ConfigError, FileNotFoundError) as e:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from core.bank import PredictionBank
 from core.dist import Dist, check_device, update_bank
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
-from core.config import ConfigError, load_config, to_dict, to_yaml
+from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.losses import soft_cross_entropy
 from core.run import check_out_dir, run_dir_for, start_run
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
@@ -438,8 +438,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file (classification/configs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.name=selfkd seed=1")
-    return p.parse_args(argv)
+    p.epilog = "key=value overrides anywhere on the line, e.g. method.name=selfkd seed=1"
+    return parse_with_overrides(p, argv)
 
 
 def main(argv=None) -> int:

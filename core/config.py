@@ -3,7 +3,9 @@ overrides (OmegaConf structured configs, as dinov2). Unknown keys and wrong type
 ConfigError with a one-line message naming the key."""
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -70,3 +72,18 @@ def to_yaml(cfg) -> str:
 
 def to_dict(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv=None):
+    """Parse argv with `parser`, taking every `key=value` token as a config override wherever it
+    stands (before, between or after options: `--alphas 0.3 0.8 epochs=3` works). The overrides
+    come back as args.overrides, in order; the parser must not define a positional "overrides"."""
+    import sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if _OVERRIDE.match(a)]
+    args = parser.parse_args([a for a in argv if not _OVERRIDE.match(a)])
+    args.overrides = overrides
+    return args

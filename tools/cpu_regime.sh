@@ -28,10 +28,10 @@ case $PHASE in
     $PY -m classification.train --config "$CFG" method.name=baseline seed=0 out_dir="$OUT" resume=true $ARGS ;;
   select)
     for a in $ALPHAS; do
-      echo "$PY -m classification.select_alpha --config $CFG --alphas $a seed=0 out_dir=$OUT $ARGS"
+      echo "$PY -m classification.select_alpha --config $CFG seed=0 out_dir=$OUT $ARGS --alphas $a"
     done | run_all
     # every candidate is complete now: this only reads their logs and writes the choice
-    $PY -m classification.select_alpha --config "$CFG" --alphas $ALPHAS seed=0 out_dir="$OUT" $ARGS ;;
+    $PY -m classification.select_alpha --config "$CFG" seed=0 out_dir="$OUT" $ARGS --alphas $ALPHAS ;;
   test|selfkd)
     if [ "$PHASE" = test ]; then
       ALPHA=$($PY -c "import json; print(json.load(open('$selection'))['alpha_T'])")

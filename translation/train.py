@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import ConfigError, load_config, to_dict, to_yaml
+from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 
 PLUGIN_DIR = Path(__file__).resolve().parent
@@ -327,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m translation.train", description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True)
-    ap.add_argument("overrides", nargs="*", help="key=value (e.g. optim.epochs=3)")
-    args = ap.parse_args(argv)
+    ap.epilog = "key=value overrides anywhere on the line (e.g. optim.epochs=3)"
+    args = parse_with_overrides(ap, argv)
     command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv)
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides)

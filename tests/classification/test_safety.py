@@ -316,3 +316,16 @@ def test_config_changes_ignore_runtime_keys_and_keys_added_later():
     assert config_changes(old, {**old, "progress": False, "out_dir": "b", "new_key": 1}) == []
     assert config_changes(old, {**old, "optim": {"lr": 0.2}}) == ["optim.lr: 0.1 -> 0.2"]
     assert config_changes(old, {"optim": {"lr": 0.1}}) == ["epochs: 3 -> '<unset>'"]
+
+
+def test_overrides_anywhere_on_the_line(tmp_path, capsys):
+    """key=value after options (issue 17): `--seeds 0 data.root=...` and `--alphas 0.3 epochs=1`."""
+    from classification.launch import main as launch_main
+    from classification.select_alpha import main as select_main
+    assert launch_main(["table1", "--seeds", "0", *TINY, f"out_dir={tmp_path}", "--rows", "resnet50",
+                        "--dry-run"]) == 0
+    assert "3 of 3 runs to do" in capsys.readouterr().out
+    assert select_main(["--alphas", "0.3", *TINY, "epochs=1", f"out_dir={tmp_path}"]) == 0
+    sel = json.loads((tmp_path / "alpha_select/small_cnn_s0.selection.json").read_text())
+    assert list(sel["holdout_top1_err"]) == ["0.3"]
+    assert main([f"out_dir={tmp_path}", "--resume", *TINY, "epochs=1", "run_id=x"]) == 0
