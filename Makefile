@@ -90,3 +90,21 @@ train-table1 train-table2 train-fig2: install
 bench: install
 	$(PY) -m classification.bench $(ARGS)
 # --- classification (end) ---
+
+# --- detection (begin) ---
+# Table 3 rows (Faster R-CNN on VOC07+12 with Table 2's ResNet-152 backbones), missing runs only:
+#   make train-table3 ARGS="data.root=/data/VOCdevkit"
+# The CPU learnability check (synthetic shapes in VOC layout, ~10 min on 2 cores):
+#   make detection-check
+.PHONY: train-table3 detection-check
+
+train-table3: install
+	for m in baseline ls selfkd; do \
+	  $(PY) -m detection.train --config detection/configs/resnet152_$$m.yaml $(ARGS) resume=true || exit $$?; \
+	done
+
+detection-check: install
+	test -d data/synthetic_voc || $(PY) -m detection.synthetic --out data/synthetic_voc
+	OMP_NUM_THREADS=1 $(PY) -m detection.train --config detection/configs/synthetic_learnability.yaml $(ARGS) resume=true
+# --- detection (end) ---
+

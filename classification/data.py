@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.sampler import EpochSampler  # noqa: F401  (re-exported: classification's sampler lives in core)
+
 DATASETS = ("cifar10", "cifar100", "cifar10_npz", "digits", "imagenet")
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_npz": 10, "digits": 10}  # imagenet: from its folders
 IN_CHANNELS = {"digits": 1}
@@ -235,24 +237,3 @@ def _subset(n: int, size: int) -> list[int]:
     if size <= 0 or size >= n:
         return list(range(n))
     return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(0))[:size].tolist())
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """The shuffle of one epoch, a function of (seed, epoch) only, split across DDP ranks.
-
-    Rank r of w takes perm[r::w] (padded by wrap-around to a multiple of w, as DistributedSampler):
-    with a per-rank batch of B / w, the union of the ranks' i-th batches is the i-th batch of B of
-    the single-process run, so 1 and w processes see the same global batches.
-    """
-
-    def __init__(self, n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1):
-        self.n, self.rank, self.world = n, rank, world_size
-        self.perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-        pad = (-n) % world_size
-        self.perm += self.perm[:pad]
-
-    def __iter__(self):
-        return iter(self.perm[self.rank::self.world])
-
-    def __len__(self):
-        return len(self.perm) // self.world

@@ -161,3 +161,25 @@ def write_synthetic_voc(root: str | Path, num_images: int = 300,
     for name, lst in lists.items():
         (base / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(i + "\n" for i in lst))
     return SyntheticVOC(devkit, year, classes, {k: len(v) for k, v in lists.items()}, num_objects)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(description="Write the synthetic shapes set in VOC layout "
+                                            "(detection/configs/synthetic_learnability.yaml reads it).")
+    p.add_argument("--out", default="data/synthetic_voc", help="writes OUT/VOCdevkit/VOC2007")
+    p.add_argument("--images", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    try:
+        s = write_synthetic_voc(args.out, args.images, seed=args.seed)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {s.devkit}: {s.splits} images, {s.num_objects} objects of {', '.join(s.classes)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
