@@ -217,6 +217,26 @@ def fig2_summary(runs) -> str:
     return "\n".join(lines) + "\n"
 
 
+def map_curve_figure(run):
+    """Detection mAP per epoch (epoch lines with "map", and the final record at the last epoch)
+    beside the training loss: the learning curve of a detection run."""
+    pts = [(e["epoch"], e["map"]) for e in run.log.epochs if isinstance(e.get("map"), (int, float))]
+    if run.complete and run.metric("map") is not None and run.last_epoch is not None:
+        pts.append((run.last_epoch, run.metric("map")))
+    loss = [(e["epoch"], e["train_loss"]) for e in run.log.epochs if isinstance(e.get("train_loss"), (int, float))]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, data, label in ((axes[0], pts, "mAP (%), VOC07 11-point, IoU > 0.5"), (axes[1], loss, "Training loss")):
+        if data:
+            x, y = zip(*sorted(data))
+            ax.plot(x, y, "o-")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{run.run_id} ({run.dataset}, {run.meta.get('train_images', '?')} training images)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """All figures the logs allow; returns (files written, notes on what was skipped)."""
     out_dir = Path(out_dir)
@@ -237,6 +257,11 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
         md = out_dir / f"{stem}.md"
         md.write_text(f"Fig. 2, final metrics ({row}, {dataset}, {epochs} ep)\n\n" + fig2_summary(rs))
         written.append(md)
+    for r in runs:
+        if r.meta.get("task") == "detection" and any("map" in e for e in r.log.epochs):
+            fig = map_curve_figure(r)
+            written += save(fig, out_dir / f"map_curve_{r.table}_{r.run_id}")
+            plt.close(fig)
     from .regime import regime_figure, regime_settings
     settings = regime_settings(runs)
     if settings:

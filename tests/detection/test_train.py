@@ -76,7 +76,7 @@ def test_learnability_short(tmp_path, synth):
     """The CI version of the committed learnability run: mAP rises far above the untrained
     model's on the synthetic shapes."""
     cfg = load_config(TrainConfig, None, [*SYNTH, f"data.root={synth}", "epochs=4", "optim.milestones=[4]",
-                                          f"out_dir={tmp_path}"])
+                                          "eval_every=2", f"out_dir={tmp_path}"])
     torch.manual_seed(cfg.seed)
     train_set, test_set = build_data(cfg)
     untrained = evaluate(build_model(cfg, train_set.num_classes)[0], test_set, torch.device("cpu")).to_log()["map"]
@@ -84,6 +84,14 @@ def test_learnability_short(tmp_path, synth):
     trained = read_run_log(run / "log.jsonl", strict=True).final["metrics"]["map"]
     print(f"untrained mAP {untrained:.2f}, trained {trained:.2f}")
     assert untrained < 5.0 and trained > untrained + 25.0, (untrained, trained)
+    # the learning curve: mAP of epoch 2 in its epoch line, drawn by make figures
+    log = read_run_log(run / "log.jsonl", strict=True)
+    assert ["map" in e for e in log.epochs] == [False, True, False, False]
+    from PIL import Image
+    from reports.__main__ import main as reports_main
+    assert reports_main(["figures", "--runs", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    with Image.open(tmp_path / "out/figures/map_curve_detection_check_resnet20_baseline_s0.png") as im:
+        assert im.text["Panels"] == "2"
 
 
 @pytest.mark.parametrize("args,words", [
