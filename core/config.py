@@ -84,6 +84,10 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv=None):
     import sys
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if _OVERRIDE.match(a)]
-    args = parser.parse_args([a for a in argv if not _OVERRIDE.match(a)])
-    args.overrides = overrides
+    args, rest = parser.parse_known_args([a for a in argv if not _OVERRIDE.match(a)])
+    unknown = [a for a in rest if a.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # a bare word is a malformed override: load_config names it in one line
+    args.overrides = overrides + [a for a in rest if not a.startswith("-")]
     return args
