@@ -19,7 +19,7 @@ from .train import TrainConfig, run_dir_of, train
 CONFIG = Path(__file__).parent / "configs" / "demo_digits.yaml"
 
 
-METHODS = ("baseline", "ls", "selfkd")
+METHODS = ("baseline", "ls", "selfkd")  # registered in core.methods
 DEMO_COMMAND = "python -m classification.demo"
 
 

@@ -33,7 +33,7 @@ from core.run import check_out_dir, run_dir_for, start_run
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from core.schedules import KINDS, alpha_at, step_lr
 
-from .augment import METHODS, method_parts, prepare_batch
+from .selfkd import METHODS, method_parts, prepare_batch
 from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
                    build_datasets, check_data_path)
 from .evaluate import evaluate
@@ -74,7 +74,7 @@ class OptimConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = "baseline"  # see classification.augment.METHODS
+    name: str = "baseline"  # core.methods: baseline, ls, selfkd, cutout[_selfkd], cutmix[_sd][_selfkd]
     alpha_T: float = 0.8  # Self-KD alpha at the last epoch (CIFAR-100 default, Sec. 3.1)
     alpha_kind: str = "linear"  # Eq. 5; fixed/step/exp/cosine for the Fig. 2 ablation
     ls_eps: float = 0.1  # label smoothing epsilon (Sec. 3.1)

@@ -85,6 +85,7 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if _OVERRIDE.match(a)]
     args, rest = parser.parse_known_args([a for a in argv if not _OVERRIDE.match(a)])
+    rest = [a for a in rest if a != "--"]  # the old "options -- overrides" spelling still works
     unknown = [a for a in rest if a.startswith("-")]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")

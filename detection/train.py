@@ -29,6 +29,7 @@ from tqdm import tqdm
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist, check_device
+from core.methods import method_names
 from core.run import check_out_dir, run_dir_for, start_run
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from core.sampler import EpochSampler
@@ -39,7 +40,7 @@ from .model import backbone_normalization, build_faster_rcnn, faster_rcnn_from_c
 from .voc import VOC_CLASSES, VOCDetection, VOCFormatError, collate_detection
 from .voc_eval import VOCEvaluator, devkit_detections
 
-BACKBONE_METHODS = ("baseline", "ls", "selfkd")  # how the backbone was pre-trained (Table 3 rows)
+BACKBONE_METHODS = method_names("detection")  # how the backbone was pre-trained (Table 3 rows)
 
 
 @dataclass

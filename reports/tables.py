@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.methods import method_labels
 from core.metrics import METRIC_NAMES
 
 from .logs import Cell, Group, group_runs
@@ -36,12 +37,7 @@ ROW_LABELS = {
     "resnext101_1x64d": "ResNeXt-101 (1x64d)*", "iwslt15_en_de": "IWSLT15 EN-DE",
     "iwslt15_de_en": "IWSLT15 DE-EN", "multi30k_de_en": "Multi30k DE-EN",
 }
-METHOD_LABELS = {
-    "baseline": "Baseline", "ls": "+ Label Smoothing", "selfkd": "+ Self-KD",
-    "cutout": "+ Cutout", "cutout_selfkd": "+ Cutout + Self-KD", "cutmix": "+ CutMix",
-    "cutmix_selfkd": "+ CutMix + Self-KD", "cutmix_sd": "+ CutMix + SD",
-    "cutmix_sd_selfkd": "+ CutMix + SD + Self-KD", "reported": "(original paper)",
-}
+METHOD_LABELS = {**method_labels(), "reported": "(original paper)"}  # one list: core.methods
 
 
 @dataclass(frozen=True)

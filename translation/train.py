@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
+from core.methods import method_names
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 
 PLUGIN_DIR = Path(__file__).resolve().parent
-METHODS = ("baseline", "ls", "selfkd")
+METHODS = method_names("translation")
 PRECISIONS = ("fp32", "fp16", "bf16", "amp")
 LN2 = math.log(2)  # fairseq logs losses in bits; the run log stores nats
 

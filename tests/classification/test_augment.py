@@ -1,7 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from classification.augment import cutmix, cutout, method_parts, prepare_batch
+from classification.augment import cutmix, cutout
+from classification.selfkd import method_parts, prepare_batch
 from core.bank import PredictionBank
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import classification.train as T
-from classification.augment import method_parts
+from classification.selfkd import method_parts
 from classification.launch import main as launch_main, table_configs
 from classification.select_alpha import main as select_main
 from classification.train import Dist, TrainConfig, train_step

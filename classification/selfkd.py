@@ -1,0 +1,63 @@
+"""The training targets of a classification batch: Self-KD's (Eq. 6, from the prediction bank of
+the previous epoch's predictions), label smoothing's, or one-hot, alone or combined with Cutout /
+CutMix (Sec. 3.1, Appendix B.1). The training step (classification.train.train_step) calls
+prepare_batch, and after its forward pass writes the bank rows prepare_batch marks.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from core.methods import get_method, method_names
+from core.targets import label_smoothing_targets
+
+from .augment import cutmix, cutout
+
+METHODS = method_names("classification")
+
+
+def method_parts(name: str) -> set[str]:
+    """'cutmix_sd_selfkd' -> {'cutmix', 'sd', 'selfkd'}, from the method's registered spec
+    (core.methods), not from its spelling; ShakeDrop ('sd') is a model option."""
+    return get_method(name, "classification").parts
+
+
+def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_classes: int, *,
+                  ls_eps: float = 0.1, cutout_size: int = 8, cutmix_beta: float = 1.0,
+                  cutmix_prob: float = 0.5, cutout_updates_bank: bool = True):
+    """Inputs and (B, K) soft targets for one training batch, and which bank rows to overwrite
+    with this forward pass's predictions (None when nothing is written).
+
+    Self-KD combined with Cutout or CutMix (Sec. 3.1): a random half of the batch is trained with
+    Self-KD targets (and writes its bank rows); the other half gets the other regulariser with
+    hard targets. A CutMix'd sample does NOT overwrite its bank row: its image is a mix of two
+    samples, so its prediction is not p(x) for that x. A Cutout'd sample is still that sample
+    (occluded, like a crop), so it does write its row (cutout_updates_bank=False turns that off).
+    """
+    b = x.shape[0]
+    onehot = F.one_hot(labels, num_classes).float()
+    if "selfkd" not in parts:
+        if "ls" in parts:
+            return x, label_smoothing_targets(labels, num_classes, ls_eps), None
+        if "cutout" in parts:
+            return cutout(x, cutout_size), onehot, None
+        if "cutmix" in parts and float(torch.rand(())) < cutmix_prob:  # per batch, as CutMix's code
+            return (*cutmix(x, labels, num_classes, cutmix_beta), None)
+        return x, onehot, None
+    targets = bank.targets(idx, labels, alpha).to(x.device)
+    if not parts & {"cutout", "cutmix"}:
+        return x, targets, torch.ones(b, dtype=torch.bool, device=x.device)
+    # the half-batch rule: exactly b // 2 samples (a random subset) go to Self-KD
+    kd = torch.zeros(b, dtype=torch.bool, device=x.device)
+    kd[torch.randperm(b, device=x.device)[: b // 2]] = True
+    other = ~kd
+    x = x.clone()
+    if "cutout" in parts:
+        x[other] = cutout(x[other], cutout_size)
+        targets[other] = onehot[other]
+        update = torch.ones_like(kd) if cutout_updates_bank else kd
+    else:
+        if other.sum() > 0:
+            x[other], targets[other] = cutmix(x[other], labels[other], num_classes, cutmix_beta)
+        update = kd
+    return x, targets, update

@@ -1,0 +1,27 @@
+"""core.methods: one list of methods, each name spelled out (no parsing of underscores)."""
+import pytest
+
+from core.methods import get_method, method_labels, method_names
+
+
+def test_components_are_registered_not_parsed():
+    assert get_method("cutmix_sd_selfkd").parts == {"cutmix", "sd", "selfkd"}
+    assert get_method("baseline").parts == set()
+    assert get_method("ls").targets == "ls" and get_method("cutout").regularizer == "cutout"
+
+
+def test_unknown_or_unsupported_names_are_one_line_errors():
+    # 'cs_kd' used to be split into parts; now it is simply not a method (until registered)
+    with pytest.raises(ValueError, match="unknown method 'cs_kd'"):
+        get_method("cs_kd")
+    with pytest.raises(ValueError, match="unknown method 'cutmix'"):
+        get_method("cutmix", "translation")
+
+
+def test_one_list_serves_every_task_and_the_reports():
+    from classification.selfkd import METHODS as clf
+    from detection.train import BACKBONE_METHODS
+    from reports.tables import METHOD_LABELS
+    from translation.train import METHODS as mt
+    assert clf == method_names() and mt == BACKBONE_METHODS == ("baseline", "ls", "selfkd")
+    assert {k: METHOD_LABELS[k] for k in method_labels()} == method_labels()
