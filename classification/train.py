@@ -10,9 +10,9 @@ Eq. 6) -> evaluation -> JSONL run log + checkpoint. A killed run continues with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,8 +29,8 @@ from core.dist import Dist, check_device, update_bank
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.losses import soft_cross_entropy
-from core.run import check_out_dir, run_dir_for, start_run
-from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
+from core.run import check_out_dir, log_complete, owned_run, run_dir_for
+from core.runlog import RunLogWriter, git_info, now_iso
 from core.schedules import KINDS, alpha_at, step_lr
 
 from .selfkd import METHODS, method_parts, prepare_batch
@@ -300,11 +300,6 @@ def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -
     return state
 
 
-def _is_complete(run_dir: Path) -> bool:
-    log = run_dir / "log.jsonl"
-    return log.is_file() and read_run_log(log).complete
-
-
 def train(cfg, command: str = "") -> Path:
     # -- config and processes: every check that can fail on bad input, before any file is written
     validate(cfg)
@@ -314,28 +309,18 @@ def train(cfg, command: str = "") -> Path:
     run_dir = run_dir_of(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
 
-    # -- the run folder: fresh, resume or complete (core.run: locked, config checked, nothing deleted)
-    start = None
-    if d.main:
-        start = start_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, _is_complete, cfg.resume_changed)
-    d.barrier()
-    state = start.state if start else ("complete" if _is_complete(run_dir) else
-                                       "resume" if cfg.resume and ckpt_path.exists() else "fresh")
-    try:
+    # -- the run folder: fresh, resume or complete (core.run: locked, config checked, nothing
+    # deleted); the main process owns it, the others follow its decision after the barrier
+    with (owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed) if d.main
+          else contextlib.nullcontext()) as start:
+        d.barrier()
+        state = start.state if start else ("complete" if log_complete(run_dir) else
+                                           "resume" if cfg.resume and ckpt_path.exists() else "fresh")
         if state == "complete":
             if d.main:
                 print(f"{run_dir}: already complete, nothing to do")
             return run_dir
-        if start and start.aside:
-            print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
         return _run(cfg, d, run_dir, state == "resume", start.changes if start else (), command)
-    except BaseException:
-        if d.main and state == "fresh" and not ckpt_path.exists() and run_dir.is_dir():
-            shutil.rmtree(run_dir)  # this invocation made the folder and wrote no epoch: leave nothing
-        raise
-    finally:
-        if start:
-            start.lock.release()
 
 
 def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> Path:

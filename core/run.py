@@ -10,8 +10,10 @@ deleted.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError
+from .runlog import read_run_log
 
 # Keys that may differ between the invocations of one run without changing what it computes.
 RUNTIME_KEYS = ("resume", "resume_changed", "stop_after_epochs", "progress", "data.num_workers",
@@ -171,7 +174,13 @@ class RunStart:
     changes: tuple = ()
 
 
-def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_complete,
+def log_complete(run_dir: Path) -> bool:
+    """The run's log.jsonl has its final record."""
+    log = Path(run_dir) / "log.jsonl"
+    return log.is_file() and read_run_log(log).complete
+
+
+def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_complete=log_complete,
               resume_changed: str = "refuse", main: bool = True) -> RunStart:
     """Decide fresh / resume / complete for run_dir and take its lock (main process only).
 
@@ -210,3 +219,22 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
     except BaseException:
         lock.release()
         raise
+
+
+@contextlib.contextmanager
+def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resume_changed: str = "refuse"):
+    """start_run as a context: yields the RunStart (its aside move reported on stderr), releases the
+    lock at the end, and if the body fails in a fresh run before its first checkpoint, removes the
+    folder this invocation made (nothing else is ever deleted: an old folder was moved aside)."""
+    import sys
+    start = start_run(run_dir, config, resume, checkpoint, log_complete, resume_changed)
+    if start.aside:
+        print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
+    try:
+        yield start
+    except BaseException:
+        if start.state == "fresh" and not checkpoint.exists() and run_dir.is_dir():
+            shutil.rmtree(run_dir)
+        raise
+    finally:
+        start.lock.release()

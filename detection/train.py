@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, s
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist, check_device
 from core.methods import method_names
-from core.run import check_out_dir, run_dir_for, start_run
-from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
+from core.run import check_out_dir, owned_run, run_dir_for
+from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
 
@@ -207,11 +206,6 @@ def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool) -> 
     return total / max(n, 1)
 
 
-def _is_complete(run_dir: Path) -> bool:
-    log = run_dir / "log.jsonl"
-    return log.is_file() and read_run_log(log).complete
-
-
 def train(cfg, command: str = "") -> Path:
     # -- config: every bad input is one line, before any file is written
     validate(cfg)
@@ -223,20 +217,11 @@ def train(cfg, command: str = "") -> Path:
     data = build_data(cfg)  # parses every annotation: a bad VOC file fails here, before any write
 
     # -- the run folder (core.run): fresh, resume or complete; locked; nothing deleted
-    start = start_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, _is_complete, cfg.resume_changed)
-    try:
+    with owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed) as start:
         if start.state == "complete":
             print(f"{run_dir}: already complete, nothing to do")
             return run_dir
-        if start.aside:
-            print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
         return _run(cfg, d, run_dir, data, start.state == "resume", start.changes, command)
-    except BaseException:
-        if start.state == "fresh" and not ckpt_path.exists() and run_dir.is_dir():
-            shutil.rmtree(run_dir)  # made by this invocation, no epoch written: leave nothing
-        raise
-    finally:
-        start.lock.release()
 
 
 def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str) -> Path:
