@@ -264,7 +264,8 @@ def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch
                 raise TrainingDiverged(f"training loss is {value} at epoch {epoch}, step {step}")
             if d.main:
                 bar.set_postfix(loss=f"{value:.4f}")
-    train_loss, correct, conf_sum = (d.gather(sums.reshape(1, 3)).sum(0) / (n_seen * d.world)).tolist()
+    # float64 before the division: the float32 sums divided as the logs always have been
+    train_loss, correct, conf_sum = (d.gather(sums.reshape(1, 3)).sum(0).double() / (n_seen * d.world)).tolist()
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch}")
     return {"train_loss": train_loss, "train_top1_err": 100.0 * (1.0 - correct), "train_conf": 100.0 * conf_sum}
