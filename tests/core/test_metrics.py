@@ -31,7 +31,7 @@ def test_top_k_hand_case():
 def test_nll_hand_case():
     p = np.array([[0.5, 0.5], [0.9, 0.1], [0.0, 1.0]])
     y = np.array([0, 1, 0])
-    tiny = np.finfo(np.float64).tiny
+    tiny = np.finfo(np.float32).tiny  # the documented clamp: float32, the precision of softmax outputs
     expected = (-math.log(0.5) - math.log(0.1) - math.log(tiny)) / 3
     assert negative_log_likelihood(p, y) == pytest.approx(expected, rel=1e-12)
 
@@ -71,8 +71,14 @@ def _slow_aurc(p, y):
     for i, (_, c) in enumerate(items):
         risk += 1 - c
         out.append(risk / (i + 1))
-    r = out[-1]
-    return 1000 * sum(out) / len(out), 1000 * (sum(out) / len(out) - (r + (1 - r) * math.log(1 - r)))
+    # E-AURC's oracle, built rather than taken from a formula: the same predictions ranked with
+    # every correct one first, and the mean of that ranking's risk curve.
+    oracle = sorted((c for _, c in items), reverse=True)
+    risk, best = 0, []
+    for i, c in enumerate(oracle):
+        risk += 1 - c
+        best.append(risk / (i + 1))
+    return 1000 * sum(out) / len(out), 1000 * (sum(out) - sum(best)) / len(out)
 
 
 def test_aurc_against_slow_reference():
@@ -128,3 +134,23 @@ def test_bad_input():
         aurc(np.ones((3, 2)) / 2, np.array([0, 2, 1]))
     with pytest.raises(ValueError):
         expected_calibration_error(np.ones((3, 2)) / 2, np.array([0, 1]))
+
+
+def test_e_aurc_is_zero_for_a_perfect_ranking_with_errors():
+    # errors ranked last: AURC equals the oracle's, so E-AURC is exactly 0 (the continuous
+    # approximation the code used before left 1000 * 0.0119 here)
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]])
+    y = np.array([0, 0, 0, 1, 1])
+    assert e_aurc(p, y) == pytest.approx(0.0, abs=1e-12)
+    assert classification_metrics(p, y)[0]["e_aurc"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_nll_underflow_and_log_probs():
+    from core.metrics import negative_log_likelihood
+    p = np.array([[1.0, 0.0], [0.5, 0.5]], dtype=np.float32)
+    y = np.array([1, 0])
+    # the first label's probability underflowed to 0 in float32: clamped at float32's tiny
+    tiny = float(np.finfo(np.float32).tiny)
+    assert negative_log_likelihood(p, y) == pytest.approx((-math.log(tiny) + math.log(2)) / 2)
+    # with the log-probabilities the caller has from the logits, exact
+    assert negative_log_likelihood(p, y, np.array([-150.0, math.log(0.5)])) == pytest.approx((150 + math.log(2)) / 2)
