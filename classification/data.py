@@ -75,14 +75,29 @@ def cifar_transforms(num_classes: int, train: bool, augment: bool = True):
     return T.Compose(norm)
 
 
-def load_cifar10_npz(path: Path, split: str):
-    """Decode the shared JPEG copy: uint8 (N, 32, 32, 3) images and (N,) labels."""
+def load_cifar10_npz(path: Path, split: str, indices=None):
+    """Decode the shared JPEG copy: uint8 (N, 32, 32, 3) images and (N,) labels. With `indices`,
+    only those images are decoded (the others stay zero): a 2,000-image subset no longer pays
+    for decoding all 50,000."""
     from PIL import Image
     with np.load(path) as z:
         buf, off, labels = z[f"{split}_jpeg"], z[f"{split}_offsets"], z[f"{split}_labels"]
-    imgs = np.stack([np.asarray(Image.open(io.BytesIO(buf[off[i]:off[i + 1]].tobytes())).convert("RGB"))
-                     for i in range(len(labels))])
+
+    def decode(i):
+        return np.asarray(Image.open(io.BytesIO(buf[off[i]:off[i + 1]].tobytes())).convert("RGB"))
+    if indices is None:
+        return np.stack([decode(i) for i in range(len(labels))]), labels
+    indices = list(indices)
+    first = decode(indices[0]) if indices else np.zeros((32, 32, 3), np.uint8)
+    imgs = np.zeros((len(labels), *first.shape), dtype=np.uint8)
+    for i in indices:
+        imgs[i] = decode(i)
     return imgs, labels
+
+
+def npz_length(path: Path, split: str) -> int:
+    with np.load(path) as z:
+        return len(z[f"{split}_labels"])
 
 
 # AlexNet-style PCA lighting noise (Krizhevsky et al. 2012), with the eigen decomposition of
@@ -173,7 +188,8 @@ def check_data_path(name: str, root: str, download: bool) -> None:
         raise FileNotFoundError(f"dataset path not found: {p / folder} (set data.root, or data.download=true to fetch {name})")
 
 
-def _base_datasets(name: str, root: str, download: bool, augment: bool):
+def _base_datasets(name: str, root: str, download: bool, augment: bool, train_subset: int = 0,
+                   test_subset: int = 0):
     """(train with training transforms, train with eval transforms, test, num_classes)."""
     if name == "digits":
         train, test = _digits_split()
@@ -185,10 +201,12 @@ def _base_datasets(name: str, root: str, download: bool, augment: bool):
         return train, train_eval, _imagefolder(p, "val", imagenet_transforms(False)), len(train.classes)
     k = NUM_CLASSES[name]
     if name == "cifar10_npz":
-        imgs, labels = load_cifar10_npz(Path(root), "train")
+        n_train, n_test = npz_length(Path(root), "train"), npz_length(Path(root), "test")
+        imgs, labels = load_cifar10_npz(Path(root), "train", _subset(n_train, train_subset))
         train = ArrayImages(imgs, labels, cifar_transforms(10, True, augment))
         train_eval = ArrayImages(imgs, labels, cifar_transforms(10, False))
-        test = ArrayImages(*load_cifar10_npz(Path(root), "test"), cifar_transforms(10, False))
+        test = ArrayImages(*load_cifar10_npz(Path(root), "test", _subset(n_test, test_subset)),
+                           cifar_transforms(10, False))
         return train, train_eval, test, k
     import torchvision
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
@@ -217,7 +235,7 @@ def build_datasets(name: str, root: str = "", download: bool = False, augment: b
     eval transforms (no augmentation), to measure how well the model fits its training data;
     None when fit_subset == 0."""
     check_data_path(name, root, download)
-    train, train_eval, test, k = _base_datasets(name, root, download, augment)
+    train, train_eval, test, k = _base_datasets(name, root, download, augment, train_subset, test_subset)
     tr_idx = _subset(len(train), train_subset)
     if holdout_fraction:
         keep, ho = holdout_split(len(tr_idx), holdout_fraction, holdout_seed)

@@ -148,3 +148,13 @@ def test_fit_subset_size_and_off(tmp_path):
     assert build_datasets("digits", train_subset=300, fit_subset=0)[2] is None
     log = read_run_log(train(_cfg(tmp_path, "data.fit_subset=0", "epochs=1")) / "log.jsonl", strict=True)
     assert "fit_top1_err" not in log.epochs[0] and "train_top1_err" in log.epochs[0]
+
+
+def test_npz_subset_decodes_only_the_selected_images_identically(shared_data):
+    from classification.data import load_cifar10_npz
+    path = shared_data / "cifar10-jpeg/cifar10_jpeg.npz"
+    full, labels = load_cifar10_npz(path, "test")
+    part, labels2 = load_cifar10_npz(path, "test", [3, 7, 9999])
+    assert (labels == labels2).all() and part.shape == full.shape
+    assert (part[[3, 7, 9999]] == full[[3, 7, 9999]]).all()
+    assert not part[[0, 1, 2]].any()  # not decoded
