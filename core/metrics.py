@@ -20,6 +20,12 @@ METRIC_NAMES = {
     "aurc": "AURC (x1000)",
     "e_aurc": "E-AURC (x1000)",
     "conf": "Mean confidence (%)",
+    # Beyond the paper (later papers report these): Brier score, 15-bin ECE, adaptive
+    # (equal-mass) ECE, classwise ECE.
+    "brier": "Brier score",
+    "ece15": "ECE, 15 bins (%)",
+    "adaece": "Adaptive ECE (%)",
+    "cwece": "Classwise ECE (%)",
 }
 
 _CHUNK = 1 << 16
@@ -129,6 +135,47 @@ def expected_calibration_error(probs, labels, n_bins: int = 10) -> float:
     return ece_from_bins(reliability_bins(probs, labels, n_bins))
 
 
+def brier_score(probs, labels) -> float:
+    """Multiclass Brier score (Brier 1950): mean over samples of sum_k (p_k - 1[y = k])^2, in [0, 2]."""
+    p, y = _check(probs, labels)
+    total = 0.0
+    for s in range(0, len(y), _CHUNK):
+        c = p[s:s + _CHUNK].astype(np.float64)
+        c[np.arange(len(c)), y[s:s + _CHUNK]] -= 1.0
+        total += float((c * c).sum())
+    return total / len(y)
+
+
+def adaptive_ece(probs, labels, n_bins: int = 15) -> float:
+    """Adaptive ECE (%) (Nguyen & O'Connor 2015; Mukhoti et al. 2020): n_bins bins holding equal
+    numbers of samples (np.array_split of the confidence-sorted samples; ties in dataset order)."""
+    conf, correct = confidence_and_correct(probs, labels)
+    order = np.lexsort((np.arange(len(conf)), conf))
+    gaps = [abs(float(correct[b].mean()) - float(conf[b].mean())) * len(b)
+            for b in np.array_split(order, min(n_bins, len(order))) if len(b)]
+    return 100.0 * sum(gaps) / len(conf)
+
+
+def classwise_ece(probs, labels, n_bins: int = 15) -> float:
+    """Classwise ECE (%) (Kull et al. 2019): for each class k, the ECE of p_k against 1[y = k]
+    over all samples in n_bins equal-width bins (lo, hi], averaged over the K classes."""
+    p, y = _check(probs, labels)
+    k = p.shape[1]
+    count = np.zeros((k, n_bins))
+    conf_sum = np.zeros((k, n_bins))
+    hit_sum = np.zeros((k, n_bins))
+    cls = np.arange(k)
+    for s in range(0, len(y), _CHUNK):
+        c = p[s:s + _CHUNK].astype(np.float64)
+        b = _bin_index(c.reshape(-1), n_bins).reshape(c.shape)
+        flat = (cls[None, :] * n_bins + b).reshape(-1)
+        hit = (y[s:s + _CHUNK, None] == cls[None, :]).astype(np.float64).reshape(-1)
+        count += np.bincount(flat, minlength=k * n_bins).reshape(k, n_bins)
+        conf_sum += np.bincount(flat, weights=c.reshape(-1), minlength=k * n_bins).reshape(k, n_bins)
+        hit_sum += np.bincount(flat, weights=hit, minlength=k * n_bins).reshape(k, n_bins)
+    return float(100.0 * np.abs(hit_sum - conf_sum).sum() / (len(y) * k))
+
+
 def _risk_curve(probs, labels) -> np.ndarray:
     return _risk(*confidence_and_correct(probs, labels))
 
@@ -177,5 +224,9 @@ def classification_metrics(probs, labels, n_bins: int = 10, label_log_probs=None
         "aurc": 1000.0 * float(curve.mean()),
         "e_aurc": 1000.0 * (float(curve.mean()) - _optimal_aurc(len(y), int((~correct).sum()))),
         "conf": 100.0 * float(conf.mean()),
+        "brier": brier_score(p, y),
+        "ece15": ece_from_bins(_bins(conf, correct, 15)),
+        "adaece": adaptive_ece(p, y, 15),
+        "cwece": classwise_ece(p, y, 15),
     }
     return m, bins

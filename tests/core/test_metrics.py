@@ -154,3 +154,52 @@ def test_nll_underflow_and_log_probs():
     assert negative_log_likelihood(p, y) == pytest.approx((-math.log(tiny) + math.log(2)) / 2)
     # with the log-probabilities the caller has from the logits, exact
     assert negative_log_likelihood(p, y, np.array([-150.0, math.log(0.5)])) == pytest.approx((150 + math.log(2)) / 2)
+
+
+def test_brier_against_sklearn_and_a_loop():
+    from sklearn.metrics import brier_score_loss
+
+    from core.metrics import brier_score
+    rng = np.random.default_rng(0)
+    p1 = rng.random(200)
+    p = np.stack([1 - p1, p1], 1)
+    y = rng.integers(0, 2, 200)
+    # two classes: the multiclass sum over both classes is twice sklearn's binary Brier score
+    assert brier_score(p, y) == pytest.approx(2 * brier_score_loss(y, p1), rel=1e-12)
+    pk, yk = _probs(n=100, seed=3)
+    loop = sum(sum((float(pk[i, k]) - (k == int(yk[i]))) ** 2 for k in range(pk.shape[1]))
+               for i in range(len(yk))) / len(yk)
+    assert brier_score(pk, yk) == pytest.approx(loop, rel=1e-6)
+
+
+def test_ece15_against_torchmetrics():
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    p, y = _probs(seed=5)
+    ref = tm.multiclass_calibration_error(p, y, num_classes=10, n_bins=15, norm="l1").item() * 100
+    assert classification_metrics(p, y)[0]["ece15"] == pytest.approx(ref, abs=1e-4)
+
+
+def test_adaptive_and_classwise_ece_hand_cases():
+    from core.metrics import adaptive_ece, classwise_ece
+    # 4 samples, 2 equal-mass bins: sorted confidences [.6 (wrong), .7 (right)] and
+    # [.8 (right), .9 (wrong)] -> bin gaps |.5 - .65| and |.5 - .85| -> (0.15 * 2 + 0.35 * 2) / 4
+    p = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3]])
+    y = np.array([1, 1, 0, 0])
+    assert adaptive_ece(p, y, n_bins=2) == pytest.approx(100 * (0.15 * 2 + 0.35 * 2) / 4)
+    # classwise, 2 bins (0, .5], (.5, 1]: class 0 has p0 = .9,.6,.8,.7 all in bin 2, hits 0,0,1,1
+    # -> |2 - 3.0| = 1.0; class 1 has p1 = .1,.4,.2,.3 all in bin 1, hits 1,1,0,0 -> |2 - 1.0| = 1.0
+    assert classwise_ece(p, y, n_bins=2) == pytest.approx(100 * (1.0 + 1.0) / (4 * 2))
+
+
+def test_classwise_ece_against_a_loop():
+    from core.metrics import classwise_ece
+    p, y = _probs(n=300, seed=7)
+    p, y = p.double().numpy(), y.numpy()
+    edges = np.linspace(0, 1, 16)
+    total = 0.0
+    for k in range(p.shape[1]):
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (p[:, k] > lo) & (p[:, k] <= hi)
+            if m.any():
+                total += abs((y[m] == k).sum() - p[m, k].sum())
+    assert classwise_ece(p, y, 15) == pytest.approx(100 * total / (len(y) * p.shape[1]), rel=1e-9)
