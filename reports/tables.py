@@ -50,24 +50,34 @@ class TableSpec:
     run_tables: tuple         # meta "table" values whose runs feed this table
     seeds: tuple = (0,)
     layout: str = "wide"      # wide: a line per (row, method); by_metric: a line per metric
+    # The paper's scale: only groups with one of these datasets and this many epochs sit on the
+    # paper's lines (with its value and a difference); any other scale gets a line of its own.
+    paper_datasets: tuple = ()
+    paper_epochs: int | None = None
+
+    def at_paper_scale(self, group) -> bool:
+        return group.dataset in self.paper_datasets and group.epochs == self.paper_epochs
 
 
 TABLES = {
     "table1": TableSpec("table1", "Table 1: CIFAR-100 classification", "classification",
                         (TOP1, TOP5, NLL, ECE, AURC),
-                        "CIFAR-100, 300 epochs, average of three runs", ("table1", "regime"), (0, 1, 2)),
+                        "CIFAR-100, 300 epochs, average of three runs", ("table1", "regime"), (0, 1, 2),
+                        paper_datasets=("cifar100",), paper_epochs=300),
     "table2": TableSpec("table2", "Table 2: ImageNet classification (validation set)",
                         "classification", (TOP1, TOP5, NLL, ECE, AURC),
-                        "ImageNet, 90 epochs", ("table2",)),
+                        "ImageNet, 90 epochs", ("table2",), paper_datasets=("imagenet",), paper_epochs=90),
     "table3": TableSpec("table3", "Table 3: Faster R-CNN on VOC07 test with each backbone",
                         "detection", (MAP,),
-                        "VOC07+12 trainval -> VOC07 test, fine-tuned 10 epochs", ("table3", "table5")),
+                        "VOC07+12 trainval -> VOC07 test, fine-tuned 10 epochs", ("table3", "table5"),
+                        paper_datasets=("voc07+12",), paper_epochs=10),
     "table4": TableSpec("table4", "Table 4: Transformer BLEU", "translation", (BLEU_TOK, BLEU),
-                        "IWSLT15 / Multi30k, 150 epochs", ("table4",)),
+                        "IWSLT15 / Multi30k, 150 epochs", ("table4",),
+                        paper_datasets=("iwslt15_en_de", "iwslt15_de_en", "multi30k_de_en"), paper_epochs=150),
     "table5": TableSpec("table5", "Table 5: per-class AP on VOC07 test", "detection",
                         tuple(f"ap.{c}" for c in VOC_CLASSES) + (MAP,),
                         "VOC07+12 trainval -> VOC07 test, fine-tuned 10 epochs",
-                        ("table3", "table5"), layout="by_metric"),
+                        ("table3", "table5"), layout="by_metric", paper_datasets=("voc07+12",), paper_epochs=10),
 }
 
 
@@ -93,6 +103,7 @@ class Line:
     method: str
     group: Group | None
     command: str
+    on_paper_line: bool = True  # False: measured at another scale, never compared with the paper
 
     @property
     def label(self) -> str:
@@ -107,7 +118,7 @@ class Table:
     warnings: list
 
     def paper_value(self, line: Line, metric: str):
-        return self.paper.get((line.row, line.method, metric))
+        return self.paper.get((line.row, line.method, metric)) if line.on_paper_line else None
 
     def cell(self, line: Line, metric: str) -> Cell:
         return line.group.cell(metric) if line.group else Cell(None, None, 0)
@@ -123,14 +134,14 @@ def build_table(name: str, runs, warnings=()) -> Table:
     groups = group_runs(mine)
     lines, used = [], set()
     for row, method in dict.fromkeys((r, m) for r, m, _ in paper):
-        matching = [g for g in groups if (g.row, g.method) == (row, method)]
+        matching = [g for g in groups if (g.row, g.method) == (row, method) and spec.at_paper_scale(g)]
         for g in matching or [None]:
             lines.append(Line(row, method, g, command_for(spec, row, method)))
         used.update(id(g) for g in matching)
     # Measured lines the paper does not have (another model, a new method): shown, no paper value.
     for g in groups:
         if id(g) not in used:
-            lines.append(Line(g.row, g.method, g, command_for(spec, g.row, g.method)))
+            lines.append(Line(g.row, g.method, g, command_for(spec, g.row, g.method), on_paper_line=False))
     return Table(spec, paper, lines, [w for w in warnings if _concerns(w, spec)])
 
 

@@ -151,7 +151,7 @@ def test_expected_run_count_catches_a_lost_log(tmp_path):
     """`n` pins how many committed runs (seeds) a cell averages, so a log that stops being read
     fails the check instead of quietly shifting the mean within tolerance."""
     entry = ("results:\n  - {table: table1, row: resnet50, method: selfkd, metric: top1_err, "
-             "dataset: cifar100, epochs: 5, expected: 27.25, tolerance: 0.3, n: %s}\n")
+             "dataset: cifar100, epochs: 300, expected: 27.25, tolerance: 0.3, n: %s}\n")
     p = tmp_path / "e.yaml"
     p.write_text(entry % 99)
     rc, lines = check_repro(p, [ROOT])

@@ -38,7 +38,7 @@ def test_mean_std_n_and_difference(runs):
     assert (float(r["measured_mean"]), float(r["measured_std"]), int(r["n"])) == (31.0, 1.0, 3)
     assert r["paper"] == "27.07" and float(r["diff"]) == pytest.approx(31.0 - 27.07)
     assert r["run_ids"].split() == [f"table1_resnet50_baseline_s{s}" for s in (0, 1, 2)]
-    assert (r["dataset"], r["epochs"], r["commits"], r["status"]) == ("cifar100", "5", "0123456", "complete")
+    assert (r["dataset"], r["epochs"], r["commits"], r["status"]) == ("cifar100", "300", "0123456", "complete")
 
 
 def test_rows_without_runs_show_paper_value_and_exact_command(runs):
@@ -68,7 +68,7 @@ def test_every_paper_cell_appears_in_csv_with_no_runs():
 def test_in_progress_run_is_marked_and_not_averaged_with_complete_ones(runs):
     md = to_markdown(build_table("table1", *runs))
     ls_line = next(ln for ln in md.splitlines() if "| ResNet-50 | + Label Smoothing |" in ln)
-    assert "in progress (epoch 3/5)" in ls_line
+    assert "in progress (epoch 3/300)" in ls_line
     # Its last epoch: 29 + 40/3 - 40/5 = 34.33 top-1.
     assert "| 34.33 |" in ls_line
 
@@ -98,8 +98,16 @@ def test_runs_at_different_scales_are_separate_lines(tmp_path):
     runs, warnings = find_runs([tmp_path])
     assert warnings == []
     lines = [ln for ln in build_table("table1", runs).lines if (ln.row, ln.method) == ("resnet50", "selfkd")]
-    assert [(ln.group.epochs, ln.group.cell("top1_err").mean) for ln in lines] == [(5, 30.0), (300, 25.0)]
+    # the paper's scale (CIFAR-100, 300 epochs) sits on the paper's line; 5 epochs is a line of
+    # its own with no paper value and no difference (issue 17: Table 4 used to compare them)
+    assert [(ln.group.epochs, ln.group.cell("top1_err").mean) for ln in lines] == [(300, 25.0), (5, 30.0)]
     assert lines[0].group.commits == ["abc-dirty"]
+    table = build_table("table1", runs)
+    assert table.paper_value(lines[0], "top1_err").value == 24.95
+    assert table.paper_value(lines[1], "top1_err") is None
+    from reports.tables import to_markdown
+    row5 = [r for r in to_markdown(table).splitlines() if "cifar100, 5 ep" in r][0]
+    assert "| 30.00 | – | – |" in row5
 
 
 def test_holdout_runs_are_not_averaged_with_test_runs(tmp_path):
