@@ -182,6 +182,16 @@ def check_data_path(name: str, root: str, download: bool) -> None:
     if name == "cifar10_npz":
         if not p.is_file():
             raise FileNotFoundError(f"dataset file not found: {p} (expected cifar10_jpeg.npz)")
+        need = [f"{s}_{k}" for s in ("train", "test") for k in ("jpeg", "offsets", "labels")]
+        try:
+            with np.load(p) as z:
+                missing = [k for k in need if k not in z.files]
+        except Exception as e:  # not a zip, truncated, ...
+            raise FileNotFoundError(f"dataset file {p} is not a readable .npz ({type(e).__name__}); "
+                                    f"expected cifar10_jpeg.npz") from None
+        if missing:
+            raise FileNotFoundError(f"dataset file {p} lacks {', '.join(missing)} (expected the layout of "
+                                    f"cifar10_jpeg.npz, see ../shared/data/README.md)")
         return
     folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
     if not download and not (p / folder).is_dir():

@@ -259,7 +259,20 @@ def _yaml_not_mapping(tmp_path):
     return ["--config", str(tmp_path / "list.yaml")]
 
 
+def _corrupt_npz(tmp_path):
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    return ["data.name=cifar10_npz", f"data.root={tmp_path / 'corrupt.npz'}"]
+
+
+def _npz_missing_keys(tmp_path):
+    import numpy as np
+    np.savez(tmp_path / "partial.npz", train_jpeg=np.zeros(3, np.uint8))
+    return ["data.name=cifar10_npz", f"data.root={tmp_path / 'partial.npz'}"]
+
+
 CATALOGUE = [
+    ("corrupt npz", _corrupt_npz, "is not a readable .npz"),
+    ("npz missing keys", _npz_missing_keys, "lacks train_offsets"),
     ("missing config file", lambda t: ["--config", str(t / "nope.yaml")], "config file not found"),
     ("malformed yaml", _malformed_yaml, "malformed config"),
     ("yaml not a mapping", _yaml_not_mapping, "top level must be a mapping"),
