@@ -25,4 +25,4 @@ def predict(model, batches, device, amp_dtype=None) -> tuple[torch.Tensor, torch
 
 def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None) -> tuple[dict, dict]:
     probs, labels, label_logp = predict(model, batches, device, amp_dtype)
-    return classification_metrics(probs, labels, n_bins, label_logp)
+    return classification_metrics(probs, labels, n_bins, label_logp, extra=True)
