@@ -57,3 +57,15 @@ def test_bad_input():
         bank.update(torch.tensor([0]), torch.ones(1, 4))
     with pytest.raises(ValueError):
         PredictionBank(4, 3, dtype=torch.int64)
+
+
+def test_state_dict_does_not_copy_a_cpu_bank():
+    """Issue 16: a checkpoint of an ImageNet-size bank must not double its memory."""
+    from core.bank import PredictionBank
+    bank = PredictionBank(8, 3)
+    state = bank.state_dict()
+    assert state["probs"].data_ptr() == bank.probs.data_ptr()
+    other = PredictionBank(8, 3)
+    bank.update(torch.tensor([1]), torch.tensor([[0.2, 0.3, 0.5]]))
+    other.load_state_dict(bank.state_dict())
+    assert torch.equal(other.probs, bank.probs) and other.probs.data_ptr() != bank.probs.data_ptr()
