@@ -12,6 +12,7 @@ from core.methods import get_method, method_names
 from core.targets import label_smoothing_targets
 
 from .augment import cutmix, cutout
+from .peers import tfkd_targets
 
 METHODS = method_names("classification")
 
@@ -24,7 +25,7 @@ def method_parts(name: str) -> set[str]:
 
 def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_classes: int, *,
                   ls_eps: float = 0.1, cutout_size: int = 8, cutmix_beta: float = 1.0,
-                  cutmix_prob: float = 0.5, cutout_updates_bank: bool = True):
+                  cutmix_prob: float = 0.5, cutout_updates_bank: bool = True, tfkd=(0.1, 20.0, 0.99)):
     """Inputs and (B, K) soft targets for one training batch, and which bank rows to overwrite
     with this forward pass's predictions (None when nothing is written).
 
@@ -36,6 +37,8 @@ def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_class
     """
     b = x.shape[0]
     onehot = F.one_hot(labels, num_classes).float()
+    if "tfkd" in parts:  # TF-KD-reg: a hand-made teacher (classification/peers.py)
+        return x, tfkd_targets(labels, num_classes, *tfkd), None
     if "selfkd" not in parts:
         if "ls" in parts:
             return x, label_smoothing_targets(labels, num_classes, ls_eps), None

@@ -33,6 +33,7 @@ from core.run import check_out_dir, log_complete, owned_run, run_dir_for
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.schedules import KINDS, alpha_at, step_lr
 
+from .peers import ClassPairBatches, cskd_loss
 from .selfkd import METHODS, method_parts, prepare_batch
 from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
                    build_datasets, check_data_path)
@@ -85,6 +86,12 @@ class MethodConfig:
     bank_dtype: str = "float32"  # float32 (official) | float16
     bank_device: str = "auto"  # auto = the training device; "cpu" = the official per-step host copy
     bank_storage: str = "memory"  # memory | mmap (a memory-mapped file in the run folder)
+    # Peers (classification/peers.py), each with its own paper's CIFAR defaults:
+    cskd_temperature: float = 4.0  # CS-KD (Yun et al. 2020)
+    cskd_lambda: float = 1.0
+    tfkd_alpha: float = 0.1  # TF-KD-reg (Yuan et al. 2020), its CIFAR-100 ResNet-18 setting
+    tfkd_temperature: float = 20.0
+    tfkd_correct_prob: float = 0.99
 
 
 @dataclass
@@ -125,6 +132,11 @@ def validate(cfg) -> None:
     for key in ("alpha_T", "ls_eps"):
         if not 0.0 <= cfg.method[key] <= 1.0:
             raise ConfigError(f"method.{key} must be in [0, 1], got {cfg.method[key]}")
+    if not 0.0 <= cfg.method.tfkd_alpha <= 1.0 or not 0.0 < cfg.method.tfkd_correct_prob < 1.0:
+        raise ConfigError(f"method.tfkd_alpha must be in [0, 1] and tfkd_correct_prob in (0, 1), got "
+                          f"{cfg.method.tfkd_alpha}, {cfg.method.tfkd_correct_prob}")
+    if cfg.method.cskd_temperature <= 0 or cfg.method.tfkd_temperature <= 0 or cfg.method.cskd_lambda < 0:
+        raise ConfigError("method.cskd_temperature and tfkd_temperature must be > 0, cskd_lambda >= 0")
     if cfg.method.alpha_kind not in KINDS:
         raise ConfigError(f"unknown method.alpha_kind {cfg.method.alpha_kind!r}; expected one of {', '.join(KINDS)}")
     choices = {"method.bank_dtype": ("float32", "float16"), "method.bank_storage": ("memory", "mmap"),
@@ -157,10 +169,22 @@ def run_dir_of(cfg) -> Path:
 
 def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
     """One optimisation step; returns the (detached) batch loss and logits. Shared by training
-    and bench."""
+    and bench. CS-KD's batches are anchors then partners; its logits are the anchors'."""
+    if "cskd" in parts:
+        h = len(y) // 2
+        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(x[:h])
+            with torch.no_grad():  # the partner side, after the anchors' forward (CS-KD's code)
+                partner = model(x[h:])
+        loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd_temperature, mcfg.cskd_lambda)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach(), logits.detach()
     x, targets, update = prepare_batch(
         parts, x, y, idx, bank, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
-        cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank)
+        cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank,
+        tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob))
     with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         logits = model(x)
     loss = soft_cross_entropy(logits, targets)
@@ -229,6 +253,15 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
     """(batches, count) of one training epoch: the shuffle is a function of (seed, epoch) alone."""
     sampler = EpochSampler(len(train_set), cfg.seed, epoch, d.rank, d.world)
     per_rank_batch = cfg.optim.batch_size // d.world
+    if cfg.method.name == "cskd":  # batch_size anchors + as many same-class partners
+        labels = [train_set.base.targets[i] for i in train_set.indices]
+        pairs = ClassPairBatches(labels, list(sampler), per_rank_batch, cfg.seed, epoch)
+        if fast is not None:
+            flat = [i for b in pairs for i in b]  # every chunk of 2 x batch is one pair batch
+            return fast.batches(flat, 2 * per_rank_batch, cfg.channels_last), len(pairs)
+        loader = DataLoader(train_set, batch_sampler=pairs, num_workers=cfg.data.num_workers,
+                            pin_memory=d.device.type == "cuda")
+        return loader, len(loader)
     if fast is not None:
         return fast.batches(list(sampler), per_rank_batch, cfg.channels_last), -(-len(sampler) // per_rank_batch)
     loader = DataLoader(train_set, batch_size=per_rank_batch, sampler=sampler,
@@ -255,6 +288,7 @@ def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         loss, logits = train_step(model, opt, x, y, idx, parts, bank, alpha, cfg.method, num_classes, d, amp_dtype)
+        y = y[:len(logits)]  # CS-KD: the anchors (the partners' forward has no gradient)
         conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
         sums += torch.stack([loss * len(y), (pred == y).sum(), conf.sum()])
         n_seen += len(y)
@@ -307,6 +341,8 @@ def train(cfg, command: str = "") -> Path:
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {d.world} processes")
+    if cfg.method.name == "cskd" and d.world > 1:
+        raise ConfigError("method cskd runs in one process (its pair batches are not split over ranks yet)")
     run_dir = run_dir_of(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
 

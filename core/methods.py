@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGET_RULES = ("onehot", "ls", "selfkd")
+TARGET_RULES = ("onehot", "ls", "selfkd", "cskd", "tfkd")
 REGULARIZERS = ("none", "cutout", "cutmix")
 
 
@@ -60,6 +60,9 @@ for _spec in (
     MethodSpec("cutmix_selfkd", "+ CutMix + Self-KD", "selfkd", "cutmix"),
     MethodSpec("cutmix_sd", "+ CutMix + SD", regularizer="cutmix", shakedrop=True),
     MethodSpec("cutmix_sd_selfkd", "+ CutMix + SD + Self-KD", "selfkd", "cutmix", True),
+    # Peers (beyond the seed paper; the official PS-KD README compares with them):
+    MethodSpec("cskd", "+ CS-KD (peer)", "cskd"),   # Yun et al., CVPR 2020
+    MethodSpec("tfkd", "+ TF-KD-reg (peer)", "tfkd"),  # Yuan et al., CVPR 2020
 ):
     register_method(_spec)
 

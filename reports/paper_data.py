@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAPER_CSV = Path(__file__).resolve().parent / "paper" / "results.csv"
+# The peers' numbers (CS-KD, TF-KD-reg) as the official PS-KD README publishes them (its CIFAR-100
+# and ImageNet tables; github lgcnsai/PS-KD-Pytorch): not in the seed paper, shown in its "paper"
+# column only on the peers' own lines, with a header note.
+PEER_CSV = PAPER_CSV.parent / "pskd_readme.csv"
+PEER_NOTE = ("CS-KD and TF-KD-reg lines (beyond the seed paper): the 'paper' column holds the "
+             "numbers of the official PS-KD README (github lgcnsai/PS-KD-Pytorch), transcribed in "
+             "reports/paper/pskd_readme.csv.")
 AURC_NOTE = ("AURC is x10^3: the paper's header says x10^2 but its values are x10^3 "
              "(the official code multiplies by 1000), as are ours.")
 
@@ -45,6 +52,12 @@ def load_paper(path: str | Path = PAPER_CSV) -> list[PaperValue]:
     return out
 
 
-def paper_table(table: str, path: str | Path = PAPER_CSV) -> dict:
-    """{(row, method, metric): PaperValue} of one table, in the paper's order."""
-    return {(p.row, p.method, p.metric): p for p in load_paper(path) if p.table == table}
+def paper_table(table: str, path: str | Path = PAPER_CSV, peers: bool = True) -> dict:
+    """{(row, method, metric): PaperValue} of one table, in the paper's order, then (peers=True)
+    the peers' README numbers for lines the paper does not have."""
+    out = {(p.row, p.method, p.metric): p for p in load_paper(path) if p.table == table}
+    if peers and Path(path) == PAPER_CSV and PEER_CSV.is_file():
+        for p in load_paper(PEER_CSV):
+            if p.table == table:
+                out.setdefault((p.row, p.method, p.metric), p)
+    return out

@@ -14,7 +14,7 @@ from core.methods import method_labels
 from core.metrics import METRIC_NAMES
 
 from .logs import Cell, Group, group_runs
-from .paper_data import AURC_NOTE, paper_table
+from .paper_data import AURC_NOTE, PEER_NOTE, paper_table
 
 # Metric keys of the other tasks (their final records: translation "bleu_tok" (tokenised, what
 # Table 4 is compared with) and "bleu" (detokenised sacreBLEU), detection "map" and "ap"
@@ -36,6 +36,8 @@ ROW_LABELS = {
     "resnet152": "ResNet-152", "densenet264": "DenseNet-264*",
     "resnext101_1x64d": "ResNeXt-101 (1x64d)*", "iwslt15_en_de": "IWSLT15 EN-DE",
     "iwslt15_de_en": "IWSLT15 DE-EN", "multi30k_de_en": "Multi30k DE-EN",
+    "preact_resnet18": "PreAct ResNet-18", "preact_resnet101": "PreAct ResNet-101",
+    "densenet121": "DenseNet-121",
 }
 METHOD_LABELS = {**method_labels(), "reported": "(original paper)"}  # one list: core.methods
 
@@ -178,6 +180,8 @@ def _header_notes(table: Table) -> list[str]:
              f"measured runs; runs at another scale than the paper's are not comparable."]
     if AURC in s.metrics:
         notes.append(AURC_NOTE)
+    if any("pskd_readme" in p.note for p in table.paper.values()):
+        notes.append(PEER_NOTE)
     return notes
 
 

@@ -13,7 +13,9 @@ from core.config import load_config
 from core.runlog import read_run_log
 
 CONFIGS = Path(T.__file__).parent / "configs"
-TABLE1 = {"resnet50": 3, "resnet101": 3, "densenet_bc100": 3, "resnext29_8x64d": 3, "pyramidnet200": 9}
+# the seed paper's lines, plus the peers' (CS-KD, TF-KD-reg) lines of the official PS-KD README
+TABLE1 = {"resnet50": 3, "resnet101": 3, "densenet_bc100": 3, "resnext29_8x64d": 3 + 2, "pyramidnet200": 9 + 2,
+          "preact_resnet18": 2, "preact_resnet101": 2, "densenet121": 2}
 
 
 def _all_rows():
@@ -31,7 +33,7 @@ def test_every_table_row_has_a_config():
     py = load_config(TrainConfig, CONFIGS / "table1_pyramidnet200_cutmix_sd_selfkd.yaml")
     assert (py.optim.batch_size, py.optim.lr, py.optim.weight_decay) == (64, 0.25, 1e-4)
     t2 = {load_config(TrainConfig, f).method.name for f in table_configs("table2")}
-    assert t2 == {"baseline", "ls", "selfkd", "cutmix", "cutmix_selfkd"}
+    assert t2 == {"baseline", "ls", "selfkd", "cutmix", "cutmix_selfkd", "cskd", "tfkd"}
     im = load_config(TrainConfig, CONFIGS / "table2_resnet152_selfkd.yaml")
     assert (im.epochs, im.optim.batch_size, im.method.alpha_T, list(im.optim.milestones)) == (90, 256, 0.3, [30, 60])
     fig2 = {(c.method.alpha_kind, c.method.alpha_T) for c in map(lambda f: load_config(TrainConfig, f), table_configs("fig2"))
