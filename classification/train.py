@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from core.bank import PredictionBank
+from core.bank import PredictionBank, TopKPredictionBank
 from core.dist import Dist, check_device, update_bank
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
@@ -86,6 +86,7 @@ class MethodConfig:
     bank_dtype: str = "float32"  # float32 (official) | float16
     bank_device: str = "auto"  # auto = the training device; "cpu" = the official per-step host copy
     bank_storage: str = "memory"  # memory | mmap (a memory-mapped file in the run folder)
+    bank_topk: int = 0  # >0: a sparse bank of the k largest probabilities per sample (core.bank.TopKPredictionBank)
     # Peers (classification/peers.py), each with its own paper's CIFAR defaults:
     cskd_temperature: float = 4.0  # CS-KD (Yun et al. 2020)
     cskd_lambda: float = 1.0
@@ -233,7 +234,14 @@ def build(cfg, d: Dist, run_dir: Path):
     if "selfkd" in parts:
         bank_device = d.device if cfg.method.bank_device == "auto" else torch.device(cfg.method.bank_device)
         path = run_dir / "bank.npy" if cfg.method.bank_storage == "mmap" else None
-        bank = PredictionBank(len(train_set), num_classes, bank_device, getattr(torch, cfg.method.bank_dtype), path)
+        dtype = getattr(torch, cfg.method.bank_dtype)
+        if cfg.method.bank_topk > 0:
+            if cfg.method.bank_storage != "memory" or not cfg.method.bank_topk < num_classes:
+                raise ConfigError(f"method.bank_topk must be < {num_classes} classes and use bank_storage=memory, "
+                                  f"got {cfg.method.bank_topk}, {cfg.method.bank_storage}")
+            bank = TopKPredictionBank(len(train_set), num_classes, cfg.method.bank_topk, bank_device, dtype)
+        else:
+            bank = PredictionBank(len(train_set), num_classes, bank_device, dtype, path)
     return train_set, eval_set, fit_set, num_classes, parts, model, opt, bank
 
 
@@ -440,7 +448,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     # -- the final record (also when a kill fell between the last checkpoint and this line)
     if last == cfg.epochs:
         extra = {}
-        if bank is not None and d.world > 1:
+        if bank is not None and d.world > 1 and hasattr(bank, "probs"):  # (the dense bank)
             # every rank must hold the same bank: compare a position-weighted checksum of each
             w = torch.arange(1, bank.num_classes + 1, dtype=torch.float64, device=bank.probs.device)
             s = (bank.probs.double() @ w * torch.arange(1, bank.num_samples + 1, device=w.device)).sum()

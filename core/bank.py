@@ -88,3 +88,64 @@ class PredictionBank:
 
     def nbytes(self) -> int:
         return self.probs.element_size() * self.probs.numel() + self.seen.numel()
+
+
+class TopKPredictionBank:
+    """A sparse prediction bank for label spaces where N x K does not fit: per sample the k
+    largest probabilities and their class indices. The teacher row it gives back puts those k
+    values at their classes and spreads the remaining mass, 1 - (sum of the k values), uniformly
+    over the other K - k classes (so every row still sums to 1 and no class gets probability 0).
+    With k = K - 1 this is the dense bank exactly (the last class gets the rest). Same interface
+    as PredictionBank (teacher, targets, update, state_dict, load_state_dict, nbytes)."""
+
+    def __init__(self, num_samples: int, num_classes: int, k: int, device="cpu", dtype=torch.float32):
+        if not 1 <= k < num_classes:
+            raise ValueError(f"bank top-k must be in [1, {num_classes}) for {num_classes} classes, got {k}")
+        if dtype not in _NP_DTYPES:
+            raise ValueError(f"bank dtype must be torch.float32 or torch.float16, got {dtype}")
+        self.num_samples, self.num_classes, self.k = int(num_samples), int(num_classes), int(k)
+        self.device, self.dtype = torch.device(device), dtype
+        index_dtype = torch.int16 if num_classes <= 32767 else torch.int32
+        self.values = torch.zeros(self.num_samples, self.k, dtype=dtype, device=self.device)
+        self.indices = torch.zeros(self.num_samples, self.k, dtype=index_dtype, device=self.device)
+        self.seen = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+
+    _idx = PredictionBank._idx
+
+    def teacher(self, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        i = self._idx(idx)
+        v = self.values[i].to(device=labels.device, dtype=torch.float32)
+        rest = (1.0 - v.sum(1, keepdim=True)).clamp_min(0.0) / (self.num_classes - self.k)
+        rows = rest.expand(len(i), self.num_classes).clone()
+        rows.scatter_(1, self.indices[i].to(labels.device).long(), v)
+        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).float()
+        return torch.where(self.seen[i].to(labels.device)[:, None], rows, onehot)
+
+    targets = PredictionBank.targets
+
+    @torch.no_grad()
+    def update(self, idx: torch.Tensor, probs: torch.Tensor) -> None:
+        i = self._idx(idx)
+        if probs.shape != (i.numel(), self.num_classes):
+            raise ValueError(f"expected probs of shape {(i.numel(), self.num_classes)}, got {tuple(probs.shape)}")
+        v, c = probs.detach().float().topk(self.k, dim=1)
+        self.values[i] = v.to(device=self.device, dtype=self.dtype)
+        self.indices[i] = c.to(device=self.device, dtype=self.indices.dtype)
+        self.seen[i] = True
+
+    def state_dict(self) -> dict:
+        return {"values": self.values.detach().cpu(), "indices": self.indices.cpu(), "seen": self.seen.cpu(),
+                "num_samples": self.num_samples, "num_classes": self.num_classes, "k": self.k}
+
+    def load_state_dict(self, state: dict) -> None:
+        shape = (state.get("num_samples"), state.get("num_classes"), state.get("k"))
+        if shape != (self.num_samples, self.num_classes, self.k):
+            raise ValueError(f"bank state has (N, K, k) {shape}, this bank is "
+                             f"{(self.num_samples, self.num_classes, self.k)}")
+        self.values.copy_(state["values"].to(self.dtype))
+        self.indices.copy_(state["indices"])
+        self.seen.copy_(state["seen"])
+
+    def nbytes(self) -> int:
+        return (self.values.element_size() * self.values.numel()
+                + self.indices.element_size() * self.indices.numel() + self.seen.numel())

@@ -158,3 +158,10 @@ def test_npz_subset_decodes_only_the_selected_images_identically(shared_data):
     assert (labels == labels2).all() and part.shape == full.shape
     assert (part[[3, 7, 9999]] == full[[3, 7, 9999]]).all()
     assert not part[[0, 1, 2]].any()  # not decoded
+
+
+def test_topk_bank_trains_end_to_end(tmp_path):
+    run_dir = train(_cfg(tmp_path, "method.name=selfkd", "method.bank_topk=3"))
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["bank"]
+    assert state["values"].shape == (300, 3) and state["seen"].all()
+    assert read_run_log(run_dir / "log.jsonl", strict=True).complete

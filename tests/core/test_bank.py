@@ -69,3 +69,31 @@ def test_state_dict_does_not_copy_a_cpu_bank():
     bank.update(torch.tensor([1]), torch.tensor([[0.2, 0.3, 0.5]]))
     other.load_state_dict(bank.state_dict())
     assert torch.equal(other.probs, bank.probs) and other.probs.data_ptr() != bank.probs.data_ptr()
+
+
+def test_topk_bank_keeps_k_largest_and_spreads_the_rest():
+    from core.bank import TopKPredictionBank
+    bank = TopKPredictionBank(4, 5, k=2)
+    p = torch.tensor([[0.5, 0.2, 0.1, 0.15, 0.05]])
+    bank.update(torch.tensor([2]), p)
+    t = bank.teacher(torch.tensor([2, 0]), torch.tensor([0, 3]))
+    # row 2: 0.5 and 0.2 kept; the rest 0.3 spread over the other 3 classes
+    torch.testing.assert_close(t[0], torch.tensor([0.5, 0.2, 0.1, 0.1, 0.1]))
+    torch.testing.assert_close(t[1], torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0]))  # unseen: one-hot
+    assert bank.nbytes() < PredictionBank(4, 5).nbytes()
+
+
+def test_topk_bank_with_k_equal_K_minus_1_is_the_dense_bank():
+    from core.bank import TopKPredictionBank
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(6, 5), 1)
+    dense, sparse = PredictionBank(6, 5), TopKPredictionBank(6, 5, k=4)
+    idx, y = torch.arange(6), torch.randint(0, 5, (6,))
+    dense.update(idx, probs)
+    sparse.update(idx, probs)
+    torch.testing.assert_close(sparse.targets(idx, y, 0.7), dense.targets(idx, y, 0.7))
+    other = TopKPredictionBank(6, 5, k=4)
+    other.load_state_dict(sparse.state_dict())
+    torch.testing.assert_close(other.teacher(idx, y), sparse.teacher(idx, y))
+    with pytest.raises(ValueError, match="top-k must be in"):
+        TopKPredictionBank(6, 5, k=5)
