@@ -16,7 +16,24 @@ from torch.utils.data import Dataset
 
 from core.sampler import EpochSampler  # noqa: F401  (re-exported: classification's sampler lives in core)
 
-DATASETS = ("cifar10", "cifar100", "cifar10_npz", "digits", "imagenet")
+DATASETS = ["cifar10", "cifar100", "cifar10_npz", "digits", "imagenet"]  # + register_dataset()
+_CUSTOM: dict = {}
+
+
+def register_dataset(name: str, in_channels: int = 3):
+    """Plug in your own dataset: decorate a function ``fn(root, augment) -> (train, train_eval,
+    test, num_classes)`` whose datasets yield ``(image tensor, int label)`` (train with training
+    transforms, train_eval the same images without augmentation). Then ``data.name=<name>`` works
+    everywhere; put the module in the config's ``imports`` so a fresh process registers it."""
+    def deco(fn):
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} registered twice")
+        DATASETS.append(name)
+        _CUSTOM[name] = fn
+        if in_channels != 3:
+            IN_CHANNELS[name] = in_channels
+        return fn
+    return deco
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_npz": 10, "digits": 10}  # imagenet: from its folders
 IN_CHANNELS = {"digits": 1}
 
@@ -171,8 +188,8 @@ def check_data_path(name: str, root: str, download: bool) -> None:
     """Fail early, before any run directory exists, with a one-line message."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    if name == "digits":
-        return
+    if name == "digits" or name in _CUSTOM:
+        return  # a registered dataset checks its own root
     p = Path(root)
     if name == "imagenet":
         for split in ("train", "val"):
@@ -201,6 +218,8 @@ def check_data_path(name: str, root: str, download: bool) -> None:
 def _base_datasets(name: str, root: str, download: bool, augment: bool, train_subset: int = 0,
                    test_subset: int = 0):
     """(train with training transforms, train with eval transforms, test, num_classes)."""
+    if name in _CUSTOM:
+        return _CUSTOM[name](root, augment)
     if name == "digits":
         train, test = _digits_split()
         return train, train, test, 10

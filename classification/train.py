@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 import torch.distributed as dist
@@ -99,6 +99,9 @@ class MethodConfig:
 class TrainConfig:
     model: str = "resnet50"
     model_kwargs: Dict[str, Any] = field(default_factory=dict)
+    # Modules imported before anything else: where your own @register (model) and
+    # @register_dataset functions live, e.g. [mypkg.models, mypkg.data] (README, "Your own ...").
+    imports: List[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -120,8 +123,18 @@ class TrainConfig:
     progress: bool = True
 
 
+def import_plugins(modules) -> None:
+    import importlib
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise ConfigError(f"imports: cannot import {m!r} ({e})") from None
+
+
 def validate(cfg) -> None:
     """Every check that can fail on bad input, run before anything is written to disk."""
+    import_plugins(cfg.imports)
     if cfg.method.name not in METHODS:
         raise ConfigError(f"unknown method {cfg.method.name!r}; expected one of {', '.join(METHODS)}")
     try:
