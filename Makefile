@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install clean-demo install-translation
+.PHONY: demo test install clean-demo check-demo install-translation
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: install
 # The tests cover the fairseq plugin too, so they need fairseq (built once, ~6 min on 2 cores).
 test: install install-translation
 	MPLBACKEND=Agg $(PY) -m pytest -q tests
+
+# Rerun the demo and check that the README's demo table is what it prints now.
+check-demo: install
+	MPLBACKEND=Agg $(PY) tools/check_demo.py
 
 clean-demo:
 	rm -rf runs/demo reports/out/demo
