@@ -107,10 +107,34 @@ def to_markdown(settings) -> str:
     return "\n".join(out) + "\n"
 
 
+FIT_COLUMNS = (("train_loss", "train loss", 3), ("train_top1_err", "train err, aug. (%)", 2),
+               ("fit_top1_err", "fit err, un-aug. (%)", 2), ("fit_conf", "fit conf (%)", 1),
+               (TOP1, "test top-1 err (%)", 2), (NLL, "test NLL", 3), (ECE, "test ECE (%)", 2),
+               ("conf", "test conf (%)", 1))
+
+
+def fit_table(runs) -> str:
+    """Every method of every regime setting (LS and fixed schedules included): how well it fits
+    its training data and how confident it is, from the last epoch line and the final record."""
+    runs = [r for r in runs if r.table in REGIME_TABLES and r.complete and r.eval_split == "test"]
+    out = ["| Setting | Method | n | " + " | ".join(h for _, h, _ in FIT_COLUMNS) + " |",
+           "|---|---|---|" + "---|" * len(FIT_COLUMNS)]
+    for g in group_runs(runs):
+        cells = [f"{g.runs[0].table}/{g.row} ({g.dataset}, {g.epochs} ep)", g.method, str(len(g.runs))]
+        for key, _, d in FIT_COLUMNS:
+            c = Cell.of(r.metric(key) for r in g.runs)
+            cells.append("–" if c.mean is None else f"{c.mean:.{d}f}" + (f" ± {c.std:.{d}f}" if c.std is not None else ""))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def write_regime(runs, out_dir: str | Path) -> Path:
     out = Path(out_dir) / "regime.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(regime_settings(runs)), encoding="utf-8")
+    out.write_text(to_markdown(regime_settings(runs)) + "\n## Fit and confidence of every run group\n\n"
+                   "Last epoch line (training loss and errors; 'aug.' = the training forward passes, "
+                   "'un-aug.' = the fixed un-augmented fit subset) and final test metrics; mean ± std "
+                   "over seeds. A dash: the log predates fit logging.\n\n" + fit_table(runs), encoding="utf-8")
     return out
 
 

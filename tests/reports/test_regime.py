@@ -71,3 +71,11 @@ def test_cli_writes_regime_md_and_figure(runs, tmp_path):
     assert main(["figures", "--runs", root, "--out", str(out)]) == 0
     with Image.open(out / "figures" / "regime_map.png") as im:
         assert im.text["Panels"] == "3"
+
+
+def test_fit_table_lists_every_method_with_its_fit(runs, tmp_path):
+    from reports.regime import fit_table
+    t = fit_table(runs)
+    ls = [ln for ln in t.splitlines() if "| regime/fits (cifar10_npz, 4 ep) | ls |" in ln]
+    assert len(ls) == 1 and "| 1.50 |" in ls[0]  # fit_top1_err from the last epoch line
+    assert any("| table1/underfits (cifar10_npz, 4 ep) | baseline | 1 | 0.900 |" in ln for ln in t.splitlines())
