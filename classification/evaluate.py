@@ -23,6 +23,8 @@ def predict(model, batches, device, amp_dtype=None) -> tuple[torch.Tensor, torch
     return torch.cat(probs), torch.cat(labels), torch.cat(label_logp)
 
 
-def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None) -> tuple[dict, dict]:
+def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None, extra: bool = True) -> tuple[dict, dict]:
+    """Metrics of `model` on `batches`; extra=False skips the calibration metrics beyond the
+    paper's (the fit subset needs only top-1, NLL and confidence)."""
     probs, labels, label_logp = predict(model, batches, device, amp_dtype)
-    return classification_metrics(probs, labels, n_bins, label_logp, extra=True)
+    return classification_metrics(probs, labels, n_bins, label_logp, extra=extra)

@@ -29,7 +29,8 @@ from core.dist import Dist, check_device, update_bank
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.losses import soft_cross_entropy
-from core.run import check_out_dir, log_complete, owned_run, run_dir_for
+from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
+                      run_dir_for)
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.schedules import KINDS, alpha_at, step_lr
 
@@ -184,24 +185,22 @@ def run_dir_of(cfg) -> Path:
 def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
     """One optimisation step; returns the (detached) batch loss and logits. Shared by training
     and bench. CS-KD's batches are anchors then partners; its logits are the anchors'."""
+    autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
     if "cskd" in parts:
-        h = len(y) // 2
-        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        h, update = len(y) // 2, None
+        with autocast:
             logits = model(x[:h])
             with torch.no_grad():  # the partner side, after the anchors' forward (CS-KD's code)
                 partner = model(x[h:])
         loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd_temperature, mcfg.cskd_lambda)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.detach(), logits.detach()
-    x, targets, update = prepare_batch(
-        parts, x, y, idx, bank, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
-        cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank,
-        tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob))
-    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        logits = model(x)
-    loss = soft_cross_entropy(logits, targets)
+    else:
+        x, targets, update = prepare_batch(
+            parts, x, y, idx, bank, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
+            cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank,
+            tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob))
+        with autocast:
+            logits = model(x)
+        loss = soft_cross_entropy(logits, targets)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -258,12 +257,17 @@ def build(cfg, d: Dist, run_dir: Path):
     return train_set, eval_set, fit_set, num_classes, parts, model, opt, bank
 
 
+def _on_device(dataset, num_classes: int, device, augment: bool):
+    """The fast path's device-resident copy of a CIFAR-style dataset, normalised with its stats."""
+    k = num_classes if num_classes in CIFAR_MEAN else 10
+    return device_data_from(dataset, CIFAR_MEAN[k], CIFAR_STD[k], device, augment)
+
+
 def _batches_of(cfg, d: Dist, dataset, num_classes: int):
     """A callable giving the evaluation batches of `dataset` (no augmentation, fixed order): from
     the device-resident copy on the fast path, else from a DataLoader."""
     if cfg.data.on_device:
-        k = num_classes if num_classes in CIFAR_MEAN else 10
-        data = device_data_from(dataset, CIFAR_MEAN[k], CIFAR_STD[k], d.device, augment=False)
+        data = _on_device(dataset, num_classes, d.device, augment=False)
         return lambda: data.batches(list(range(len(data))), cfg.optim.eval_batch_size, cfg.channels_last)
     loader = DataLoader(dataset, batch_size=cfg.optim.eval_batch_size, shuffle=False,
                         num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda")
@@ -289,10 +293,6 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
                         num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
     return loader, len(loader)
-
-
-class TrainingDiverged(RuntimeError):
-    pass
 
 
 def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes,
@@ -400,22 +400,12 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         state = _restore(ckpt_path, d, raw_model, opt, bank, num_classes)
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
         if d.main:
-            log.truncate_to_epoch(state["epoch"])  # drop lines written after that checkpoint
-            log.extra("resume", from_epoch=state["epoch"], at=now_iso(), command=command)
-            if changes:
-                (run_dir / "config.yaml").write_text(to_yaml(cfg))
-                log.extra("config_change", changes=list(changes), at=now_iso(), command=command)
-                print(f"resuming {run_dir} with a changed config: {'; '.join(changes)}", file=sys.stderr)
-            print(f"resuming {run_dir} at epoch {start_epoch}" if start_epoch <= cfg.epochs else
-                  f"{run_dir}: all {cfg.epochs} epochs trained; writing the final record")
+            record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command)
     elif d.main:
         _write_meta(log, cfg, d, run_dir, command)
 
     # -- data pipelines: training (fast path: uint8 on the device), evaluation, fit subset
-    fast = None
-    if cfg.data.on_device:
-        k = num_classes if num_classes in CIFAR_MEAN else 10
-        fast = device_data_from(train_set, CIFAR_MEAN[k], CIFAR_STD[k], d.device, cfg.data.augment)
+    fast = _on_device(train_set, num_classes, d.device, cfg.data.augment) if cfg.data.on_device else None
     eval_batches = _batches_of(cfg, d, eval_set, num_classes)
     fit_batches = _batches_of(cfg, d, fit_set, num_classes) if fit_set is not None else None
 
@@ -436,13 +426,10 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         try:
             fit = train_epoch(cfg, d, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes, amp_dtype)
         except TrainingDiverged as e:
-            if d.main:  # the last checkpoint stays as it was (the previous epoch's)
-                log.extra("failed", epoch=epoch, reason=str(e), at=now_iso())
-            kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
-            raise TrainingDiverged(f"{e}; the run log is marked failed and {kept}") from None
+            raise record_failure(log if d.main else None, epoch, e) from None
         if d.main:
             if fit_batches is not None:
-                m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype)
+                m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype, extra=False)
                 fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
             metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             epoch_s = time.time() - t0

@@ -152,7 +152,10 @@ def brier_score(probs, labels) -> float:
 def adaptive_ece(probs, labels, n_bins: int = 15) -> float:
     """Adaptive ECE (%) (Nguyen & O'Connor 2015; Mukhoti et al. 2020): n_bins bins holding equal
     numbers of samples (np.array_split of the confidence-sorted samples; ties in dataset order)."""
-    conf, correct = confidence_and_correct(probs, labels)
+    return _adaptive_ece(*confidence_and_correct(probs, labels), n_bins)
+
+
+def _adaptive_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
     order = np.lexsort((np.arange(len(conf)), conf))
     gaps = [abs(float(correct[b].mean()) - float(conf[b].mean())) * len(b)
             for b in np.array_split(order, min(n_bins, len(order))) if len(b)]
@@ -231,5 +234,5 @@ def classification_metrics(probs, labels, n_bins: int = 10, label_log_probs=None
     }
     if extra:  # beyond the paper; classwise ECE touches all N x K entries, so it is asked for
         m.update(brier=brier_score(p, y), ece15=ece_from_bins(_bins(conf, correct, 15)),
-                 adaece=adaptive_ece(p, y, 15), cwece=classwise_ece(p, y, 15))
+                 adaece=_adaptive_ece(conf, correct, 15), cwece=classwise_ece(p, y, 15))
     return m, bins

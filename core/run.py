@@ -181,8 +181,9 @@ def log_complete(run_dir: Path) -> bool:
 
 
 def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_complete=log_complete,
-              resume_changed: str = "refuse", main: bool = True) -> RunStart:
-    """Decide fresh / resume / complete for run_dir and take its lock (main process only).
+              resume_changed: str = "refuse") -> RunStart:
+    """Decide fresh / resume / complete for run_dir and take its lock (the main process only:
+    other DDP ranks follow its decision).
 
     - folder exists, resume not asked: error (never overwrite a run);
     - resume asked, the config differs from config.yaml: error naming the keys (or, with
@@ -194,8 +195,6 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
     is_complete: a callable(run_dir) -> bool (the task's run log says 'final').
     """
     lock = RunLock(run_dir)
-    if not main:
-        return RunStart(run_dir, "resume" if resume and checkpoint.exists() else "fresh", lock)
     if run_dir.exists() and not resume:
         raise ConfigError(f"run directory {run_dir} exists; pass resume=true to continue it or set run_id")
     if run_dir.exists() and not run_dir.is_dir():
@@ -238,3 +237,34 @@ def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resum
         raise
     finally:
         start.lock.release()
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (the message says at which epoch and step)."""
+
+
+def record_resume(log, run_dir: Path, epoch: int, total_epochs: int, changes, config_yaml: str,
+                  command: str) -> None:
+    """On resume from the checkpoint of `epoch`: drop the log lines written after it, add a
+    "resume" record in place, and with resume_changed=allow write the new config.yaml and a
+    "config_change" record naming the changed keys."""
+    import sys
+    from .runlog import now_iso
+    log.truncate_to_epoch(epoch)
+    log.extra("resume", from_epoch=epoch, at=now_iso(), command=command)
+    if changes:
+        (run_dir / "config.yaml").write_text(config_yaml)
+        log.extra("config_change", changes=list(changes), at=now_iso(), command=command)
+        print(f"resuming {run_dir} with a changed config: {'; '.join(changes)}", file=sys.stderr)
+    print(f"resuming {run_dir} at epoch {epoch + 1}" if epoch < total_epochs else
+          f"{run_dir}: all {total_epochs} epochs trained; writing the final record")
+
+
+def record_failure(log, epoch: int, error: Exception) -> TrainingDiverged:
+    """Mark the log failed at `epoch` (reports show "failed at epoch N"); the checkpoint of the
+    previous epoch stays as it was. Returns the one-line error to raise."""
+    from .runlog import now_iso
+    if log is not None:
+        log.extra("failed", epoch=epoch, reason=str(error), at=now_iso())
+    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
+    return TrainingDiverged(f"{error}; the run log is marked failed and {kept}")

@@ -29,7 +29,7 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, s
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist, check_device
 from core.methods import method_names
-from core.run import check_out_dir, owned_run, run_dir_for
+from core.run import TrainingDiverged, check_out_dir, owned_run, record_failure, record_resume, run_dir_for
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
@@ -180,10 +180,6 @@ def evaluate(model, dataset, device, use_07_metric: bool = True, progress: bool 
     return ev.compute()
 
 
-class TrainingDiverged(RuntimeError):
-    pass
-
-
 def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool) -> float:
     """One pass; returns the mean of the summed Faster R-CNN losses over the epoch's batches."""
     model.train()
@@ -247,13 +243,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ConfigError(f"checkpoint {ckpt_path} does not fit this model ({first})") from None
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
-        log.truncate_to_epoch(state["epoch"])
-        log.extra("resume", from_epoch=state["epoch"], at=now_iso(), command=command)
-        if changes:
-            (run_dir / "config.yaml").write_text(to_yaml(cfg))
-            log.extra("config_change", changes=list(changes), at=now_iso(), command=command)
-        print(f"resuming {run_dir} at epoch {start_epoch}" if start_epoch <= cfg.epochs else
-              f"{run_dir}: all {cfg.epochs} epochs trained; writing the final record")
+        record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command)
     else:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         sha, dirty = git_info()
@@ -282,9 +272,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
         try:
             train_loss = train_epoch(cfg, model, opt, loader, d.device, epoch, cfg.progress)
         except TrainingDiverged as e:
-            log.extra("failed", epoch=epoch, reason=str(e), at=now_iso())
-            kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
-            raise TrainingDiverged(f"{e}; the run log is marked failed and {kept}") from None
+            raise record_failure(log, epoch, e) from None
         rec = {"epoch": epoch, "alpha": 0.0, "lr": lr, "train_loss": train_loss}
         if cfg.eval_every > 0 and epoch % cfg.eval_every == 0 and epoch != cfg.epochs:
             rec["map"] = evaluate(model, test_data, d.device, cfg.use_07_metric, cfg.progress).to_log()["map"]
