@@ -10,7 +10,7 @@ Steps, top to bottom:
    model, see task.py) and the log is cut back to the last checkpointed epoch;
 3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``. Its
    JSON progress lines ("train"/"valid" per epoch) become one ``epoch`` record each;
-4. when all epochs are done: beam search on the test set, BLEU (evaluate.py), ``final`` record.
+4. when all epochs are done (or, with ``optim.patience``, valid NLL has stopped improving): beam search on the test set, BLEU (evaluate.py), ``final`` record.
 Bad input gives a one-line error and exit status 2.
 """
 from __future__ import annotations
@@ -58,7 +58,9 @@ class ModelSection:
 
 @dataclass
 class OptimSection:
-    epochs: int = 150  # T of Eq. 5
+    epochs: int = 150  # T of Eq. 5; with patience > 0, the cap
+    patience: int = 0  # > 0: stop once valid NLL has not improved for this many epochs (fairseq's
+    # --patience; the run is then complete). Not for Self-KD, whose alpha schedule needs T known.
     max_tokens: int = 4096  # per GPU per step; x update_freq x GPUs = tokens per update
     update_freq: int = 1
     lr: float = 5e-4
@@ -113,6 +115,11 @@ def check(cfg) -> None:
                          f"got {cfg.optim.precision!r}")
     if cfg.optim.epochs < 1:
         raise ValueError(f"optim.epochs must be >= 1, got {cfg.optim.epochs}")
+    if cfg.optim.patience < 0:
+        raise ValueError(f"optim.patience must be >= 0, got {cfg.optim.patience}")
+    if cfg.optim.patience and cfg.method.name == "selfkd":
+        raise ValueError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
+                         "set optim.epochs to the baseline's converged epoch instead")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     bin_dir = Path(cfg.data.prep_dir) / "bin"
@@ -147,7 +154,7 @@ def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
         "--lr", str(o.lr), "--lr-scheduler", "inverse_sqrt",
         "--warmup-updates", str(o.warmup_updates), "--warmup-init-lr", str(o.warmup_init_lr),
         "--max-tokens", str(o.max_tokens), "--update-freq", str(o.update_freq),
-        "--max-epoch", str(o.epochs),
+        "--max-epoch", str(o.epochs), "--patience", str(o.patience if o.patience > 0 else -1),
         "--criterion", "self_kd_cross_entropy",
         "--selfkd-alpha-T", str(alpha_T), "--selfkd-alpha-kind", me.alpha_kind,
         "--ls-eps", str(ls_eps), "--ls-convention", me.ls_convention,
@@ -167,6 +174,18 @@ def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
     if o.precision != "fp32":
         argv.append(f"--{o.precision}")
     return argv + list(cfg.fairseq_args)
+
+
+def epochs_since_best(valid: list[float]) -> int:
+    """Epochs after the first lowest valid loss (fairseq's strict ``<``): what --patience counts."""
+    best = min(range(len(valid)), key=lambda i: (valid[i], i)) if valid else -1
+    return len(valid) - 1 - best
+
+
+def converged(log, patience: int) -> bool:
+    """Whether a run with early stopping has stopped: valid NLL not improved for ``patience``."""
+    valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
+    return patience > 0 and bool(valid) and epochs_since_best(valid) >= patience
 
 
 def checkpoint_position(checkpoint: Path) -> tuple[int, bool]:
@@ -222,8 +241,11 @@ class EpochRecords(logging.Handler):
         self.last_epoch = epoch
 
 
-def run_fairseq_train(argv: list[str], writer: RunLogWriter) -> int:
-    """fairseq-train in this process; returns the last epoch written to the log."""
+def run_fairseq_train(argv: list[str], writer: RunLogWriter, valid_so_far: list[float] = ()) -> int:
+    """fairseq-train in this process; returns the last epoch written to the log.
+
+    ``valid_so_far``: the valid losses (nats) of the epochs a resumed run has done, so fairseq's
+    early-stopping counter continues where it was (fairseq keeps it in memory only)."""
     from fairseq import checkpoint_utils, distributed_utils, options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train as fairseq_train
@@ -232,6 +254,12 @@ def run_fairseq_train(argv: list[str], writer: RunLogWriter) -> int:
     # process would inherit the first one's (a resumed run gets its own back from the checkpoint).
     if hasattr(checkpoint_utils.save_checkpoint, "best"):
         del checkpoint_utils.save_checkpoint.best
+    for attr in ("best", "num_runs"):  # the same for the early-stopping counter
+        if hasattr(fairseq_train.should_stop_early, attr):
+            delattr(fairseq_train.should_stop_early, attr)
+    if valid_so_far:
+        fairseq_train.should_stop_early.best = min(valid_so_far) / LN2  # fairseq compares bits
+        fairseq_train.should_stop_early.num_runs = epochs_since_best(list(valid_so_far))
 
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, input_args=argv)
@@ -272,7 +300,7 @@ def train(cfg, command: str) -> Path:
             raise ValueError(f"{last} was saved mid-epoch: the Self-KD teacher (the model at the "
                              "end of the previous epoch) cannot be rebuilt from it")
         log = read_run_log(log_path)
-        if log.complete and done >= cfg.optim.epochs:
+        if log.complete and (done >= cfg.optim.epochs or converged(log, cfg.optim.patience)):
             print(f"translation.train: {run_dir} is complete; nothing to do")
             return run_dir
         writer.truncate_to_epoch(done)
@@ -298,9 +326,14 @@ def train(cfg, command: str) -> Path:
             fairseq=fairseq.__version__, fairseq_train_args=argv,
         )
     t0 = time.time()
-    run_fairseq_train(argv, writer)
+    log = read_run_log(log_path)
+    valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
+    if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
+        run_fairseq_train(argv, writer, valid)
     done = checkpoint_position(last)[0] if last.is_file() else 0
-    if done < cfg.optim.epochs:
+    log = read_run_log(log_path)
+    stopped_early = done < cfg.optim.epochs and converged(log, cfg.optim.patience)
+    if done < cfg.optim.epochs and not stopped_early:
         print(f"translation.train: stopped after epoch {done} of {cfg.optim.epochs}; "
               "run the same command again to resume")
         return run_dir
@@ -312,10 +345,14 @@ def train(cfg, command: str) -> Path:
     scores = bleu_scores(hyps, cfg.data.prep_dir, cfg.eval.subset, cfg.data.target_lang)
     print(f"translation.train: {run_dir.name}: BLEU {scores['bleu']:.2f} (detok, "
           f"{scores['sacrebleu_signature']}), tokenised BLEU {scores['bleu_tok']:.2f}")
-    log = read_run_log(log_path)
     valid = [e["valid_nll"] for e in log.epochs if e.get("valid_nll") is not None]
+    if stopped_early:
+        print(f"translation.train: stopped early after epoch {done} (valid NLL best at epoch "
+              f"{done - epochs_since_best(valid)}, patience {cfg.optim.patience})")
     writer.final(
         metrics={**scores, "valid_nll_best": min(valid) if valid else None,
+                 "best_epoch": done - epochs_since_best(valid) if valid else None,
+                 "epochs_trained": done, "stopped_early": stopped_early,
                  "checkpoint": cfg.eval.checkpoint, "subset": cfg.eval.subset,
                  "beam": cfg.eval.beam, "lenpen": cfg.eval.lenpen, "test_sentences": len(hyps)},
         reliability=None, wall_s=time.time() - t0,

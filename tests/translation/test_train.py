@@ -139,3 +139,42 @@ def test_bleu_scores_report_brevity(tmp_path):
     assert short["len_ratio_tok"] == pytest.approx((n_ref - 3) / n_ref)
     assert short["bp_tok"] == pytest.approx(math.exp(1 - n_ref / (n_ref - 3)))
     assert short["bleu_tok"] < full["bleu_tok"]
+
+
+def test_early_stopping_and_its_resume(tiny_multi30k, tmp_path):
+    """optim.patience: training stops once valid NLL has not improved for `patience` epochs, the
+    run is complete (final record, best epoch logged), and a run cut off before that point resumes
+    with fairseq's early-stopping counter restored from the log, stopping at the same epoch."""
+    pytest.importorskip("fairseq")
+    from translation.train import epochs_since_best
+    assert epochs_since_best([3.0, 2.0, 2.5, 2.0]) == 2  # fairseq's strict "<": the first 2.0
+    assert epochs_since_best([3.0]) == 0
+
+    base = ["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY + [
+        "optim.lr=0.01", "optim.epochs=40", "optim.patience=2", f"data.prep_dir={tiny_multi30k}",
+        f"out_dir={tmp_path}"]
+    assert main(base + ["run_id=full"]) == 0
+    log = read_run_log(tmp_path / "full" / "log.jsonl", strict=True)
+    valid = [e["valid_loss"] for e in log.epochs]
+    m = log.final["metrics"]
+    assert m["stopped_early"] and len(valid) == m["epochs_trained"] < 40
+    best = valid.index(min(valid))
+    assert m["best_epoch"] == best + 1 and len(valid) == best + 1 + 2
+    assert all(v >= valid[best] for v in valid[best + 1:])  # no improvement after the best
+
+    # cut off one epoch before the stop, then resumed: the counter carries over
+    updates = log.epochs[-2]["num_updates"]
+    assert main(base + ["run_id=cut", f"fairseq_args=[--max-update,{updates}]"]) == 0
+    assert read_run_log(tmp_path / "cut" / "log.jsonl").final is None
+    assert main(base + ["run_id=cut"]) == 0
+    res = read_run_log(tmp_path / "cut" / "log.jsonl", strict=True)
+    assert len(res.epochs) == len(log.epochs) and res.final["metrics"]["best_epoch"] == best + 1
+    assert res.final["metrics"]["bleu"] == m["bleu"]
+    # a converged run is complete: running it again trains nothing
+    assert main(base + ["run_id=full"]) == 0
+    assert len(read_run_log(tmp_path / "full" / "log.jsonl").epochs) == len(valid)
+
+
+def test_patience_is_refused_for_selfkd(tmp_path, capsys):
+    assert main(["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml"), "optim.patience=3"]) == 2
+    assert "needs T fixed in advance" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Table 4 with a converged teacher on a 2-core CPU (issue 12, item 4), pre-registered in
+# docs/evidence/table4_converged_preregistration.md. Two runs at a time (one thread each); every
+# run is resumable: rerunning the same command continues unfinished runs and skips finished ones.
+#
+#   PHASE=baseline  the baseline, seeds 1 and 2, until valid NLL has not improved for 3 epochs
+#   PHASE=select    Self-KD seed 1, alpha_T in {0.1, 0.3, 0.5, 0.7}, T epochs (T = the baseline
+#                   seed 1's best epoch), then translation.select_alpha picks alpha_T by the
+#                   validation BLEU of each run's best checkpoint (test numbers are not read)
+#   PHASE=test      Self-KD seed 2 with the chosen alpha_T (T epochs); LS seeds 1 and 2 (early
+#                   stopping as the baseline)
+#
+# Needs `make install-translation prep-multi30k`. Logs go to $OUT/<run_id>/; copy the log.jsonl
+# files (not the checkpoints) and selection.json to reports/runs/table4_converged/ to commit them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/table4_converged}
+PY=${PY:-.venv/bin/python}
+CFG=${CFG:-translation/configs/reduced/multi30k_de_en_converged_cpu.yaml}
+ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7}
+ARGS=${ARGS:-}  # extra overrides for a quick check
+PHASE=${PHASE:?set PHASE=baseline, select or test}
+train="$PY -m translation.train --config $CFG out_dir=$OUT $ARGS"
+run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null 2>&1'; }
+T() {  # the baseline seed 1's best epoch (its run must be complete)
+  $PY - "$OUT/multi30k_de_en_baseline_s1/log.jsonl" <<'PYEOF'
+import sys
+from core.runlog import read_run_log
+log = read_run_log(sys.argv[1])
+if log.final is None:
+    sys.exit(f"error: {sys.argv[1]} is not complete: run PHASE=baseline first")
+print(log.final["metrics"]["best_epoch"])
+PYEOF
+}
+case $PHASE in
+  baseline)
+    for seed in 1 2; do echo "$train method.name=baseline seed=$seed"; done | run_all ;;
+  select)
+    t=$(T); echo "T = $t"
+    for a in $ALPHAS; do
+      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1 run_id=multi30k_de_en_selfkd_a${a}_s1"
+    done | run_all
+    $PY -m translation.select_alpha --out "$OUT/selection.json" \
+      $(for a in $ALPHAS; do echo "$OUT/multi30k_de_en_selfkd_a${a}_s1"; done) ;;
+  test)
+    t=$(T); a=$($PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])")
+    echo "T = $t, alpha_T = $a"
+    { echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=2 run_id=multi30k_de_en_selfkd_a${a}_s2"
+      for seed in 1 2; do echo "$train method.name=ls seed=$seed"; done; } | run_all ;;
+  *) echo "error: unknown PHASE=$PHASE (baseline, select or test)" >&2; exit 2 ;;
+esac
+ls "$OUT"
