@@ -7,8 +7,10 @@
 #   PHASE=select    Self-KD seed 1, alpha_T in {0.1, 0.3, 0.5, 0.7}, T epochs (T = the baseline
 #                   seed 1's best epoch), then translation.select_alpha picks alpha_T by the
 #                   validation BLEU of each run's best checkpoint (test numbers are not read)
-#   PHASE=test      Self-KD seed 2 with the chosen alpha_T (T epochs); LS seeds 1 and 2 (early
-#                   stopping as the baseline)
+#   PHASE=test      Self-KD seeds 1 and 2 with the chosen alpha_T (T epochs; seed 1 repeats its
+#                   selection run under table4, which must reproduce it); LS seeds 1 and 2 (early
+#                   stopping as the baseline); then greedy (beam 1) BLEU of every test run,
+#                   recorded in its log by translation.evaluate --record
 #
 # Needs `make install-translation prep-multi30k`. Logs go to $OUT/<run_id>/; copy the log.jsonl
 # files (not the checkpoints) and selection.json to reports/runs/table4_converged/ to commit them.
@@ -38,15 +40,23 @@ case $PHASE in
   select)
     t=$(T); echo "T = $t"
     for a in $ALPHAS; do
-      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1 run_id=multi30k_de_en_selfkd_a${a}_s1"
+      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1 table=table4_select run_id=multi30k_de_en_selfkd_a${a}_s1"
     done | run_all
     $PY -m translation.select_alpha --out "$OUT/selection.json" \
       $(for a in $ALPHAS; do echo "$OUT/multi30k_de_en_selfkd_a${a}_s1"; done) ;;
   test)
     t=$(T); a=$($PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])")
     echo "T = $t, alpha_T = $a"
-    { echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=2 run_id=multi30k_de_en_selfkd_a${a}_s2"
-      for seed in 1 2; do echo "$train method.name=ls seed=$seed"; done; } | run_all ;;
+    for seed in 1 2; do
+      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed"
+      echo "$train method.name=ls seed=$seed"
+    done | run_all
+    for m in baseline ls selfkd; do for seed in 1 2; do
+      run="$OUT/multi30k_de_en_${m}_s$seed"
+      OMP_NUM_THREADS=1 $PY -m translation.evaluate "$run/checkpoints/checkpoint_best.pt" data/multi30k_de_en \
+        -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
+      [ $(jobs -r | wc -l) -ge 2 ] && wait -n
+    done; done; wait ;;
   *) echo "error: unknown PHASE=$PHASE (baseline, select or test)" >&2; exit 2 ;;
 esac
 ls "$OUT"

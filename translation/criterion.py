@@ -3,7 +3,9 @@
 Per non-padding target token y with model log-probabilities log q (Eq. 6):
 
     target = (1 - a) * onehot(y) + a * p_teacher          (core.targets.self_kd_targets)
-    loss   = -sum_k target_k * log q_k
+    loss   = -sum_k target_k * log q_k  =  (1 - a) * (-log q_y) + a * (-sum_k p_teacher,k log q_k)
+
+(the right-hand form is what is computed: no (tokens x vocab) target is built).
 
 * Self-KD:  p_teacher = the frozen snapshot of the model as it ended the previous epoch (held by
   the task, see task.py), a = alpha_at(t, T, alpha_T, kind) (Eq. 5). Epoch 1 has no teacher: the
@@ -31,32 +33,54 @@ from fairseq.logging import metrics
 from omegaconf import II
 
 from core.schedules import KINDS, alpha_at
-from core.targets import self_kd_targets, uniform_teacher
 
 LS_CONVENTIONS = ("uniform", "fairseq")
 
 
 def self_kd_token_loss(lprobs: torch.Tensor, target: torch.Tensor, padding_idx: int,
-                       teacher_probs: torch.Tensor | None = None, alpha: float = 0.0):
+                       teacher_probs: torch.Tensor | None = None, alpha: float = 0.0,
+                       uniform_teacher: bool = False):
     """Summed soft-target cross entropy over the non-padding tokens (Eq. 6).
 
     lprobs: (N, V) log-probabilities of the model being trained; target: (N,) int64;
-    teacher_probs: (N, V) rows summing to 1, or None (then alpha must be 0).
+    teacher_probs: (N, V) rows summing to 1, or None with ``uniform_teacher`` (label smoothing: the
+    teacher 1/V everywhere) or with alpha 0.
     Returns (loss_sum, nll_sum), scalars in nats; tokens with target == padding_idx contribute
     nothing to either.
+
+    The same value and gradient as ``-sum_k self_kd_targets(y, p_teacher, a)_k log q_k`` over
+    the non-padding rows (core.targets, the definition; tested equal), computed without copying
+    the non-padding rows, without an int64 one-hot, and as one dot product whose backward is one
+    scaled copy (see the comments below).
     """
     if lprobs.dim() != 2 or target.shape != lprobs.shape[:1]:
         raise ValueError(f"expected lprobs (N, V) and target (N,), got {tuple(lprobs.shape)} and "
                          f"{tuple(target.shape)}")
-    if teacher_probs is None and alpha != 0:
+    if teacher_probs is None and not uniform_teacher and alpha != 0:
         raise ValueError(f"alpha={alpha} needs teacher_probs, got None")
-    keep = target.ne(padding_idx)
-    lp, y = lprobs[keep], target[keep]
-    nll = -lp.gather(1, y.unsqueeze(1)).sum()
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    pad = target.eq(padding_idx)
+
+    def token_nll():
+        return -lprobs.gather(1, target.unsqueeze(1)).squeeze(1).masked_fill(pad, 0.0).sum()
+
     if alpha == 0:
+        nll = token_nll()
         return nll, nll
-    soft = self_kd_targets(y, teacher_probs[keep].to(lp.dtype), alpha)
-    return -(soft * lp).sum(), nll
+    if uniform_teacher:
+        nll = token_nll()
+        ce = -lprobs.mean(1).masked_fill(pad, 0.0).sum()
+        return (1.0 - alpha) * nll + alpha * ce, nll
+    with torch.no_grad():
+        nll = token_nll()  # logged only: the gradient flows through the weighted sum below
+        # a * p_teacher + (1 - a) at the label, padding rows zero: built in one buffer of our
+        # own (the caller's teacher tensor is not modified), then one dot product with log q.
+        # Its backward is one scaled copy of that buffer: no gather / one-hot gradient to add.
+        w = teacher_probs.to(lprobs.dtype) * alpha
+        w.masked_fill_(pad.unsqueeze(1), 0.0)
+        w.scatter_add_(1, target.unsqueeze(1), (~pad).to(w.dtype).unsqueeze(1) * (1.0 - alpha))
+    return -torch.dot(w.reshape(-1), lprobs.reshape(-1)), nll
 
 
 @dataclass
@@ -120,10 +144,8 @@ class SelfKDCrossEntropyCriterion(FairseqCriterion):
             return 0.0
         return alpha_at(self.task.epoch, self.total_epochs, self.alpha_T, self.alpha_kind)
 
-    def teacher_probs(self, sample, lprobs: torch.Tensor) -> torch.Tensor:
-        """(N, V) teacher distribution for the flattened target tokens of `sample`."""
-        if self.ls_eps > 0:
-            return uniform_teacher(lprobs.shape[0], lprobs.shape[1], lprobs.dtype, lprobs.device)
+    def teacher_probs(self, sample) -> torch.Tensor:
+        """(N, V) Self-KD teacher distribution for the flattened target tokens of `sample`."""
         # Same batch tensors, eval mode (no dropout), no autograd graph; runs under the trainer's
         # autocast / in the trainer's dtype because the snapshot is a copy of the trained model.
         probs = self.task.snapshot.probs(**sample["net_input"])
@@ -135,8 +157,10 @@ class SelfKDCrossEntropyCriterion(FairseqCriterion):
         lprobs = lprobs.view(-1, lprobs.size(-1))
         target = model.get_targets(sample, net_output).view(-1)
         alpha = self.alpha_in_force(lprobs.size(-1)) if model.training else 0.0
-        teacher = self.teacher_probs(sample, lprobs) if alpha > 0 else None
-        loss, nll_loss = self_kd_token_loss(lprobs, target, self.padding_idx, teacher, alpha)
+        ls = self.ls_eps > 0
+        teacher = self.teacher_probs(sample) if alpha > 0 and not ls else None
+        loss, nll_loss = self_kd_token_loss(lprobs, target, self.padding_idx, teacher, alpha,
+                                            uniform_teacher=ls)
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.data,

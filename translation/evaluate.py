@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--lenpen", type=float, default=1.0)
     ap.add_argument("--hyps-out", help="also write the detokenised hypotheses here")
+    ap.add_argument("--record", metavar="RUN_DIR",
+                    help="also append the scores as an 'eval' record to RUN_DIR/log.jsonl (the "
+                         "checkpoint must be one of RUN_DIR's own); an identical evaluation "
+                         "already recorded is not run again")
     args = ap.parse_args(argv)
     try:
         if (args.src is None) != (args.ref is None):
@@ -219,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         prep_dir = Path(args.prep_dir)
         _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
         langs = (args.source_lang, args.target_lang)
+        if args.record is not None:
+            key = _record_key(args)
+            done = _recorded(Path(args.record), Path(args.checkpoint), key)
+            if done is not None:
+                print(json.dumps(done["metrics"]))
+                return 0
         if args.src is not None:
             scores, hyps = evaluate_files(args.checkpoint, prep_dir, args.src, args.ref, *langs,
                                           beam=args.beam, lenpen=args.lenpen)
@@ -232,8 +242,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.hyps_out:
         Path(args.hyps_out).write_text("\n".join(detokenize(hyps, args.target_lang)) + "\n")
+    if args.record is not None:
+        from core.runlog import RunLogWriter, now_iso
+        RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
     print(json.dumps(scores))
     return 0
+
+
+def _record_key(args) -> dict:
+    """What identifies an evaluation in a run log's 'eval' records."""
+    return {"checkpoint": Path(args.checkpoint).name,
+            "subset": args.subset or ("test" if args.src is None else None),
+            "src": None if args.src is None else str(args.src), "beam": args.beam,
+            "lenpen": args.lenpen}
+
+
+def _recorded(run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
+    """The eval record of run_dir already holding `key`, or None. Refuses a checkpoint that is not
+    the run's own, so one run's scores can never land in another run's log."""
+    from core.runlog import read_run_log
+    log_path = run_dir / "log.jsonl"
+    if not log_path.is_file():
+        raise FileNotFoundError(f"--record: {log_path} not found")
+    if checkpoint.resolve().parent != (run_dir / "checkpoints").resolve():
+        raise ValueError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
+                         f"(expected it in {run_dir / 'checkpoints'})")
+    for rec in read_run_log(log_path, strict=True).extra:
+        if rec.get("type") == "eval" and all(rec.get(k) == v for k, v in key.items()):
+            return rec
+    return None
 
 
 if __name__ == "__main__":

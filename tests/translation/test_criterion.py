@@ -155,3 +155,28 @@ def test_criterion_self_kd_uses_previous_epoch_snapshot(tiny_multi30k):
     loss_eval, _, log_eval = criterion(model, sample)
     torch.testing.assert_close(loss_eval, log_eval["nll_loss"])
     assert math.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("a", [0.0, 0.3, 1.0])
+def test_linear_form_equals_the_soft_target_definition(a):
+    """The criterion never builds the (N, V) target: its value and gradient equal the soft-target
+    cross entropy with core.targets.self_kd_targets (the definition), on the non-padding rows."""
+    from core.targets import self_kd_targets
+    lprobs, target, teacher = _batch(7)
+    lp = lprobs.clone().requires_grad_(True)
+    loss, _ = self_kd_token_loss(lp, target, PAD, teacher, a)
+    (g,) = torch.autograd.grad(loss, lp)
+    lp_ref = lprobs.clone().requires_grad_(True)
+    keep = target != PAD
+    ref = -(self_kd_targets(target[keep], teacher[keep], a) * lp_ref[keep]).sum()
+    (g_ref,) = torch.autograd.grad(ref, lp_ref)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_uniform_teacher_flag_equals_the_uniform_tensor():
+    lprobs, target, _ = _batch(8)
+    uniform = torch.full((N, V), 1.0 / V, dtype=torch.float64)
+    for a in (0.1, 0.1 * V / (V - 1)):
+        torch.testing.assert_close(self_kd_token_loss(lprobs, target, PAD, None, a, uniform_teacher=True),
+                                   self_kd_token_loss(lprobs, target, PAD, uniform, a))

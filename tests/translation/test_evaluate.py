@@ -141,3 +141,30 @@ def test_bad_test_sets_are_one_line_errors(tiny_multi30k, tmp_path, capsys):
         rc, out, err = _run(capsys, *argv, *LANGS)
         assert rc == 2 and out == "" and err.count("\n") == 1, (why, err)
         assert why in err, (why, err)
+
+
+def test_record_appends_one_eval_record_to_the_runs_own_log(tiny_multi30k, tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    from core.runlog import read_run_log
+    run = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoint.parent.parent, run)
+    ckpt = run / "checkpoints" / "checkpoint_best.pt"
+    args = [str(ckpt), str(tiny_multi30k), "-s", "de", "-t", "en", "--beam", "1", "--record", str(run)]
+    assert evaluate.main(args) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    evals = [r for r in read_run_log(run / "log.jsonl", strict=True).extra if r["type"] == "eval"]
+    assert len(evals) == 1 and evals[0]["metrics"] == scores
+    assert (evals[0]["beam"], evals[0]["subset"], evals[0]["checkpoint"]) == (1, "test", "checkpoint_best.pt")
+    # the same evaluation again: read back, not appended twice
+    assert evaluate.main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == scores
+    assert sum(r["type"] == "eval" for r in read_run_log(run / "log.jsonl").extra) == 1
+    # another run's checkpoint is refused: its scores must not land in this log
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    before = (run / "log.jsonl").read_bytes()
+    assert evaluate.main([str(other / "checkpoints" / "checkpoint_best.pt"), str(tiny_multi30k), "-s", "de",
+                 "-t", "en", "--beam", "2", "--record", str(run)]) == 2
+    assert "is not a checkpoint of" in capsys.readouterr().err
+    assert (run / "log.jsonl").read_bytes() == before

@@ -1,0 +1,57 @@
+"""translation.select_alpha: alpha_T chosen by validation BLEU from finished Self-KD runs."""
+import json
+
+import pytest
+
+from tests.conftest import REPO
+from tests.translation.conftest import TINY
+from translation import select_alpha
+from translation.train import main as train_main
+
+CFG = str(REPO / "translation/configs/multi30k_de_en_selfkd.yaml")
+
+
+@pytest.fixture(scope="module")
+def candidates(tiny_multi30k, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cands")
+    for a in (0.3, 0.7):
+        assert train_main(["--config", CFG] + TINY + [
+            "optim.epochs=2", "optim.lr=0.003", f"data.prep_dir={tiny_multi30k}", f"out_dir={out}",
+            f"method.alpha_T={a}", f"run_id=a{a}"]) == 0
+    return out
+
+
+def test_chooses_the_best_validation_bleu_and_caches(candidates, tiny_multi30k, tmp_path, monkeypatch, capsys):
+    from translation.evaluate import bleu_scores, translate
+    runs = [candidates / "a0.3", candidates / "a0.7"]
+    out = tmp_path / "selection.json"
+    assert select_alpha.main([str(r) for r in runs] + ["--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    # independent recomputation of each candidate's validation BLEU
+    expected = {}
+    for r in runs:
+        hyps = translate(r / "checkpoints" / "checkpoint_best.pt", tiny_multi30k / "bin", "valid", beam=2)
+        expected[float(r.name[1:])] = bleu_scores(hyps, tiny_multi30k, "valid", "en")["bleu"]
+    assert {c["alpha_T"]: c["valid_bleu"] for c in result["candidates"]} == expected
+    best = max(expected, key=lambda a: (expected[a], -a))
+    assert result["alpha_T"] == best and result["epochs"] == 2
+    # a rerun reads the cache: no translation at all
+    monkeypatch.setattr("translation.evaluate.translate", lambda *a, **k: pytest.fail("retranslated"))
+    assert select_alpha.select(runs)["candidates"] == result["candidates"]
+
+
+def test_refuses_candidates_that_differ_in_more_than_alpha(candidates, tiny_multi30k, tmp_path, capsys):
+    assert train_main(["--config", CFG] + TINY + [
+        "optim.epochs=2", "optim.lr=0.003", f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}",
+        "method.alpha_T=0.5", "seed=7", "run_id=other"]) == 0
+    assert select_alpha.main([str(candidates / "a0.3"), str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "more than alpha_T" in err and "seed" in err
+    # an incomplete run (no final record) is refused, with one line
+    log = (tmp_path / "other" / "log.jsonl").read_text().splitlines()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "log.jsonl").write_text("\n".join(log[:-1]) + "\n")
+    assert select_alpha.main([str(tmp_path / "cut")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not complete" in err and "\n" not in err
