@@ -1,4 +1,4 @@
-"""CLI: python -m reports {table1..table5,regime,tables,figures,check-repro,demo} [options]."""
+"""CLI: python -m reports {table1..table5,regime,table4-runs,tables,figures,check-repro,demo} [options]."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ def _warn(warnings) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    ap.add_argument("target", choices=list(TABLES) + ["regime", "tables", "figures", "check-repro", "demo"])
+    ap.add_argument("target", choices=list(TABLES) + ["regime", "table4-runs", "tables", "figures", "check-repro", "demo"])
     ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
     ap.add_argument("--runs", nargs="+", default=None,
                     help=f"run-log roots (default: {' '.join(DEFAULT_ROOTS)}; "
@@ -67,6 +67,13 @@ def main(argv=None) -> int:
         from .regime import write_regime
         print(f"regime map -> {write_regime(runs, args.out)}")
         if args.target == "regime":
+            return 0
+    if args.target in ("table4-runs", "tables"):
+        from .translation import write_table4_runs
+        path, sel_warnings = write_table4_runs(runs, args.runs or DEFAULT_ROOTS, args.out)
+        _warn(sel_warnings)
+        print(f"table4 runs -> {path}")
+        if args.target == "table4-runs":
             return 0
     names = list(TABLES) if args.target == "tables" else [args.target]
     for name in names:

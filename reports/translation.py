@@ -1,0 +1,181 @@
+"""Table 4's runs in detail: what the BLEU columns of Table 4 leave out.
+
+For every group of complete translation runs under Table 4 (same row, method, dataset, epochs and
+model): tokenised BLEU, sacreBLEU, the brevity penalty of the beam output, greedy BLEU (an
+``eval`` record with beam 1, written by ``translation.evaluate --record``), the best validation
+NLL, the epoch it came from and the epochs trained (runs with early stopping train past their
+best epoch); then each method minus the baseline of the same setting (the same configuration apart from the method, its epochs
+and early stopping; ``setting_key``), with the rule of the
+converged-teacher pre-registration (n = 2: a difference is called only when the seeds' ranges do
+not overlap); then every alpha_T selection (``selection.json`` beside the runs).
+
+    python -m reports table4-runs        # -> reports/out/table4_runs.md (also in make tables)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .logs import Cell, group_runs
+
+RUN_TABLES = ("table4",)
+BLEU_KEYS = ("bleu_tok", "bleu")
+
+
+def greedy(run, key: str = "bleu_tok") -> float | None:
+    """`key` of the run's last recorded greedy (beam 1) evaluation of its evaluated checkpoint on
+    the test split, or None."""
+    ckpt = ((run.log.final or {}).get("metrics") or {}).get("checkpoint")
+    val = None
+    for rec in run.log.extra:
+        if (rec.get("type") == "eval" and rec.get("beam") == 1 and rec.get("subset") == "test"
+                and rec.get("checkpoint") == ckpt):
+            val = (rec.get("metrics") or {}).get(key)
+    return float(val) if isinstance(val, (int, float)) else None
+
+
+def best_epoch(run) -> int | None:
+    m = (run.log.final or {}).get("metrics") or {}
+    if isinstance(m.get("best_epoch"), int):
+        return m["best_epoch"]
+    valid = [(e.get("valid_nll"), e.get("epoch")) for e in run.log.epochs if e.get("valid_nll") is not None]
+    return min(valid)[1] if valid else None  # older logs: the lowest valid NLL's epoch
+
+
+def _cell(values, d: int) -> str:
+    c = Cell.of(values)
+    if c.mean is None:
+        return "–"
+    return f"{c.mean:.{d}f}" + (f" ± {c.std:.{d}f}" if c.std is not None else "")
+
+
+def _values(runs, key):
+    return [r.metric(key) for r in runs]
+
+
+def _scale(g) -> str:
+    patience = {((r.meta.get("config") or {}).get("optim") or {}).get("patience") or 0 for r in g.runs}
+    stop = f"early stop (patience {max(patience)}), cap {g.epochs} ep" if max(patience) else f"{g.epochs} ep"
+    return f"{g.dataset}, {stop}, {g.model}"
+
+
+# config keys that may differ between the methods of one setting: the method and what follows
+# from it (Self-KD trains a fixed T epochs where the baseline stops early), seeds and places
+PER_RUN_KEYS = ("seed", "run_id", "out_dir", "table", "device", "log_interval", "data.num_workers",
+                "optim.epochs", "optim.patience", "fairseq_args")
+
+
+def setting_key(run) -> str:
+    """The run's configuration without PER_RUN_KEYS and method.*: runs that share it are one
+    setting (e.g. the 10-epoch reduced block and the converged block differ in batch size and lr)."""
+    flat = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk(run.meta.get("config") or {})
+    keep = {k: v for k, v in flat.items() if k not in PER_RUN_KEYS and not k.startswith("method.")}
+    return json.dumps([run.table, run.row, run.dataset, run.model, keep], sort_keys=True, default=str)
+
+
+def _delta(base_values, values) -> str:
+    b = [v for v in base_values if v is not None]
+    o = [v for v in values if v is not None]
+    if not b or not o:
+        return "–"
+    d = sum(o) / len(o) - sum(b) / len(b)
+    if len(b) < 2 or len(o) < 2:
+        verdict = "one seed a side"
+    elif min(o) > max(b) or max(o) < min(b):
+        verdict = "ranges separate"
+    else:
+        verdict = "ranges overlap: no difference detected"
+    return f"{d:+.2f} ({verdict})"
+
+
+def to_markdown(runs, selections) -> str:
+    runs = [r for r in runs if r.table in RUN_TABLES and r.complete and r.meta.get("task") == "translation"]
+    groups = group_runs(runs)
+    out = ["# Table 4 runs in detail", "",
+           "Complete translation runs, one line per configuration (mean ± sample std over the n "
+           "seeds). BP = brevity penalty of the tokenised beam output; greedy = tokenised BLEU "
+           "with beam 1 (`translation.evaluate --beam 1 --record`), which has no length bias; "
+           "best epoch = the lowest validation NLL, whose checkpoint is evaluated.", "",
+           "| Setting | Method | α_T | n | BLEU (tok.) | sacreBLEU | BP | BLEU greedy (tok.) "
+           "| valid NLL (best) | best epoch | epochs trained | runs |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        rs = g.used
+        alpha = ", ".join(sorted({str(r.meta.get("alpha_T")) for r in rs})) if g.method == "selfkd" else "–"
+        out.append("| " + " | ".join([
+            _scale(g), g.method, alpha, str(len(rs)), _cell(_values(rs, "bleu_tok"), 2),
+            _cell(_values(rs, "bleu"), 2), _cell(_values(rs, "bp_tok"), 3),
+            _cell([greedy(r) for r in rs], 2), _cell(_values(rs, "valid_nll_best"), 3),
+            _cell([best_epoch(r) for r in rs], 1), _cell([r.last_epoch for r in rs], 1),
+            ", ".join(g.run_ids)]) + " |")
+    if not groups:
+        out.append("| (no complete Table 4 runs) |" + " |" * 11)
+    out += ["", "## Each method minus the baseline of its setting", "",
+            "Δ of the means; with two or more seeds a side the difference is called only when "
+            "the seeds' ranges do not overlap (the converged-teacher pre-registration's rule).", "",
+            "| Setting | Method | n (base / method) | Δ BLEU (tok.) | Δ sacreBLEU | Δ greedy BLEU |",
+            "|---|---|---|---|---|---|"]
+    for g in groups:
+        base = [b for b in groups if b.method == "baseline"
+                and setting_key(b.runs[0]) == setting_key(g.runs[0])]
+        if g.method == "baseline" or not base:
+            continue
+        b = base[0].used
+        out.append("| " + " | ".join([
+            _scale(g), g.method, f"{len(b)} / {len(g.used)}",
+            *(_delta(_values(b, k), _values(g.used, k)) for k in BLEU_KEYS),
+            _delta([greedy(r) for r in b], [greedy(r) for r in g.used])]) + " |")
+    out += ["", "## alpha_T selections on the validation set", ""]
+    if not selections:
+        out.append("(none found)")
+    for path, sel in selections:
+        out += [f"`{path}`: {sel.get('metric', '?')}, {sel.get('epochs', '?')} epochs, seed "
+                f"{sel.get('seed', '?')}; chosen **alpha_T = {sel.get('alpha_T')}** "
+                f"(ties to the smaller).", "",
+                "| α_T | valid sacreBLEU | valid BLEU (tok.) | valid BP | run |", "|---|---|---|---|---|"]
+        for c in sel.get("candidates", []):
+            bp = c.get("valid_bp_tok")
+            out.append(f"| {c.get('alpha_T')} | {c.get('valid_bleu', float('nan')):.2f} | "
+                       f"{c.get('valid_bleu_tok', float('nan')):.2f} | "
+                       f"{'–' if bp is None else f'{bp:.3f}'} | {c.get('run')} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def find_selections(roots) -> tuple[list, list]:
+    """(path, parsed JSON) of every translation selection.json under the roots, and warnings."""
+    found, warnings = [], []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for p in sorted(root.rglob("selection.json")):
+            if any(part.startswith(".") for part in p.parts):
+                continue
+            try:
+                sel = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                warnings.append(f"{p}: not readable JSON ({type(e).__name__}); skipped")
+                continue
+            if not isinstance(sel, dict) or "candidates" not in sel:
+                warnings.append(f"{p}: not an alpha_T selection (no candidates); skipped")
+                continue
+            found.append((p, sel))
+    return found, warnings
+
+
+def write_table4_runs(runs, roots, out_dir: str | Path) -> tuple[Path, list]:
+    selections, warnings = find_selections(roots)
+    out = Path(out_dir) / "table4_runs.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_markdown(runs, selections), encoding="utf-8")
+    return out, warnings

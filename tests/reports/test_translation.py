@@ -1,0 +1,92 @@
+"""The Table 4 detail report: greedy BLEU from eval records, best epoch, early-stopping scale,
+the baseline differences with the n = 2 rule (worked by hand below), and the alpha_T selections."""
+import json
+
+import pytest
+
+from core.runlog import RunLogWriter
+from reports.__main__ import main
+from reports.logs import find_runs
+from reports.translation import best_epoch, greedy, to_markdown
+
+MODEL = "transformer N=3"
+
+
+def _run(root, method, seed, bleu, greedy_bleu=None, patience=0, epochs=6, valid=(3.0, 2.0, 2.5),
+         table="table4", alpha=0.0, best=None, lr=1e-3):
+    run_id = f"m30k_{method}_s{seed}"
+    w = RunLogWriter(root / run_id / "log.jsonl")
+    w.meta(run_id=run_id, task="translation", method=method, model=MODEL, dataset="multi30k_de_en",
+           seed=seed, config={"optim": {"patience": patience, "epochs": epochs, "lr": lr},
+                                             "method": {"name": method}, "seed": seed}, git_commit="abc", git_dirty=False,
+           torch="x", device="cpu", started=f"2026-11-26T00:00:0{seed}{method}", table=table,
+           row="multi30k_de_en", epochs=epochs, alpha_T=alpha)
+    for e, v in enumerate(valid, 1):
+        w.epoch(epoch=e, alpha=0.0, lr=1e-3, train_loss=1.0, valid_nll=v)
+    metrics = {"bleu": bleu + 0.1, "bleu_tok": bleu, "bp_tok": 0.95, "valid_nll_best": min(valid),
+               "checkpoint": "checkpoint_best.pt"}
+    if best is not None:
+        metrics["best_epoch"] = best
+    w.final(metrics=metrics, reliability=None, wall_s=1.0)
+    if greedy_bleu is not None:
+        w.extra("eval", checkpoint="checkpoint_last.pt", subset="test", src=None, beam=1, lenpen=1.0,
+                metrics={"bleu_tok": 99.0})  # another checkpoint: not the evaluated one
+        w.extra("eval", checkpoint="checkpoint_best.pt", subset="test", src=None, beam=1, lenpen=1.0,
+                metrics={"bleu_tok": greedy_bleu})
+        w.extra("eval", checkpoint="checkpoint_best.pt", subset="test", src=None, beam=5, lenpen=1.0,
+                metrics={"bleu_tok": 98.0})  # beam 5: not greedy
+
+
+@pytest.fixture
+def root(tmp_path):
+    _run(tmp_path, "baseline", 1, 30.0, 28.0, patience=3, epochs=30, best=2)
+    _run(tmp_path, "baseline", 2, 31.0, 29.0, patience=3, epochs=30, best=2)
+    _run(tmp_path, "selfkd", 1, 32.0, 28.5, alpha=0.5)
+    _run(tmp_path, "selfkd", 2, 33.0, 29.5, alpha=0.5)
+    _run(tmp_path, "ls", 1, 30.5)  # one seed
+    _run(tmp_path, "selfkd", 9, 50.0, alpha=0.3, table="table4_select")  # a candidate: not here
+    _run(tmp_path, "selfkd", 7, 20.0, alpha=0.5, lr=5e-4, epochs=7)  # another setting: no baseline
+    sel = {"metric": "valid sacreBLEU", "epochs": 6, "seed": 1, "alpha_T": 0.5, "candidates": [
+        {"alpha_T": 0.3, "run": "a", "valid_bleu": 30.0, "valid_bleu_tok": 30.1, "valid_bp_tok": 1.0},
+        {"alpha_T": 0.5, "run": "b", "valid_bleu": 31.0, "valid_bleu_tok": 31.1, "valid_bp_tok": None}]}
+    (tmp_path / "selection.json").write_text(json.dumps(sel))
+    return tmp_path
+
+
+def test_greedy_and_best_epoch(root):
+    runs = {r.run_id: r for r in find_runs([root])[0]}
+    assert greedy(runs["m30k_baseline_s1"]) == 28.0  # beam 1, the evaluated checkpoint only
+    assert greedy(runs["m30k_ls_s1"]) is None
+    assert best_epoch(runs["m30k_baseline_s1"]) == 2  # from the final record
+    assert best_epoch(runs["m30k_ls_s1"]) == 2  # older logs: from the epochs valid NLL
+
+
+def test_markdown(root):
+    runs = find_runs([root])[0]
+    from reports.translation import find_selections
+    md = to_markdown(runs, find_selections([root])[0])
+    lines = md.splitlines()
+    base = next(ln for ln in lines if "| baseline |" in ln)
+    assert "early stop (patience 3), cap 30 ep" in base and "30.50 ± 0.71" in base
+    assert "28.50 ± 0.71" in base  # greedy
+    skd = next(ln for ln in lines if "| selfkd | 0.5 |" in ln)
+    assert ", 6 ep," in skd and "32.50 ± 0.71" in skd
+    assert "50.00" not in md  # the table4_select candidate is not a Table 4 line
+    # Self-KD minus baseline: 32.5 - 30.5 = +2.00, ranges [32, 33] and [30, 31] separate; greedy
+    # 29.0 - 28.5 = +0.50 with ranges [28.5, 29.5] and [28, 29] overlapping. The baseline stopped
+    # early (cap 30) and Self-KD ran 6 epochs: one setting all the same.
+    skd = next(ln for ln in lines if "| selfkd | 2 / 2 |" in ln)
+    assert "+2.00 (ranges separate)" in skd and "+0.50 (ranges overlap: no difference detected)" in skd
+    assert "| ls | 2 / 1 | +0.00 (one seed a side)" in md
+    assert sum("| selfkd |" in ln and " / " in ln for ln in lines) == 1  # lr 5e-4: no baseline
+    assert "chosen **alpha_T = 0.5**" in md and "| 0.3 | 30.00 | 30.10 | 1.000 | a |" in md
+    assert "| 0.5 | 31.00 | 31.10 | – | b |" in md
+
+
+def test_cli_and_bad_selection_file(root, tmp_path_factory, capsys):
+    (root / "sub").mkdir()
+    (root / "sub" / "selection.json").write_text("{not json")
+    out = tmp_path_factory.mktemp("out")
+    assert main(["table4-runs", "--runs", str(root), "--out", str(out)]) == 0
+    assert "selection.json: not readable JSON" in capsys.readouterr().err
+    assert "chosen **alpha_T = 0.5**" in (out / "table4_runs.md").read_text()
