@@ -12,15 +12,25 @@ Read top to bottom:
   evaluate.py   beam search + detokenised and tokenised BLEU with sacrebleu
 
 fairseq imports this package (``--user-dir translation``) before it builds the task or loads a
-checkpoint, so registration and the checkpoint-loading fix live here. Without fairseq installed
+checkpoint, so registration and the checkpoint-loading fix live here (``register()``; run at
+import when fairseq is already loaded, else by the entry points once they import it). Without fairseq installed
 (``make install-translation``) only data.py's pure-Python parts and the configs are usable.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import sys
 
-if importlib.util.find_spec("fairseq") is not None:
+_registered = False
+
+
+def register() -> None:
+    """Register the task and criterion with fairseq (idempotent). fairseq itself calls this by
+    importing the package through ``--user-dir``; the project's entry points call it after they
+    import fairseq, so that ``--help`` and config errors never pay for (or print) fairseq's import."""
+    global _registered
+    if _registered:
+        return
     import torch
 
     # torch >= 2.6 loads checkpoints with weights_only=True; fairseq checkpoints hold an
@@ -30,3 +40,8 @@ if importlib.util.find_spec("fairseq") is not None:
         torch.serialization.add_safe_globals([argparse.Namespace])
 
     from translation import criterion, task  # noqa: F401  (register with fairseq)
+    _registered = True
+
+
+if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it
+    register()

@@ -36,8 +36,10 @@ def _time_step(trainer, samples, cuda: bool) -> float:
 
 
 def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
-    import translation  # noqa: F401
     from fairseq import options, tasks
+
+    import translation
+    translation.register()
     from fairseq.data import iterators
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.trainer import Trainer

@@ -37,8 +37,10 @@ from translation.data import _read_lines, detokenize, load_bpe, tokenize
 
 def _load(checkpoint, bin_dir, device: str, fp16: bool, langs: tuple[str, str] | None):
     """(models, task, use_cuda) with the checkpoint's task reading dictionaries from bin_dir."""
-    import translation  # noqa: F401  (registers the plugin and the checkpoint-loading fix)
     from fairseq import checkpoint_utils
+
+    import translation
+    translation.register()  # the plugin and the checkpoint-loading fix
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], arg_overrides={"data": str(bin_dir)})
@@ -138,7 +140,7 @@ def corpus_bleu(hyps_tok: list[str], refs_raw: list[str], refs_tok: list[str], t
     from sacrebleu.metrics import BLEU
 
     detok = BLEU(lowercase=lowercase)
-    tok = BLEU(lowercase=lowercase, tokenize="none")
+    tok = BLEU(lowercase=lowercase, tokenize="none", force=True)  # tokenised on purpose: no warning
     score_tok = tok.corpus_score(hyps_tok, [refs_tok])
     return {
         "bleu": detok.corpus_score(detokenize(hyps_tok, tgt), [refs_raw]).score,

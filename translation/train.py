@@ -44,7 +44,7 @@ class DataSection:
 
 @dataclass
 class ModelSection:
-    # Sec. 3.4: N = 6, d_model = 512, h = 4, d_k = 512 / 4 = 64, d_ff = 1024
+    # Sec. 3.4: N = 6, d_model = 512, h = 4 (so d_k = 512 / 4 = 128), d_ff = 1024
     # (= fairseq's transformer_iwslt_de_en), dropout 0.3 as Wu et al. 2019.
     arch: str = "transformer_iwslt_de_en"
     layers: int = 6
@@ -203,24 +203,38 @@ class EpochRecords(logging.Handler):
     fairseq validates (and checkpoints) before it prints the epoch's training averages, so the
     "valid" line of epoch t is held until the "train" line of epoch t arrives."""
 
-    def __init__(self, writer: RunLogWriter):
+    def __init__(self, writer: RunLogWriter, progress=None):
         super().__init__(level=logging.INFO)
         self.writer = writer
+        self.progress = progress  # print(str) for the progress lines, or None
         self.valid: dict[int, dict] = {}
         self.last_epoch = 0
+        self.best_valid = math.inf
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name not in ("train", "valid"):
+        if record.name not in ("train", "valid", "train_inner"):
             return
         try:
             stats = json.loads(record.getMessage())
         except json.JSONDecodeError:
             return
         epoch = int(stats["epoch"])
+        if record.name == "train_inner":  # every log_interval updates within an epoch
+            if self.progress is not None:
+                self.progress(f"epoch {epoch} | update {stats.get('num_updates')} | train loss "
+                              f"{float(stats.get('loss', 'nan')) * LN2:.3f} nats | lr "
+                              f"{float(stats.get('lr', 'nan')):.3g} | {float(stats.get('wall', 0)):.0f} s")
+            return
         if record.name == "valid":
             self.valid[epoch] = stats
             return
         v = self.valid.pop(epoch, {})
+        if self.progress is not None:
+            vn = None if v.get("valid_nll_loss") is None else float(v["valid_nll_loss"]) * LN2
+            self.best_valid = min(self.best_valid, vn) if vn is not None else self.best_valid
+            self.progress(f"epoch {epoch} done | train loss {float(stats['train_loss']) * LN2:.3f} | "
+                          + (f"valid NLL {vn:.3f} (best {self.best_valid:.3f}) | " if vn is not None else "")
+                          + f"{float(stats.get('train_train_wall', 0.0)):.0f} s training")
 
         def nats(d, key):
             return None if d.get(key) is None else float(d[key]) * LN2
@@ -241,12 +255,50 @@ class EpochRecords(logging.Handler):
         self.last_epoch = epoch
 
 
-def run_fairseq_train(argv: list[str], writer: RunLogWriter, valid_so_far: list[float] = ()) -> int:
-    """fairseq-train in this process; returns the last epoch written to the log.
+def quiet_fairseq() -> None:
+    """fairseq, hydra and torch at WARNING, their Future/Deprecation/User warnings hidden: the
+    run's own progress lines (EpochRecords) are what a user reads. ``--verbose`` skips this."""
+    import warnings
+    root = logging.getLogger()
+    if not root.handlers:  # before fairseq_cli's basicConfig(INFO, stdout), which then does nothing
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+        # the progress-bar logger is set to INFO for EpochRecords; its records reach the root
+        # handler whatever the root level, so the handler filters too
+        root.handlers[0].setLevel(logging.WARNING)
+    root.setLevel(logging.WARNING)
+    for name in ("fairseq", "fairseq_cli", "hydra", "torch", "sacrebleu"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def parse_fairseq_args(argv: list[str]):
+    """fairseq's own parse of the command line, run before anything is written: a bad
+    ``fairseq_args`` entry is a one-line ValueError (fairseq would print its 100-line usage)."""
+    import contextlib
+    import io
+
+    from fairseq import options
+
+    import translation
+    translation.register()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        raise ValueError(f"fairseq rejected the command line (check fairseq_args): "
+                         f"{lines[-1] if lines else 'no message'}") from None
+
+
+def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = (), progress=None) -> int:
+    """fairseq-train in this process (``args``: parse_fairseq_args' result); returns the last
+    epoch written to the log.
 
     ``valid_so_far``: the valid losses (nats) of the epochs a resumed run has done, so fairseq's
     early-stopping counter continues where it was (fairseq keeps it in memory only)."""
-    from fairseq import checkpoint_utils, distributed_utils, options
+    from fairseq import checkpoint_utils, distributed_utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train as fairseq_train
 
@@ -261,10 +313,10 @@ def run_fairseq_train(argv: list[str], writer: RunLogWriter, valid_so_far: list[
         fairseq_train.should_stop_early.best = min(valid_so_far) / LN2  # fairseq compares bits
         fairseq_train.should_stop_early.num_runs = epochs_since_best(list(valid_so_far))
 
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, input_args=argv)
     fs_cfg = convert_namespace_to_omegaconf(args)
-    handler = EpochRecords(writer)
+    handler = EpochRecords(writer, progress)
+    if valid_so_far:
+        handler.best_valid = min(valid_so_far)
     progress_logger = logging.getLogger("fairseq.logging.progress_bar")
     progress_logger.addHandler(handler)
     old_level = progress_logger.level
@@ -277,7 +329,9 @@ def run_fairseq_train(argv: list[str], writer: RunLogWriter, valid_so_far: list[
     return handler.last_epoch
 
 
-def train(cfg, command: str) -> Path:
+def train(cfg, command: str, progress=print) -> Path:
+    """One run (see the module docstring). ``progress``: print-like for the progress lines
+    (within an epoch every ``log_interval`` updates, and at its end), or None for none."""
     check(cfg)
     import torch
     import fairseq
@@ -289,6 +343,7 @@ def train(cfg, command: str) -> Path:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but torch.cuda.is_available() is False")
     argv = fairseq_argv(cfg, save_dir, use_cuda)
+    fs_args = parse_fairseq_args(argv)  # before anything is written
     writer = RunLogWriter(log_path)
     last = save_dir / "checkpoint_last.pt"
     if last.is_file() and not log_path.is_file():
@@ -329,7 +384,7 @@ def train(cfg, command: str) -> Path:
     log = read_run_log(log_path)
     valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
     if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
-        run_fairseq_train(argv, writer, valid)
+        run_fairseq_train(fs_args, writer, valid, progress)
     done = checkpoint_position(last)[0] if last.is_file() else 0
     log = read_run_log(log_path)
     stopped_early = done < cfg.optim.epochs and converged(log, cfg.optim.patience)
@@ -365,9 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m translation.train", description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True)
+    ap.add_argument("--verbose", action="store_true",
+                    help="also print fairseq's own log lines and library warnings (default: the "
+                         "run's progress lines only)")
     ap.epilog = "key=value overrides anywhere on the line (e.g. optim.epochs=3)"
     args = parse_with_overrides(ap, argv)
-    command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv)
+    if not args.verbose:
+        quiet_fairseq()
+    command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv if a != "--verbose")
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides)
         train(cfg, command)

@@ -178,3 +178,24 @@ def test_early_stopping_and_its_resume(tiny_multi30k, tmp_path):
 def test_patience_is_refused_for_selfkd(tmp_path, capsys):
     assert main(["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml"), "optim.patience=3"]) == 2
     assert "needs T fixed in advance" in capsys.readouterr().err
+
+
+def test_quiet_progress_lines_and_bad_fairseq_args(tiny_multi30k, tmp_path, capfd):
+    """Default output: the run's own progress lines (within an epoch every log_interval updates,
+    and at its end) and the result, not fairseq's log or library warnings; a typo in fairseq_args
+    is a one-line error before the run folder exists."""
+    pytest.importorskip("fairseq")
+    base = ["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY + [
+        f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}", "optim.epochs=2"]
+    assert main(base + ["fairseq_args=[--max-updatez,3]", "run_id=typo"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("translation.train: error: fairseq rejected") and "--max-updatez" in err
+    assert "\n" not in err and not (tmp_path / "typo").exists()
+
+    assert main(base + ["run_id=quiet", "log_interval=5"]) == 0
+    out = capfd.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
+    assert sum(ln.startswith("epoch 1 | update ") for ln in lines) == 2  # 10 updates, every 5
+    assert any(ln.startswith("epoch 2 done | train loss ") and "valid NLL" in ln for ln in lines)
+    assert len(lines) <= 8, lines
+    assert not any("Warning" in ln or "DEBUG" in ln or "INFO" in ln for ln in lines), lines
