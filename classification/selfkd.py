@@ -1,7 +1,12 @@
-"""The training targets of a classification batch: Self-KD's (Eq. 6, from the prediction bank of
-the previous epoch's predictions), label smoothing's, or one-hot, alone or combined with Cutout /
-CutMix (Sec. 3.1, Appendix B.1). The training step (classification.train.train_step) calls
+"""The training targets of a classification batch: Self-KD's (Eq. 6, from p_{t-1}, the previous
+epoch's predictions), label smoothing's, or one-hot, alone or combined with Cutout / CutMix
+(Sec. 3.1, Appendix B.1). The training step (classification.train.train_step) calls
 prepare_batch, and after its forward pass writes the bank rows prepare_batch marks.
+
+p_{t-1} has two sources (Sec. 2.2, `method.teacher`): the prediction bank (core.bank, the official
+code's way: each sample's row written by its train-mode forward in epoch t-1) or the snapshot
+teacher (core.teacher.SnapshotTeacher: the model as it ended epoch t-1, in eval mode, on this same
+augmented batch, one extra forward; the paper's way on ImageNet).
 """
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from core.methods import get_method, method_names
-from core.targets import label_smoothing_targets
+from core.targets import label_smoothing_targets, self_kd_targets
+from core.teacher import SnapshotTeacher
 
 from .augment import cutmix, cutout
 from .peers import tfkd_targets
@@ -23,11 +29,31 @@ def method_parts(name: str) -> set[str]:
     return get_method(name, "classification").parts
 
 
-def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_classes: int, *,
+def past_predictions(teacher, x, idx, labels, num_classes: int, rows=None, amp_dtype=None) -> torch.Tensor:
+    """p_{t-1} of Eq. 6, (B, K) float32 on x's device. teacher: a PredictionBank /
+    TopKPredictionBank (the rows of idx; one-hot where never written) or a SnapshotTeacher (its
+    prediction on x, under autocast to amp_dtype as the training forward; one-hot in epoch 1, no
+    teacher yet). rows: (B,) bool, the samples whose p_{t-1} is used; the snapshot's forward
+    skips the others (they get one-hot)."""
+    if not isinstance(teacher, SnapshotTeacher):
+        return teacher.teacher(idx, labels).to(x.device)
+    out = F.one_hot(labels, num_classes).float()
+    if teacher.model is not None:
+        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            if rows is None:
+                out = teacher.probs(x).float()
+            else:
+                out[rows] = teacher.probs(x[rows]).float()
+    return out
+
+
+def prepare_batch(parts: set[str], x, labels, idx, teacher, alpha: float, num_classes: int, *,
                   ls_eps: float = 0.1, cutout_size: int = 8, cutmix_beta: float = 1.0,
-                  cutmix_prob: float = 0.5, cutout_updates_bank: bool = True, tfkd=(0.1, 20.0, 0.99)):
+                  cutmix_prob: float = 0.5, cutout_updates_bank: bool = True, tfkd=(0.1, 20.0, 0.99),
+                  amp_dtype=None):
     """Inputs and (B, K) soft targets for one training batch, and which bank rows to overwrite
-    with this forward pass's predictions (None when nothing is written).
+    with this forward pass's predictions (None when nothing is written: no bank, or the snapshot
+    teacher). teacher: where p_{t-1} comes from (past_predictions), None without Self-KD.
 
     Self-KD combined with Cutout or CutMix (Sec. 3.1): a random half of the batch is trained with
     Self-KD targets (and writes its bank rows); the other half gets the other regulariser with
@@ -47,13 +73,16 @@ def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_class
         if "cutmix" in parts and float(torch.rand(())) < cutmix_prob:  # per batch, as CutMix's code
             return (*cutmix(x, labels, num_classes, cutmix_beta), None)
         return x, onehot, None
-    targets = bank.targets(idx, labels, alpha).to(x.device)
+    writes = not isinstance(teacher, SnapshotTeacher)  # only a bank is written
     if not parts & {"cutout", "cutmix"}:
-        return x, targets, torch.ones(b, dtype=torch.bool, device=x.device)
+        targets = self_kd_targets(labels, past_predictions(teacher, x, idx, labels, num_classes,
+                                                           amp_dtype=amp_dtype), alpha)
+        return x, targets, torch.ones(b, dtype=torch.bool, device=x.device) if writes else None
     # the half-batch rule: exactly b // 2 samples (a random subset) go to Self-KD
     kd = torch.zeros(b, dtype=torch.bool, device=x.device)
     kd[torch.randperm(b, device=x.device)[: b // 2]] = True
     other = ~kd
+    targets = self_kd_targets(labels, past_predictions(teacher, x, idx, labels, num_classes, kd, amp_dtype), alpha)
     x = x.clone()
     if "cutout" in parts:
         x[other] = cutout(x[other], cutout_size)
@@ -63,4 +92,4 @@ def prepare_batch(parts: set[str], x, labels, idx, bank, alpha: float, num_class
         if other.sum() > 0:
             x[other], targets[other] = cutmix(x[other], labels[other], num_classes, cutmix_beta)
         update = kd
-    return x, targets, update
+    return x, targets, update if writes else None

@@ -31,8 +31,9 @@ from core.config import ConfigError, load_config, parse_with_overrides, to_dict,
 from core.losses import soft_cross_entropy
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
                       run_dir_for)
-from core.runlog import RunLogWriter, git_info, now_iso
+from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
 from core.schedules import KINDS, alpha_at, step_lr
+from core.teacher import SnapshotTeacher
 
 from .peers import ClassPairBatches, cskd_loss
 from .selfkd import METHODS, method_parts, prepare_batch
@@ -77,13 +78,20 @@ class OptimConfig:
 @dataclass
 class MethodConfig:
     name: str = "baseline"  # core.methods: baseline, ls, selfkd, cutout[_selfkd], cutmix[_sd][_selfkd]
-    alpha_T: float = 0.8  # Self-KD alpha at the last epoch (CIFAR-100 default, Sec. 3.1)
+    # Self-KD alpha at the last epoch: 0.8 is the official code's CIFAR default (main.py); the
+    # paper chose 0.7 for CIFAR-100 (Sec. 3.1), which the Table 1 / Fig. 2 configs set.
+    alpha_T: float = 0.8
     alpha_kind: str = "linear"  # Eq. 5; fixed/step/exp/cosine for the Fig. 2 ablation
     ls_eps: float = 0.1  # label smoothing epsilon (Sec. 3.1)
     cutout_size: int = 8  # Cutout hole, pixels (Sec. 3.1)
     cutmix_beta: float = 1.0  # CutMix Beta(beta, beta) (Sec. 3.1)
     cutmix_prob: float = 0.5  # CutMix alone: probability a batch is mixed (CutMix's CIFAR setting)
     cutout_updates_bank: bool = True  # a Cutout'd sample in the Self-KD combination writes its row
+    # Where Self-KD's p_{t-1} comes from (Sec. 2.2): bank = the prediction bank (the official
+    # code; the bank_* keys below); snapshot = the model as it ended the previous epoch, in eval
+    # mode on the same augmented batch (core.teacher.SnapshotTeacher; one extra forward, a model
+    # copy in memory, no bank; the paper's way on ImageNet).
+    teacher: str = "bank"
     bank_dtype: str = "float32"  # float32 (official) | float16
     bank_device: str = "auto"  # auto = the training device; "cpu" = the official per-step host copy
     bank_storage: str = "memory"  # memory | mmap (a memory-mapped file in the run folder)
@@ -155,7 +163,7 @@ def validate(cfg) -> None:
     if cfg.method.alpha_kind not in KINDS:
         raise ConfigError(f"unknown method.alpha_kind {cfg.method.alpha_kind!r}; expected one of {', '.join(KINDS)}")
     choices = {"method.bank_dtype": ("float32", "float16"), "method.bank_storage": ("memory", "mmap"),
-               "amp": ("none", "bf16")}
+               "method.teacher": ("bank", "snapshot"), "amp": ("none", "bf16")}
     for key, allowed in choices.items():
         value = cfg.method[key.split(".")[1]] if key.startswith("method.") else cfg[key]
         if value not in allowed:
@@ -182,9 +190,10 @@ def run_dir_of(cfg) -> Path:
     return run_dir_for(cfg.out_dir, cfg.table, run_id)
 
 
-def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
+def train_step(model, opt, x, y, idx, parts, teacher, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
     """One optimisation step; returns the (detached) batch loss and logits. Shared by training
-    and bench. CS-KD's batches are anchors then partners; its logits are the anchors'."""
+    and bench. teacher: Self-KD's p_{t-1}, a prediction bank or a SnapshotTeacher (None without
+    Self-KD). CS-KD's batches are anchors then partners; its logits are the anchors'."""
     autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
     if "cskd" in parts:
         h, update = len(y) // 2, None
@@ -195,9 +204,9 @@ def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: 
         loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd_temperature, mcfg.cskd_lambda)
     else:
         x, targets, update = prepare_batch(
-            parts, x, y, idx, bank, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
+            parts, x, y, idx, teacher, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
             cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank,
-            tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob))
+            tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob), amp_dtype=amp_dtype)
         with autocast:
             logits = model(x)
         loss = soft_cross_entropy(logits, targets)
@@ -206,7 +215,7 @@ def train_step(model, opt, x, y, idx, parts, bank, alpha, mcfg, num_classes, d: 
     opt.step()
     if update is not None:
         # p_{t-1} for the next epoch: this train-mode forward pass's prediction (official code).
-        update_bank(bank, d, idx, logits, update)
+        update_bank(teacher, d, idx, logits, update)
     return loss.detach(), logits.detach()
 
 
@@ -223,7 +232,8 @@ def check_labels(dataset, num_classes: int) -> None:
 
 
 def build(cfg, d: Dist, run_dir: Path):
-    """Data, model, optimiser and bank for a validated config."""
+    """Data, model, optimiser and Self-KD's teacher (a prediction bank, a SnapshotTeacher, or None
+    without Self-KD) for a validated config."""
     train_set, eval_set, fit_set, num_classes = build_datasets(
         cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.augment, cfg.data.train_subset,
         cfg.data.test_subset, cfg.data.holdout_fraction, cfg.data.holdout_seed, cfg.data.fit_subset)
@@ -242,8 +252,10 @@ def build(cfg, d: Dist, run_dir: Path):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    bank = None
-    if "selfkd" in parts:
+    teacher = None
+    if "selfkd" in parts and cfg.method.teacher == "snapshot":
+        teacher = SnapshotTeacher()  # refreshed at the start of every epoch (_run)
+    elif "selfkd" in parts:
         bank_device = d.device if cfg.method.bank_device == "auto" else torch.device(cfg.method.bank_device)
         path = run_dir / "bank.npy" if cfg.method.bank_storage == "mmap" else None
         dtype = getattr(torch, cfg.method.bank_dtype)
@@ -251,10 +263,10 @@ def build(cfg, d: Dist, run_dir: Path):
             if cfg.method.bank_storage != "memory" or not cfg.method.bank_topk < num_classes:
                 raise ConfigError(f"method.bank_topk must be < {num_classes} classes and use bank_storage=memory, "
                                   f"got {cfg.method.bank_topk}, {cfg.method.bank_storage}")
-            bank = TopKPredictionBank(len(train_set), num_classes, cfg.method.bank_topk, bank_device, dtype)
+            teacher = TopKPredictionBank(len(train_set), num_classes, cfg.method.bank_topk, bank_device, dtype)
         else:
-            bank = PredictionBank(len(train_set), num_classes, bank_device, dtype, path)
-    return train_set, eval_set, fit_set, num_classes, parts, model, opt, bank
+            teacher = PredictionBank(len(train_set), num_classes, bank_device, dtype, path)
+    return train_set, eval_set, fit_set, num_classes, parts, model, opt, teacher
 
 
 def _on_device(dataset, num_classes: int, device, augment: bool):
@@ -295,7 +307,7 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
     return loader, len(loader)
 
 
-def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes,
+def train_epoch(cfg, d: Dist, model, opt, teacher, parts, batches, n_batches, epoch, alpha, num_classes,
                 amp_dtype) -> dict:
     """One pass over the training batches; returns the epoch's training loss and the fit as the
     training forward passes saw it (train mode, augmented inputs, hard labels)."""
@@ -308,7 +320,7 @@ def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch
         y = y.to(d.device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss, logits = train_step(model, opt, x, y, idx, parts, bank, alpha, cfg.method, num_classes, d, amp_dtype)
+        loss, logits = train_step(model, opt, x, y, idx, parts, teacher, alpha, cfg.method, num_classes, d, amp_dtype)
         y = y[:len(logits)]  # CS-KD: the anchors (the partners' forward has no gradient)
         conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
         sums += torch.stack([loss * len(y), (pred == y).sum(), conf.sum()])
@@ -324,6 +336,17 @@ def train_epoch(cfg, d: Dist, model, opt, bank, parts, batches, n_batches, epoch
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch}")
     return {"train_loss": train_loss, "train_top1_err": 100.0 * (1.0 - correct), "train_conf": 100.0 * conf_sum}
+
+
+def _teacher_fields(teacher) -> dict:
+    """Epoch-line fields of Self-KD's p_{t-1} source: for the bank, the age of its rows and the
+    fraction never written (core.bank.row_age_stats: with CutMix, rows go stale); for the
+    snapshot, the epoch whose end it holds (0 in epoch 1: no teacher)."""
+    if teacher is None:
+        return {}
+    if isinstance(teacher, SnapshotTeacher):
+        return {"teacher_epoch": teacher.epoch or 0}
+    return teacher.row_age()
 
 
 def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) -> None:
@@ -349,6 +372,9 @@ def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -
         raw_model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if bank is not None:
+            if state.get("bank") is None:
+                raise ConfigError(f"checkpoint {ckpt_path} holds no prediction bank (written with "
+                                  f"method.teacher=snapshot or without Self-KD?); resume it with those settings")
             bank.load_state_dict(state["bank"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -383,9 +409,11 @@ def train(cfg, command: str = "") -> Path:
 
 def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> Path:
     ckpt_path, log = run_dir / "checkpoint.pt", RunLogWriter(run_dir / "log.jsonl")
-    # -- data, model, optimiser, bank
+    # -- data, model, optimiser, Self-KD's teacher (a bank, or a snapshot rebuilt each epoch)
     seed_everything(cfg.seed)
-    train_set, eval_set, fit_set, num_classes, parts, model, opt, bank = build(cfg, d, run_dir)
+    train_set, eval_set, fit_set, num_classes, parts, model, opt, teacher = build(cfg, d, run_dir)
+    snapshot = teacher if isinstance(teacher, SnapshotTeacher) else None
+    bank = None if snapshot else teacher  # what the checkpoint holds besides model and optimiser
     raw_model = model
     if d.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -409,7 +437,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     eval_batches = _batches_of(cfg, d, eval_set, num_classes)
     fit_batches = _batches_of(cfg, d, fit_set, num_classes) if fit_set is not None else None
 
-    # -- the epochs: Self-KD targets from the bank (Eq. 6) at alpha_t (Eq. 5), eval, log, checkpoint
+    # -- the epochs: Self-KD targets from p_{t-1} (Eq. 6) at alpha_t (Eq. 5), eval, log, checkpoint
     t_start = time.time()
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
     metrics, bins = None, None
@@ -419,12 +447,19 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         # (seed, epoch, rank) alone, so a resumed run replays exactly what the killed run would have.
         seed_everything(cfg.seed * 100_003 + epoch * 101 + d.rank)
         batches, n_batches = _epoch_batches(cfg, d, train_set, fast, epoch)
-        alpha = alpha_at(epoch, cfg.epochs, cfg.method.alpha_T, cfg.method.alpha_kind) if bank is not None else 0.0
+        alpha = alpha_at(epoch, cfg.epochs, cfg.method.alpha_T, cfg.method.alpha_kind) if teacher is not None else 0.0
+        if snapshot is not None:
+            # the model as it ended epoch - 1, on every rank rank 0's (the checkpoint's) buffers;
+            # after a resume: as restored from that epoch's checkpoint, the same weights
+            d.broadcast_buffers(raw_model)
+            snapshot.refresh(raw_model, epoch)
+        if bank is not None:
+            bank.epoch = epoch  # this epoch's writes carry it (row ages)
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in opt.param_groups:
             group["lr"] = lr
         try:
-            fit = train_epoch(cfg, d, model, opt, bank, parts, batches, n_batches, epoch, alpha, num_classes, amp_dtype)
+            fit = train_epoch(cfg, d, model, opt, teacher, parts, batches, n_batches, epoch, alpha, num_classes, amp_dtype)
         except TrainingDiverged as e:
             raise record_failure(log if d.main else None, epoch, e) from None
         if d.main:
@@ -433,8 +468,11 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
                 fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
             metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             epoch_s = time.time() - t0
-            log.epoch(epoch=epoch, alpha=alpha, lr=lr, epoch_s=epoch_s, **fit, **metrics)
+            kd = _teacher_fields(teacher)
+            log.epoch(epoch=epoch, alpha=alpha, lr=lr, epoch_s=epoch_s, **fit, **kd, **metrics)
             fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
+            if kd.get("bank_row_age") is not None:
+                fit_msg += f"  bank age {kd['bank_row_age']:.2f} ep, {100 * kd['bank_never_written']:.1f}% unwritten"
             print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {alpha:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
                   f"train {fit['train_top1_err']:.2f}%{fit_msg}  "
                   f"top1 {metrics['top1_err']:.2f}%  top5 {metrics['top5_err']:.2f}%  nll {metrics['nll']:.4f}  "
@@ -459,6 +497,9 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         if d.main:
             if metrics is None:  # no epoch ran in this invocation: the restored model is the final one
                 metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
+            best = best_epoch_on_test(read_run_log(log.path).epochs)
+            if best is not None:  # what the official code would report (its best-test checkpoint)
+                extra["selected_on_test"] = best
             log.final(metrics=metrics, reliability=bins, wall_s=wall_before + time.time() - t_start, **extra)
     return run_dir
 

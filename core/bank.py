@@ -16,6 +16,19 @@ from .targets import self_kd_targets
 _NP_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
 
 
+def row_age_stats(written: torch.Tensor, seen: torch.Tensor, epoch: int) -> dict:
+    """How old the rows are that epoch `epoch` + 1 will read, from the epoch of each row's last
+    write (written, (N,) int) and whether it was ever written (seen, (N,) bool):
+    bank_row_age = mean over written rows of epoch + 1 - written (in epochs; 1 = written in
+    epoch `epoch`, the paper's p_{t-1}; None when no row is written), bank_never_written = the
+    fraction of rows never written (read as the one-hot label). With Self-KD alone every row is
+    rewritten each epoch (age 1, fraction 0 from epoch 1 on); combined with CutMix a CutMix'd
+    sample keeps its older row (classification.selfkd), so rows age."""
+    n_seen = int(seen.sum())
+    age = float((epoch + 1 - written[seen]).double().mean()) if n_seen else None
+    return {"bank_row_age": age, "bank_never_written": 1.0 - n_seen / seen.numel()}
+
+
 class PredictionBank:
     """(num_samples, num_classes) probabilities indexed by dataset index.
 
@@ -42,6 +55,10 @@ class PredictionBank:
             self.probs = torch.zeros(self.num_samples, self.num_classes, dtype=dtype, device=self.device)
         # seen[i] is False until row i is first written: it then stops standing for the one-hot label.
         self.seen = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+        # written[i]: the epoch of row i's last write (row_age); the training loop sets `epoch`
+        # at the start of each epoch, the writes of that epoch carry it.
+        self.written = torch.zeros(self.num_samples, dtype=torch.int32, device=self.device)
+        self.epoch = 0
 
     def _idx(self, idx: torch.Tensor) -> torch.Tensor:
         idx = torch.as_tensor(idx, device=self.device).long()
@@ -71,12 +88,17 @@ class PredictionBank:
             raise ValueError(f"expected probs of shape {(i.numel(), self.num_classes)}, got {tuple(probs.shape)}")
         self.probs[i] = probs.detach().to(device=self.device, dtype=self.dtype)
         self.seen[i] = True
+        self.written[i] = self.epoch
+
+    def row_age(self) -> dict:
+        """{bank_row_age, bank_never_written} of the rows as they stand (row_age_stats)."""
+        return row_age_stats(self.written, self.seen, self.epoch)
 
     def state_dict(self) -> dict:
         """The bank for a checkpoint. On the cpu (and for the memory-mapped bank) `probs` is the
         live tensor, not a copy: an ImageNet-size bank (1.28M x 1000, 5.1 GB in fp32) is not
         doubled in memory at every checkpoint. Save it before the next update (training does)."""
-        return {"probs": self.probs.detach().cpu(), "seen": self.seen.cpu(),
+        return {"probs": self.probs.detach().cpu(), "seen": self.seen.cpu(), "written": self.written.cpu(),
                 "num_samples": self.num_samples, "num_classes": self.num_classes}
 
     def load_state_dict(self, state: dict) -> None:
@@ -85,9 +107,17 @@ class PredictionBank:
             raise ValueError(f"bank state has shape {shape}, this bank is {(self.num_samples, self.num_classes)}")
         self.probs.copy_(state["probs"].to(self.dtype))
         self.seen.copy_(state["seen"])
+        _load_written(self, state)
 
     def nbytes(self) -> int:
-        return self.probs.element_size() * self.probs.numel() + self.seen.numel()
+        return self.probs.element_size() * self.probs.numel() + self.seen.numel() + 4 * self.written.numel()
+
+
+def _load_written(bank, state: dict) -> None:
+    # A checkpoint from before row ages were kept has no "written": its rows count as written in
+    # epoch 0 (their ages are then upper bounds until they are rewritten).
+    written = state.get("written")
+    bank.written.copy_(written if written is not None else torch.zeros_like(bank.written))
 
 
 class TopKPredictionBank:
@@ -109,6 +139,8 @@ class TopKPredictionBank:
         self.values = torch.zeros(self.num_samples, self.k, dtype=dtype, device=self.device)
         self.indices = torch.zeros(self.num_samples, self.k, dtype=index_dtype, device=self.device)
         self.seen = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+        self.written = torch.zeros(self.num_samples, dtype=torch.int32, device=self.device)
+        self.epoch = 0
 
     _idx = PredictionBank._idx
 
@@ -132,10 +164,14 @@ class TopKPredictionBank:
         self.values[i] = v.to(device=self.device, dtype=self.dtype)
         self.indices[i] = c.to(device=self.device, dtype=self.indices.dtype)
         self.seen[i] = True
+        self.written[i] = self.epoch
+
+    row_age = PredictionBank.row_age
 
     def state_dict(self) -> dict:
         return {"values": self.values.detach().cpu(), "indices": self.indices.cpu(), "seen": self.seen.cpu(),
-                "num_samples": self.num_samples, "num_classes": self.num_classes, "k": self.k}
+                "written": self.written.cpu(), "num_samples": self.num_samples, "num_classes": self.num_classes,
+                "k": self.k}
 
     def load_state_dict(self, state: dict) -> None:
         shape = (state.get("num_samples"), state.get("num_classes"), state.get("k"))
@@ -145,7 +181,8 @@ class TopKPredictionBank:
         self.values.copy_(state["values"].to(self.dtype))
         self.indices.copy_(state["indices"])
         self.seen.copy_(state["seen"])
+        _load_written(self, state)
 
     def nbytes(self) -> int:
         return (self.values.element_size() * self.values.numel()
-                + self.indices.element_size() * self.indices.numel() + self.seen.numel())
+                + self.indices.element_size() * self.indices.numel() + self.seen.numel() + 4 * self.written.numel())

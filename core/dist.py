@@ -62,6 +62,14 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
+    @torch.no_grad()
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics), as DDP does at the start
+        of each forward: between epochs each rank holds the statistics of its own last batch."""
+        if self.world > 1:
+            for b in module.buffers():
+                dist.broadcast(b, 0)
+
 
 def update_bank(bank: PredictionBank, d: Dist, idx, logits, mask) -> None:
     """Write softmax(logits) into the rows of idx where mask, on every rank: under DDP the

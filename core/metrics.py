@@ -187,8 +187,10 @@ def _risk_curve(probs, labels) -> np.ndarray:
 
 
 def _risk(conf: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    # Descending confidence; ties keep dataset order (what the official code's stable
-    # sorted(..., reverse=True) does), so the number is deterministic.
+    # Descending confidence; ties keep dataset order, so the number is deterministic. This
+    # differs from the official code (utils/metric.py): np.argsort(conf)[::-1] is an unstable
+    # sort (quicksort) reversed, over a test loader that is shuffled, so its tie order is
+    # arbitrary. Only ties between a right and a wrong prediction change the value.
     order = np.lexsort((np.arange(len(conf)), -conf))
     errors = np.cumsum(~correct[order])
     return errors / np.arange(1, len(conf) + 1)
@@ -209,7 +211,8 @@ def _optimal_aurc(n: int, errors: int) -> float:
 
 
 def e_aurc(probs, labels) -> float:
-    """Excess AURC (x1000): AURC minus the AURC of an oracle that ranks all errors last."""
+    """Excess AURC (x1000): AURC minus the exact AURC of an oracle that ranks all errors last
+    (_optimal_aurc, the official code's formula; 0 for a perfect ranking)."""
     curve = _risk_curve(probs, labels)
     return 1000.0 * (float(curve.mean()) - _optimal_aurc(len(curve), int(round(curve[-1] * len(curve)))))
 

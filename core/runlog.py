@@ -3,7 +3,8 @@
 Line 1: {"type": "meta", "schema": 1, "run_id", "task", "method", "model", "dataset", "seed",
 "config", "git_commit", "git_dirty", "torch", "device", "started", ...}; then one
 {"type": "epoch", "epoch", "alpha", "lr", "train_loss", ...eval metrics} per epoch; last
-{"type": "final", "metrics": {...}, "reliability": {"edges", "count", "conf", "acc"}, "wall_s"}.
+{"type": "final", "metrics": {...}, "reliability": {"edges", "count", "conf", "acc"}, "wall_s"}
+(classification's final record also has "selected_on_test": best_epoch_on_test of its epochs).
 Append-only, one object per line, flushed per line.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .metrics import METRIC_NAMES
 
 SCHEMA_VERSION = 1
 META_KEYS = ("run_id", "task", "method", "model", "dataset", "seed", "config",
@@ -221,3 +224,18 @@ def read_run_log(path: str | os.PathLike, strict: bool = False) -> RunLog:
 def _json_kind(value) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
             type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def best_epoch_on_test(epochs) -> dict | None:
+    """The epoch record with the lowest evaluation top-1 error (the first on ties), as
+    {"epoch", <its evaluation metrics>}: the checkpoint the official code keeps (main.py saves
+    the best *test* accuracy). This project reports the last epoch; this is the comparison.
+    None when no epoch record has a top1_err."""
+    scored = [e for e in epochs if isinstance(e.get("top1_err"), (int, float)) and math.isfinite(e["top1_err"])]
+    if not scored:
+        return None
+    last = {}
+    for e in scored:  # a resumed run may repeat an epoch: its last record counts
+        last[e["epoch"]] = e
+    best = min(last.values(), key=lambda e: (e["top1_err"], e["epoch"]))
+    return {"epoch": best["epoch"], **{k: best[k] for k in METRIC_NAMES if k in best}}

@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("--allow-missing", action="store_true",
                     help="check-repro: list expectations that have no complete run instead of "
                          "failing on them (at least one expectation must still be checked)")
+    ap.add_argument("--selected-on-test", action="store_true",
+                    help="tables 1 and 2: add a column of top-1 error at each run's best epoch on "
+                         "test, as the official code reports it (the other columns: the last epoch)")
     ap.add_argument("--strict", action="store_true",
                     help="check-repro: fail when an expectation has no complete run "
                          "(the default; kept for old scripts)")
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
             return 0
     names = list(TABLES) if args.target == "tables" else [args.target]
     for name in names:
-        table = build_table(name, runs, warnings)
+        table = build_table(name, runs, warnings,
+                            selected_on_test=args.selected_on_test and TABLES[name].task == "classification")
         paths = write_table(table, args.out)
         n_meas = sum(ln.group is not None for ln in table.lines)
         print(f"{name}: {n_meas}/{len(table.lines)} lines measured -> "

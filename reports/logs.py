@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.runlog import RunLog, read_run_log
+from core.runlog import RunLog, best_epoch_on_test, read_run_log
 
 LOG_NAME = "log.jsonl"
+# Prefix of metric keys read at the run's best epoch on the evaluation split (Run.selected_on_test),
+# e.g. "selected_on_test.top1_err": how the official code picks the number it reports.
+SELECTED = "selected_on_test."
 DEFAULT_ROOTS = ("runs", "reports/runs")
 
 
@@ -120,11 +123,25 @@ class Run:
     def reliability(self) -> dict | None:
         return (self.log.final or {}).get("reliability")
 
+    @property
+    def selected_on_test(self) -> dict | None:
+        """{"epoch", metrics...} of the epoch with the lowest evaluation top-1 error, the number the
+        official code reports (it keeps the checkpoint with the best *test* accuracy; this project
+        reports the last epoch): the final record's "selected_on_test", else computed from the
+        epoch records (logs written before it was recorded); None without per-epoch top-1 error."""
+        rec = (self.log.final or {}).get("selected_on_test")
+        return rec if isinstance(rec, dict) else best_epoch_on_test(self.log.epochs)
+
     def metric(self, key: str) -> float | None:
         """The value of `key` from the final record's metrics (or, for a run in progress, its last
         epoch record). Keys the final record does not hold (train_loss and the fit keys
         train_top1_err, train_conf, fit_top1_err, fit_nll, fit_conf) come from the last epoch
-        record. `ap.<class>` reads metrics["ap"][<class>]. None when absent or null."""
+        record. `ap.<class>` reads metrics["ap"][<class>]; `selected_on_test.<key>` reads the
+        best epoch on test (selected_on_test). None when absent or null."""
+        if key.startswith(SELECTED):
+            val = (self.selected_on_test or {}).get(key[len(SELECTED):])
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val)
+            return float(val) if ok else None
         src = {}
         if self.complete:
             src = self.log.final.get("metrics") or {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.methods import method_labels
 from core.metrics import METRIC_NAMES
 
-from .logs import Cell, Group, group_runs
+from .logs import SELECTED, Cell, Group, group_runs
 from .paper_data import AURC_NOTE, PEER_NOTE, paper_table
 
 # Metric keys of the other tasks (their final records: translation "bleu_tok" (tokenised, what
@@ -40,6 +40,11 @@ ROW_LABELS = {
     "densenet121": "DenseNet-121",
 }
 METHOD_LABELS = {**method_labels(), "reported": "(original paper)"}  # one list: core.methods
+# The optional column of the classification tables (--selected-on-test): top-1 error at each run's
+# best epoch on test, which is what the official code reports (it keeps the checkpoint with the
+# best test accuracy). The main columns are the last epoch's: selecting on the test set flatters.
+SELECTED_TOP1 = SELECTED + TOP1
+SELECTED_LABEL = "Top-1 error (%), selected on test, as the official code"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class Table:
     paper: dict          # {(row, method, metric): PaperValue}
     lines: list
     warnings: list
+    selected_on_test: bool = False  # the optional SELECTED_LABEL column (classification tables)
 
     def paper_value(self, line: Line, metric: str):
         return self.paper.get((line.row, line.method, metric)) if line.on_paper_line else None
@@ -126,11 +132,14 @@ class Table:
         return line.group.cell(metric) if line.group else Cell(None, None, 0)
 
 
-def build_table(name: str, runs, warnings=()) -> Table:
-    """Match runs (already read) to the paper's lines of table `name`."""
+def build_table(name: str, runs, warnings=(), selected_on_test: bool = False) -> Table:
+    """Match runs (already read) to the paper's lines of table `name`. selected_on_test: add the
+    column of top-1 error at each run's best epoch on test (classification tables only)."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {', '.join(TABLES)}")
     spec = TABLES[name]
+    if selected_on_test and spec.task != "classification":
+        raise ValueError(f"selected_on_test is a column of the classification tables, not of {name}")
     paper = paper_table(name)
     mine = [r for r in runs if r.table in spec.run_tables]
     groups = group_runs(mine)
@@ -144,7 +153,7 @@ def build_table(name: str, runs, warnings=()) -> Table:
     for g in groups:
         if id(g) not in used:
             lines.append(Line(g.row, g.method, g, command_for(spec, g.row, g.method), on_paper_line=False))
-    return Table(spec, paper, lines, [w for w in warnings if _concerns(w, spec)])
+    return Table(spec, paper, lines, [w for w in warnings if _concerns(w, spec)], selected_on_test)
 
 
 def _concerns(warning: str, spec: TableSpec) -> bool:
@@ -182,6 +191,10 @@ def _header_notes(table: Table) -> list[str]:
         notes.append(AURC_NOTE)
     if any("pskd_readme" in p.note for p in table.paper.values()):
         notes.append(PEER_NOTE)
+    if table.selected_on_test:
+        notes.append(f"{SELECTED_LABEL}: each run's lowest top-1 error over its epochs' test "
+                     f"evaluations (its epoch in brackets), the checkpoint the official code keeps; "
+                     f"the other columns are the last epoch's, which this project reports.")
     return notes
 
 
@@ -193,6 +206,16 @@ def _runs_text(line: Line) -> str:
 
 def _status(line: Line) -> str:
     return line.group.status if line.group else "no runs"
+
+
+def _fmt_selected(table: Table, line: Line) -> str:
+    """The optional column: mean ± std of the best-on-test top-1 error, the epochs it came from."""
+    if line.group is None:
+        return "–"
+    c = line.group.cell(SELECTED_TOP1)
+    epochs = [str(r.selected_on_test["epoch"]) for r in line.group.used if r.selected_on_test]
+    text = _fmt_measured(c, _decimals(table, TOP1))
+    return text + (f" (ep {', '.join(epochs)})" if epochs and c.mean is not None else "")
 
 
 def _meta_cols(line: Line) -> list[str]:
@@ -212,6 +235,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
         head = ["Model", "Method"]
         for m in s.metrics:
             head += [METRIC_LABELS.get(m, m), "paper", "Δ"]
+        head += [SELECTED_LABEL] if table.selected_on_test else []
         head += _META_HEAD
         body = []
         for ln in table.lines:
@@ -219,6 +243,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
             for m in s.metrics:
                 p, c, d = table.paper_value(ln, m), table.cell(ln, m), _decimals(table, m)
                 cells += [_fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
+            cells += [_fmt_selected(table, ln)] if table.selected_on_test else []
             body.append(cells + _meta_cols(ln))
         return head, body
     # by_metric: one line per metric, three columns (measured, paper, Δ) per table line.
@@ -293,9 +318,10 @@ def to_csv(table: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     f4 = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
+    extra = (SELECTED_TOP1,) if table.selected_on_test else ()
     for ln in table.lines:
         g = ln.group
-        for m in table.spec.metrics:
+        for m in table.spec.metrics + extra:
             p, c = table.paper_value(ln, m), table.cell(ln, m)
             if p is None and c.mean is None:
                 continue  # neither printed nor measured (e.g. NLL of a '*' row)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.bank import PredictionBank
+from core.bank import PredictionBank, TopKPredictionBank
 
 
 def test_epoch1_onehot_then_stored_rows(tmp_path):
@@ -97,3 +97,25 @@ def test_topk_bank_with_k_equal_K_minus_1_is_the_dense_bank():
     torch.testing.assert_close(other.teacher(idx, y), sparse.teacher(idx, y))
     with pytest.raises(ValueError, match="top-k must be in"):
         TopKPredictionBank(6, 5, k=5)
+
+
+@pytest.mark.parametrize("make", [lambda: PredictionBank(5, 3), lambda: TopKPredictionBank(5, 3, 2)],
+                         ids=["dense", "topk"])
+def test_row_age_counts_epochs_since_the_last_write(make):
+    bank = make()
+    assert bank.row_age() == {"bank_row_age": None, "bank_never_written": 1.0}
+    p = torch.full((2, 3), 1 / 3)
+    bank.epoch = 1
+    bank.update(torch.tensor([0, 1]), p)
+    bank.epoch = 2
+    bank.update(torch.tensor([1, 2]), p)
+    # after epoch 2: row 0 was last written in epoch 1 (age 2), rows 1 and 2 in epoch 2 (age 1),
+    # rows 3 and 4 never
+    assert bank.row_age() == {"bank_row_age": pytest.approx(4 / 3), "bank_never_written": pytest.approx(2 / 5)}
+    other = make()
+    other.load_state_dict(bank.state_dict())
+    other.epoch = 2
+    assert other.row_age() == bank.row_age()
+    old = {k: v for k, v in bank.state_dict().items() if k != "written"}  # a checkpoint from before
+    other.load_state_dict(old)
+    assert other.row_age()["bank_never_written"] == pytest.approx(2 / 5)

@@ -90,7 +90,8 @@ def test_aurc_against_slow_reference():
 
 
 def test_aurc_ties_deterministic_dataset_order():
-    # Two equal confidences, first wrong then right: dataset order decides (stable sort).
+    # Two equal confidences, first wrong then right: dataset order decides (a stable sort;
+    # the official code's np.argsort(...)[::-1] leaves this order arbitrary).
     p = np.array([[0.6, 0.4], [0.6, 0.4], [0.9, 0.1]])
     assert aurc(p, np.array([1, 0, 0])) == pytest.approx(1000 * (0 + 0.5 + 1 / 3) / 3)
     assert aurc(p, np.array([0, 1, 0])) == pytest.approx(1000 * (0 + 0 + 1 / 3) / 3)

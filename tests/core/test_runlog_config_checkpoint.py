@@ -6,7 +6,7 @@ import torch
 
 from core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from core.config import ConfigError, load_config
-from core.runlog import RunLogError, RunLogWriter, read_run_log
+from core.runlog import RunLogError, RunLogWriter, best_epoch_on_test, read_run_log
 
 META = dict(run_id="r", task="t", method="selfkd", model="m", dataset="d", seed=0, config={},
             git_commit="abc", git_dirty=False, torch="x", device="cpu", started="now")
@@ -174,3 +174,13 @@ def test_checkpoint_atomic_and_rng(tmp_path):
         save_checkpoint(path, {"x": Boom()})
     assert torch.equal(load_checkpoint(path)["a"], torch.arange(3))  # old checkpoint intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_best_epoch_on_test_is_the_lowest_top1_first_on_ties():
+    epochs = [{"epoch": 1, "top1_err": 30.0, "nll": 1.0, "train_loss": 2.0},
+              {"epoch": 2, "top1_err": 20.0, "nll": 0.9, "ece": 3.0},
+              {"epoch": 3, "top1_err": float("nan")},
+              {"epoch": 4, "top1_err": 20.0, "nll": 0.8}]
+    # the official code keeps a checkpoint only when accuracy is strictly higher: the first of a tie
+    assert best_epoch_on_test(epochs) == {"epoch": 2, "top1_err": 20.0, "nll": 0.9, "ece": 3.0}
+    assert best_epoch_on_test([{"epoch": 1, "bleu": 3.0}]) is None and best_epoch_on_test([]) is None

@@ -142,3 +142,34 @@ def test_makefile_section_has_the_targets():
     for target in ("table1 table2 table3 table4 table5 tables:", "figures:", "check-repro:"):
         assert target in section
     assert "-m reports" in section
+
+
+def test_optional_column_selected_on_test_as_the_official_code(tmp_path, capsys):
+    """Issue 10 item 8: the main columns are the last epoch's; the optional column is each run's
+    lowest test top-1 error over its epochs (the official code's best-test checkpoint), from the
+    final record's selected_on_test or, for older logs, from the epoch records."""
+    from core.runlog import RunLogWriter
+    for seed, errs in ((0, [40.0, 30.0, 32.0]), (1, [38.0, 34.0, 36.0])):
+        w = RunLogWriter(tmp_path / "table1" / f"r{seed}" / "log.jsonl")
+        w.meta(run_id=f"r{seed}", task="classification", method="selfkd", model="resnet50", dataset="cifar100",
+               seed=seed, config={}, git_commit="0" * 40, git_dirty=False, torch="x", device="cpu",
+               started=f"s{seed}", table="table1", row="resnet50", epochs=3)
+        for t, e in enumerate(errs, 1):
+            w.epoch(epoch=t, alpha=0.1, lr=0.1, train_loss=1.0, top1_err=e, nll=1.0)
+        extra = {"selected_on_test": {"epoch": 2, "top1_err": errs[1]}} if seed == 0 else {}
+        w.final(metrics={"top1_err": errs[-1], "nll": 1.0}, reliability=None, wall_s=1.0, **extra)
+    runs = find_runs([tmp_path])
+    plain = build_table("table1", *runs)
+    table = build_table("table1", *runs, selected_on_test=True)
+    assert "selected on test" not in to_markdown(plain)
+    line = next(ln for ln in table.lines if ln.group is not None)
+    assert table.cell(line, "top1_err").mean == 34.0  # the last epochs, 32 and 36
+    md = to_markdown(table)
+    assert "| AURC (x10^3) | paper | Δ | Top-1 error (%), selected on test, as the official code | n |" in md
+    assert "32.00 ± 2.83 (ep 2, 2)" in md  # (30 + 34) / 2, sample std of {30, 34}
+    row = next(r for r in _csv_rows(table) if r["metric"] == "selected_on_test.top1_err" and r["n"] == "2")
+    assert float(row["measured_mean"]) == 32.0 and row["paper"] == ""
+    with pytest.raises(ValueError, match="classification tables"):
+        build_table("table3", *runs, selected_on_test=True)
+    assert main(["table1", "--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--selected-on-test"]) == 0
+    assert "selected on test, as the official code" in (tmp_path / "out" / "table1.md").read_text()
