@@ -469,7 +469,11 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             epoch_s = time.time() - t0
             kd = _teacher_fields(teacher)
-            log.epoch(epoch=epoch, alpha=alpha, lr=lr, epoch_s=epoch_s, **fit, **kd, **metrics)
+            # alpha in force: at epoch 1 there is no p_0 (unwritten bank rows and the absent snapshot
+            # are the one-hot label), so the targets are one-hot whatever Eq. 5 gives
+            in_force = alpha if epoch > 1 else 0.0
+            sched = {"alpha_schedule": alpha} if in_force != alpha else {}
+            log.epoch(epoch=epoch, alpha=in_force, **sched, lr=lr, epoch_s=epoch_s, **fit, **kd, **metrics)
             fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
             if kd.get("bank_row_age") is not None:
                 fit_msg += f"  bank age {kd['bank_row_age']:.2f} ep, {100 * kd['bank_never_written']:.1f}% unwritten"

@@ -82,7 +82,7 @@ def test_snapshot_epoch1_is_the_bank_and_the_baseline_and_alpha0_is_the_baseline
             for name, extra in {"baseline": ["method.name=baseline"],
                                 "bank": ["method.name=selfkd"],
                                 "snapshot": ["method.name=selfkd", "method.teacher=snapshot"]}.items()}
-    assert runs["bank"]["alpha"] > 0  # alpha_1 = alpha_T / T, but p_0 is the one-hot label
+    assert runs["bank"]["alpha"] == 0 < runs["bank"]["alpha_schedule"]  # alpha_1 = alpha_T / T, but p_0 is the one-hot label
     keys = ("train_loss", "top1_err", "nll", "ece")
     assert {k: runs["bank"][k] for k in keys} == {k: runs["baseline"][k] for k in keys}
     assert {k: runs["snapshot"][k] for k in keys} == {k: runs["baseline"][k] for k in keys}

@@ -29,9 +29,12 @@ def test_tiny_run_log_schema(tmp_path, method):
     for e in log.epochs:
         assert set(METRIC_NAMES) <= set(e) and all(math.isfinite(e[k]) for k in METRIC_NAMES)
         assert math.isfinite(e["train_loss"])
-    # Eq. 5: alpha_t = 0.8 t / 3 for Self-KD; 0 otherwise
-    want = [0.8 * t / 3 for t in (1, 2, 3)] if method == "selfkd" else [0.0] * 3
+    # Eq. 5: alpha_t = 0.8 t / 3 for Self-KD; 0 otherwise. The logged alpha is the one in force:
+    # 0 at epoch 1 (no p_0: one-hot targets), with Eq. 5's value beside it
+    want = [0.0, 0.8 * 2 / 3, 0.8] if method == "selfkd" else [0.0] * 3
     assert [e["alpha"] for e in log.epochs] == pytest.approx(want)
+    assert [e.get("alpha_schedule") for e in log.epochs] == (
+        [pytest.approx(0.8 / 3), None, None] if method == "selfkd" else [None] * 3)
     assert [e["lr"] for e in log.epochs] == pytest.approx([0.05, 0.05, 0.005])
     assert log.epochs[-1]["train_loss"] < log.epochs[0]["train_loss"]
     assert log.final["metrics"] == {k: log.epochs[-1][k] for k in log.final["metrics"]}
