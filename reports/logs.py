@@ -271,7 +271,12 @@ class Group:
     def scale(self) -> str:
         split = "" if self.eval_split == "test" else f", {self.eval_split} split"
         model = "" if self.model in ("", self.row) else f", {self.model}"
-        return f"{self.dataset}, {self.epochs if self.epochs is not None else '?'} ep{split}{model}"
+        patience = max((((r.meta.get("config") or {}).get("optim") or {}).get("patience") or 0
+                        for r in self.runs), default=0)
+        epochs = self.epochs if self.epochs is not None else "?"
+        # early stopping (translation's optim.patience): epochs is the cap, not what was trained
+        ep = f"early stop (patience {patience}), cap {epochs} ep" if patience else f"{epochs} ep"
+        return f"{self.dataset}, {ep}{split}{model}"
 
     @property
     def run_ids(self) -> list:

@@ -54,9 +54,7 @@ def _values(runs, key):
 
 
 def _scale(g) -> str:
-    patience = {((r.meta.get("config") or {}).get("optim") or {}).get("patience") or 0 for r in g.runs}
-    stop = f"early stop (patience {max(patience)}), cap {g.epochs} ep" if max(patience) else f"{g.epochs} ep"
-    return f"{g.dataset}, {stop}, {g.model}"
+    return g.scale
 
 
 # config keys that may differ between the methods of one setting: the method and what follows
