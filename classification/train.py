@@ -33,6 +33,7 @@ from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, 
                       run_dir_for)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
 from core.schedules import KINDS, alpha_at, step_lr
+from core.tensorboard import TensorBoardMirror
 from core.teacher import SnapshotTeacher
 
 from .peers import ClassPairBatches, cskd_loss
@@ -130,6 +131,7 @@ class TrainConfig:
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     n_bins: int = 10  # reliability / ECE bins
     progress: bool = True
+    tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
 
 def import_plugins(modules) -> None:
@@ -431,6 +433,8 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command)
     elif d.main:
         _write_meta(log, cfg, d, run_dir, command)
+    if cfg.tensorboard and d.main:
+        log.mirrors.append(TensorBoardMirror(run_dir / "tensorboard", start_epoch))
 
     # -- data pipelines: training (fast path: uint8 on the device), evaluation, fit subset
     fast = _on_device(train_set, num_classes, d.device, cfg.data.augment) if cfg.data.on_device else None

@@ -87,10 +87,13 @@ class RunLogWriter:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.mirrors: list = []  # callables given each schema record once written (TensorBoard)
 
     def write(self, rec: dict) -> None:
         validate_record(rec)
         self._append(rec)
+        for mirror in self.mirrors:
+            mirror(rec)
 
     def extra(self, kind: str, **fields) -> None:
         """A record of a type outside the schema (e.g. "resume"): readers keep it in RunLog.extra

@@ -33,6 +33,7 @@ from core.run import TrainingDiverged, check_out_dir, owned_run, record_failure,
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
+from core.tensorboard import TensorBoardMirror
 
 from .backbone import BackboneCheckpointError, read_classification_checkpoint
 from .model import backbone_normalization, build_faster_rcnn, faster_rcnn_from_checkpoint
@@ -101,6 +102,7 @@ class TrainConfig:
     resume_changed: str = "refuse"
     stop_after_epochs: int = 0
     progress: bool = True
+    tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
 
 def validate(cfg) -> None:
@@ -255,6 +257,8 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
                  threads=torch.get_num_threads(), train_images=len(train_data), test_images=len(test_data),
                  backbone_checkpoint=cfg.model.backbone_checkpoint,
                  **{k: v for k, v in load_report.items() if k != "backbone"})
+    if cfg.tensorboard:
+        log.mirrors.append(TensorBoardMirror(run_dir / "tensorboard", start_epoch))
 
     # -- epochs: one pass each, lr per epoch, mAP when asked, a checkpoint at each end
     t_start = time.time()

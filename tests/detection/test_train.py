@@ -130,3 +130,15 @@ def test_table3_row_configs(row):
     assert cfg.model.backbone_checkpoint == f"runs/table2/resnet152_{row}_s0/checkpoint.pt"
     from core.schedules import step_lr
     assert [step_lr(e, 1e-3, cfg.optim.milestones, 0.1) for e in (5, 6)] == pytest.approx([1e-3, 1e-4])
+
+
+def test_tensorboard_mirror(tmp_path, synth):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = train(load_config(TrainConfig, None, [*SYNTH, f"data.root={synth}", "data.train_subset=8",
+                                                "data.test_subset=4", "epochs=1", "tensorboard=true",
+                                                f"out_dir={tmp_path}"]))
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    loss = read_run_log(run / "log.jsonl", strict=True).epochs[0]["train_loss"]
+    assert [(e.step, e.value) for e in acc.Scalars("train_loss")] == [(1, pytest.approx(loss, rel=1e-6))]
