@@ -45,6 +45,9 @@ METHOD_LABELS = {**method_labels(), "reported": "(original paper)"}  # one list:
 # best test accuracy). The main columns are the last epoch's: selecting on the test set flatters.
 SELECTED_TOP1 = SELECTED + TOP1
 SELECTED_LABEL = "Top-1 error (%), selected on test, as the official code"
+# The optional calibration columns of the classification tables (--calibration): measures later
+# papers report, logged by every classification run since they were added (no paper values).
+CALIBRATION = (("brier", 4), ("ece15", 2), ("adaece", 2), ("cwece", 2))
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Table:
     lines: list
     warnings: list
     selected_on_test: bool = False  # the optional SELECTED_LABEL column (classification tables)
+    calibration: bool = False  # the optional CALIBRATION columns (classification tables)
 
     def paper_value(self, line: Line, metric: str):
         return self.paper.get((line.row, line.method, metric)) if line.on_paper_line else None
@@ -134,14 +138,18 @@ class Table:
         return line.group.cell(metric) if line.group else Cell(None, None, 0)
 
 
-def build_table(name: str, runs, warnings=(), selected_on_test: bool = False) -> Table:
+def build_table(name: str, runs, warnings=(), selected_on_test: bool = False,
+                calibration: bool = False) -> Table:
     """Match runs (already read) to the paper's lines of table `name`. selected_on_test: add the
-    column of top-1 error at each run's best epoch on test (classification tables only)."""
+    column of top-1 error at each run's best epoch on test; calibration: add the CALIBRATION
+    columns (classification tables only)."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {', '.join(TABLES)}")
     spec = TABLES[name]
     if selected_on_test and spec.task != "classification":
         raise ValueError(f"selected_on_test is a column of the classification tables, not of {name}")
+    if calibration and spec.task != "classification":
+        raise ValueError(f"calibration columns belong to the classification tables, not to {name}")
     paper = paper_table(name)
     mine = [r for r in runs if r.table in spec.run_tables]
     groups = group_runs(mine)
@@ -155,7 +163,8 @@ def build_table(name: str, runs, warnings=(), selected_on_test: bool = False) ->
     for g in groups:
         if id(g) not in used:
             lines.append(Line(g.row, g.method, g, command_for(spec, g.row, g.method), on_paper_line=False))
-    return Table(spec, paper, lines, [w for w in warnings if _concerns(w, spec)], selected_on_test)
+    return Table(spec, paper, lines, [w for w in warnings if _concerns(w, spec)], selected_on_test,
+                 calibration)
 
 
 def _concerns(warning: str, spec: TableSpec) -> bool:
@@ -199,6 +208,10 @@ def _header_notes(table: Table) -> list[str]:
         notes.append(f"{SELECTED_LABEL}: each run's lowest top-1 error over its epochs' test "
                      f"evaluations (its epoch in brackets), the checkpoint the official code keeps; "
                      f"the other columns are the last epoch's, which this project reports.")
+    if table.calibration:
+        notes.append("Calibration beyond the paper (measured only): Brier score, 15-bin ECE, "
+                     "adaptive (equal-mass, 15 bins) ECE and classwise ECE, from core.metrics; "
+                     "a dash where a run's log predates them.")
     return notes
 
 
@@ -240,6 +253,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
         for m in s.metrics:
             head += [METRIC_LABELS.get(m, m), "paper", "Δ"]
         head += [SELECTED_LABEL] if table.selected_on_test else []
+        head += [METRIC_LABELS.get(m, m) for m, _ in CALIBRATION] if table.calibration else []
         head += _META_HEAD
         body = []
         for ln in table.lines:
@@ -248,6 +262,8 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
                 p, c, d = table.paper_value(ln, m), table.cell(ln, m), _decimals(table, m)
                 cells += [_fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
             cells += [_fmt_selected(table, ln)] if table.selected_on_test else []
+            if table.calibration:
+                cells += [_fmt_measured(table.cell(ln, m), d) for m, d in CALIBRATION]
             body.append(cells + _meta_cols(ln))
         return head, body
     # by_metric: one line per metric, three columns (measured, paper, Δ) per table line.
@@ -322,7 +338,8 @@ def to_csv(table: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     f4 = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
-    extra = (SELECTED_TOP1,) if table.selected_on_test else ()
+    extra = ((SELECTED_TOP1,) if table.selected_on_test else ()) + (
+        tuple(m for m, _ in CALIBRATION) if table.calibration else ())
     for ln in table.lines:
         g = ln.group
         for m in table.spec.metrics + extra:

@@ -173,3 +173,27 @@ def test_optional_column_selected_on_test_as_the_official_code(tmp_path, capsys)
         build_table("table3", *runs, selected_on_test=True)
     assert main(["table1", "--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--selected-on-test"]) == 0
     assert "selected on test, as the official code" in (tmp_path / "out" / "table1.md").read_text()
+
+
+def test_optional_calibration_columns(tmp_path):
+    """Issue 13: Brier, 15-bin, adaptive and classwise ECE as optional measured-only columns."""
+    from core.runlog import RunLogWriter
+    for seed, brier in ((0, 0.30), (1, 0.40)):
+        w = RunLogWriter(tmp_path / "table1" / f"r{seed}" / "log.jsonl")
+        w.meta(run_id=f"r{seed}", task="classification", method="ls", model="resnet50", dataset="cifar100",
+               seed=seed, config={}, git_commit="0" * 40, git_dirty=False, torch="x", device="cpu",
+               started=f"s{seed}", table="table1", row="resnet50", epochs=1)
+        w.epoch(epoch=1, alpha=0.0, lr=0.1, train_loss=1.0, top1_err=20.0)
+        cal = {"brier": brier, "ece15": 5.0, "adaece": 4.0, "cwece": 0.5} if seed == 0 else {"brier": brier}
+        w.final(metrics={"top1_err": 20.0, **cal}, reliability=None, wall_s=1.0)
+    runs = find_runs([tmp_path])
+    assert "Brier" not in to_markdown(build_table("table1", *runs))
+    table = build_table("table1", *runs, calibration=True)
+    md = to_markdown(table)
+    assert "| Brier score | ECE, 15 bins (%) | Adaptive ECE (%) | Classwise ECE (%) | n |" in md
+    line = next(ln for ln in md.splitlines() if "+ Label Smoothing" in ln and "| 2 |" in ln)
+    assert "| 0.3500 ± 0.0707 | 5.00 | 4.00 | 0.50 |" in line  # the other run predates them: n = 1
+    rows = [r for r in _csv_rows(table) if r["metric"] == "cwece" and r["measured_mean"]]
+    assert [(r["measured_mean"], r["n"], r["paper"]) for r in rows] == [("0.5000", "1", "")]
+    with pytest.raises(ValueError, match="classification tables"):
+        build_table("table4", *runs, calibration=True)
