@@ -8,6 +8,7 @@ of CIFAR-10 that ../shared/data holds (see its README) for tests and reduced-sca
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -184,8 +185,28 @@ def _digits_split():
     return DigitsTensor(x[tr], y[tr]), DigitsTensor(x[te], y[te])
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def relative_to_what(path: Path) -> str:
+    """For the message about a missing data path: nothing for an absolute path; for a relative one,
+    that it was taken relative to the current working directory (as every relative path in a
+    config: not the config file's folder, not the repository), the absolute path tried, and
+    whether the path exists relative to the repository root instead (the committed configs'
+    ``../shared/data/...`` paths are written for a run from the repository root)."""
+    if path.is_absolute():
+        return ""
+    cwd = Path.cwd()
+    msg = f" (relative to the current working directory {cwd}: tried {os.path.abspath(path)}"
+    if (REPO_ROOT / path).exists() and REPO_ROOT.resolve() != cwd.resolve():
+        msg += (f"; it exists relative to the repository root {REPO_ROOT}: run from there or give "
+                f"data.root={(REPO_ROOT / path).resolve()}")
+    return msg + ")"
+
+
 def check_data_path(name: str, root: str, download: bool) -> None:
-    """Fail early, before any run directory exists, with a one-line message."""
+    """Fail early, before any run directory exists, with a one-line message. A relative root is
+    relative to the current working directory; the message says so (relative_to_what)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     if name == "digits" or name in _CUSTOM:
@@ -194,11 +215,12 @@ def check_data_path(name: str, root: str, download: bool) -> None:
     if name == "imagenet":
         for split in ("train", "val"):
             if not (p / split).is_dir():
-                raise FileNotFoundError(f"dataset path not found: {p / split} (expected ImageFolder train/ and val/)")
+                raise FileNotFoundError(f"dataset path not found: {p / split}{relative_to_what(p / split)} "
+                                        f"(expected ImageFolder train/ and val/)")
         return
     if name == "cifar10_npz":
         if not p.is_file():
-            raise FileNotFoundError(f"dataset file not found: {p} (expected cifar10_jpeg.npz)")
+            raise FileNotFoundError(f"dataset file not found: {p}{relative_to_what(p)} (expected cifar10_jpeg.npz)")
         need = [f"{s}_{k}" for s in ("train", "test") for k in ("jpeg", "offsets", "labels")]
         try:
             with np.load(p) as z:
@@ -212,7 +234,8 @@ def check_data_path(name: str, root: str, download: bool) -> None:
         return
     folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
     if not download and not (p / folder).is_dir():
-        raise FileNotFoundError(f"dataset path not found: {p / folder} (set data.root, or data.download=true to fetch {name})")
+        raise FileNotFoundError(f"dataset path not found: {p / folder}{relative_to_what(p / folder)} "
+                                f"(set data.root, or data.download=true to fetch {name})")
 
 
 def _base_datasets(name: str, root: str, download: bool, augment: bool, train_subset: int = 0,

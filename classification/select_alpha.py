@@ -5,7 +5,9 @@ with each candidate alpha_T on the rest, pick the lowest top-1 error on the hold
         --alphas 0.1 0.3 0.5 0.7 0.9 [--holdout 0.1] [key=value ...]
 
 Each candidate is an ordinary resumable run under runs/alpha_select/; the choice and every
-candidate's holdout error are written to runs/alpha_select/<row>_s<seed>.selection.json.
+candidate's holdout error are written to runs/alpha_select/<row>_s<seed>.selection.json. When
+several candidates share the lowest holdout error, the smaller alpha_T wins (choose_alpha); the
+run says so and the JSON records the tie ("tie": the tied candidates and the rule, else null).
 """
 from __future__ import annotations
 
@@ -18,6 +20,18 @@ from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import now_iso, read_run_log
 
 from .train import TrainConfig, train
+
+
+TIE_RULE = "ties go to the smaller alpha_T"
+
+
+def choose_alpha(errors: dict) -> tuple[float, list[float]]:
+    """(the alpha_T with the lowest holdout error, the candidates tied at that error in increasing
+    order: more than one means a tie, broken by TIE_RULE). errors: {alpha_T: top-1 error (%)}.
+    Errors of the same holdout are multiples of 100/n: equal counts give equal floats."""
+    lowest = min(errors.values())
+    tied = sorted(a for a, e in errors.items() if e == lowest)
+    return tied[0], tied
 
 
 def select(config: str | None, alphas, holdout: float, overrides=()) -> dict:
@@ -36,13 +50,19 @@ def select(config: str | None, alphas, holdout: float, overrides=()) -> dict:
                                                 "resume=true", f"run_id={row}_a{a}_s{base.seed}"])
         run_dir = train(cfg)
         errors[a] = read_run_log(run_dir / "log.jsonl", strict=True).final["metrics"]["top1_err"]
-    best = min(alphas, key=lambda a: (errors[a], a))  # ties: the smaller alpha_T
+    best, tied = choose_alpha(errors)
+    tie = None
+    if len(tied) > 1:
+        tie = {"alphas": tied, "holdout_top1_err": errors[best], "rule": TIE_RULE}
+        print(f"note: alpha_T {', '.join(str(a) for a in tied)} tie at the lowest holdout top-1 error "
+              f"({errors[best]:.2f}%); {best} wins: {TIE_RULE} (the weaker self-distillation)")
     result = {"row": row, "seed": base.seed, "holdout_fraction": holdout, "metric": "top1_err",
               "holdout_top1_err": {str(a): e for a, e in errors.items()}, "alpha_T": best,
-              "config": config, "decided": now_iso()}
+              "tie": tie, "config": config, "decided": now_iso()}
     out = Path(base.out_dir) / "alpha_select" / f"{row}_s{base.seed}.selection.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"alpha_T = {best} (holdout top-1 error {errors[best]:.2f}%); written to {out}")
+    print(f"alpha_T = {best} (holdout top-1 error {errors[best]:.2f}%"
+          + (f", tied with {', '.join(str(a) for a in tied[1:])}" if tie else "") + f"); written to {out}")
     return result
 
 

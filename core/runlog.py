@@ -1,4 +1,4 @@
-"""JSONL run logs: the interface between training and reports (DESIGN.md "Run logs").
+"""JSONL run logs: the interface between training and reports (docs/design.md, "Run logs").
 
 Line 1: {"type": "meta", "schema": 1, "run_id", "task", "method", "model", "dataset", "seed",
 "config", "git_commit", "git_dirty", "torch", "device", "started", ...}; then one

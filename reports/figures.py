@@ -1,7 +1,8 @@
 """Figure 2 (NLL and top-1 error per epoch for several alpha schedules) and reliability diagrams
-in the style of Figures 4–7 (accuracy vs confidence per bin, gap shaded, ECE in the title, one
-panel per method). Drawn only from what the run logs store: per-epoch eval metrics and the final
-record's reliability bins (count, mean confidence, accuracy per bin).
+in the style of Figures 4–7 (accuracy vs confidence per bin, the gap shaded by direction, samples
+per bin, ECE in the title, one panel per method; pooled seeds say how their ECE relates to the
+tables'). Drawn only from what the run logs store: per-epoch eval metrics and the final record's
+reliability bins (count, mean confidence, accuracy per bin).
 
 Every PNG carries a "Panels" text chunk with its number of axes, so tests (and people) can check
 a file without re-running the code.
@@ -73,9 +74,28 @@ def pooled_bins(runs) -> dict | None:
             "acc": (acc / nz).tolist()}
 
 
-def draw_reliability(ax, bins: dict, title: str) -> float:
-    """Accuracy bars per confidence bin, the gap to the bin's mean confidence shaded, the
-    diagonal of perfect calibration, ECE (from the bins) in the title. Returns the ECE (%)."""
+# Gap styles. The accuracy bar keeps its height in both directions: an over-confident gap
+# (conf > acc) lies above the bar, on the white background; an under-confident one (conf < acc)
+# lies inside the bar, so it is the bar's blue with orange hatching. Both are opaque, so the
+# legend's patches look exactly like what the panel draws (a transparent gap over the blue bar
+# would blend into a colour of its own, which no legend entry shows).
+GAP_OVER = {"facecolor": "#f3bebf", "edgecolor": "tab:red", "hatch": "//"}  # tab:red at 30% on white
+GAP_UNDER = {"facecolor": "tab:blue", "edgecolor": "tab:orange", "hatch": "xx"}
+POOLED_NOTE = ("ECE of pooled runs: the bins of all their predictions together (pooled_bins); "
+               "the tables give the mean ± sample std of each run's ECE, which differs from it.")
+
+
+def _std(values) -> float | None:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def draw_reliability(ax, bins: dict, title: str, run_eces=None) -> float:
+    """Accuracy bars per confidence bin, the gap to the bin's mean confidence shaded (GAP_OVER
+    above the bar where over-confident, conf > acc; GAP_UNDER inside it where under-confident,
+    conf < acc), the number of samples
+    of each non-empty bin above the panel, the diagonal of perfect calibration, ECE (from the
+    bins) in the title. run_eces: the ECE (%) of each run pooled into `bins`; with more than one,
+    the title also gives their mean ± sample std, the number the tables show. Returns the ECE (%)."""
     edges = np.asarray(bins["edges"], dtype=np.float64)
     count = np.asarray(bins["count"], dtype=np.float64)
     acc = np.asarray(bins["acc"], dtype=np.float64)
@@ -83,36 +103,66 @@ def draw_reliability(ax, bins: dict, title: str) -> float:
     left, width = edges[:-1], np.diff(edges)
     has = count > 0
     ece = ece_from_bins(bins)
-    ax.bar(left[has], acc[has], width=width[has], align="edge", color="tab:blue",
-           edgecolor="black", linewidth=0.6, label="Accuracy")
-    # The gap between accuracy and confidence, shaded (the red "Gap" bars of Figs. 4–7).
-    ax.bar(left[has], conf[has] - acc[has], bottom=acc[has], width=width[has], align="edge",
-           color="tab:red", alpha=0.3, edgecolor="tab:red", hatch="//", linewidth=0.6,
-           label="Gap")
+    acc_bars = ax.bar(left[has], acc[has], width=width[has], align="edge", color="tab:blue",
+                      edgecolor="black", linewidth=0.6, label="Accuracy")
+    # The gap between accuracy and confidence, from acc to conf (the "Gap" bars of Figs. 4–7),
+    # one bar per non-empty bin, coloured by its direction.
+    gap_bars = ax.bar(left[has], conf[has] - acc[has], bottom=acc[has], width=width[has], align="edge",
+                      linewidth=0.6)
+    over = conf[has] > acc[has]
+    for bar, is_over in zip(gap_bars, over):
+        style = GAP_OVER if is_over else GAP_UNDER
+        bar.set_facecolor(style["facecolor"])
+        bar.set_edgecolor(style["edgecolor"])
+        bar.set_hatch(style["hatch"])
+    handles = [acc_bars]
+    from matplotlib.patches import Patch
+    for style, label, shown in ((GAP_OVER, "Gap: over-confident", over.any()),
+                                (GAP_UNDER, "Gap: under-confident", (~over).any())):
+        if shown:
+            handles.append(Patch(facecolor=style["facecolor"], edgecolor=style["edgecolor"],
+                                 hatch=style["hatch"], linewidth=0.6, label=label))
+    # Samples per bin, above the panel: a bin of 3 samples with a large gap is noise, not a finding.
+    for x, w, n in zip(left[has], width[has], count[has]):
+        ax.text(x + w / 2, 1.01, f"{int(round(n))}", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=5.5, rotation=90 if len(count) > 10 else 0,
+                gid="bin_count")
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("Confidence")
+    ax.set_xlabel("Confidence (samples per bin above the panel)", fontsize=8)
     ax.set_ylabel("Accuracy")
-    ax.set_title(f"{title}\nECE = {ece:.2f}%", fontsize=9)
-    ax.legend(loc="upper left", fontsize=7)
+    head = f"{title}\nECE = {ece:.2f}%"
+    eces = [float(e) for e in (run_eces or []) if e is not None]
+    if len(eces) > 1:
+        head += f" (pooled bins)\nmean of {len(eces)} runs: {np.mean(eces):.2f} ± {_std(eces):.2f}%"
+    ax.set_title(head, fontsize=9, pad=12 if len(count) <= 10 else 18)
+    ax.legend(handles=handles, loc="upper left", fontsize=7)
     return ece
 
 
 def reliability_figure(panels, suptitle: str = ""):
-    """panels: [(title, bins)]; one axis per panel, side by side."""
+    """panels: [(title, bins)] or [(title, bins, run_eces)] (draw_reliability); one axis per
+    panel, side by side. A figure with a pooled panel (more than one run's ECE) carries
+    POOLED_NOTE under it."""
     if not panels:
         raise ValueError("reliability_figure needs at least one panel")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    for ax, (title, bins) in zip(axes[0], panels):
-        draw_reliability(ax, bins, title)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    pooled = False
+    for ax, (title, bins, *rest) in zip(axes[0], panels):
+        run_eces = rest[0] if rest else None
+        pooled |= run_eces is not None and len(run_eces) > 1
+        draw_reliability(ax, bins, title, run_eces)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
+    if pooled:
+        fig.text(0.5, 0.0, POOLED_NOTE, ha="center", va="top", fontsize=6.5, wrap=True, gid="pooled_note")
     return fig
 
 
 def _method_panels(runs, methods) -> list:
+    """(title, pooled bins, each run's ECE) per method with complete runs."""
     panels, by_method = [], {}
     for r in runs:
         if r.complete and r.reliability:
@@ -122,7 +172,7 @@ def _method_panels(runs, methods) -> list:
             rs = by_method[m]
             title = METHOD_LABELS.get(m, m).lstrip("+ ") + (f" ({len(rs)} runs pooled)"
                                                              if len(rs) > 1 else "")
-            panels.append((title, pooled_bins(rs)))
+            panels.append((title, pooled_bins(rs), [r.metric("ece") for r in rs]))
     return panels
 
 

@@ -1,4 +1,4 @@
-"""core/ is a library: it must not import any task package (STYLE.md)."""
+"""core/ is a library: it must not import any task package (docs/design.md, "Layout")."""
 import ast
 from pathlib import Path
 

@@ -33,6 +33,7 @@ from fairseq.logging import metrics
 from omegaconf import II
 
 from core.schedules import KINDS, alpha_at
+from translation import task as _task  # noqa: F401  (the criterion needs its task registered too)
 
 LS_CONVENTIONS = ("uniform", "fairseq")
 

@@ -15,7 +15,8 @@ Corpora (standard on-disk formats, given a path):
 
 Output under ``out_dir``: ``raw/{train,valid,test}.{l}`` (untokenised; ``raw/test.<tgt>`` is the
 reference of the detokenised BLEU), ``tok/`` (Moses-tokenised, the reference of tokenised BLEU),
-``bpe/codes`` + ``bpe/*``, ``bin/`` (fairseq-preprocess) and ``prep.json`` (settings and counts).
+``bpe/codes`` + ``bpe/*``, ``bin/`` (fairseq-preprocess) and ``prep.json`` (the settings that
+apply to the corpus, ``recorded_settings``, and the counts).
 Cleaning and tag stripping follow fairseq's examples/translation/prepare-iwslt14.sh.
 """
 from __future__ import annotations
@@ -55,13 +56,27 @@ class PrepConfig:
     joined_dictionary: bool = False  # separate dictionaries, as Wu et al.'s IWSLT setup
     max_train_pairs: int = 0  # 0 = all; the first N pairs (smoke runs, tests)
     max_eval_pairs: int = 0  # 0 = all; the first N pairs of valid and test
-    # IWSLT15 only
+    # IWSLT15 only (IWSLT_ONLY: prep.json of another corpus leaves them out)
     valid_size: int = 8300
     test_sets: list[str] = field(default_factory=lambda: list(IWSLT_TEST_SETS))
     clean_max_len: int = 175  # Moses clean-corpus-n.perl 1..175 tokens, length ratio <= 1.5
     clean_ratio: float = 1.5
     seed: int = 1  # which training pairs are held out for validation
     workers: int = 1
+
+
+IWSLT_ONLY = ("valid_size", "test_sets", "clean_max_len", "clean_ratio", "seed")
+
+
+def recorded_settings(cfg: PrepConfig) -> dict:
+    """The settings prep.json records: the config, less the keys that do not apply to the corpus
+    being prepared (IWSLT15's validation hold-out, test sets and cleaning mean nothing for
+    Multi30k, which ships its own splits and is not cleaned)."""
+    settings = to_dict(cfg)
+    if cfg.corpus != "iwslt15":
+        for key in IWSLT_ONLY:
+            settings.pop(key, None)
+    return settings
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -254,7 +269,7 @@ def prepare(cfg: PrepConfig) -> dict:
         counts[split] = len(a)
     learn_and_apply_bpe(out / "tok", out / "bpe", (l1, l2), cfg.bpe_merges, cfg.workers)
     binarize(out / "bpe", out / "bin", l1, l2, cfg.joined_dictionary, cfg.workers)
-    info = {"config": to_dict(cfg), "counts": counts}
+    info = {"config": recorded_settings(cfg), "counts": counts}
     (out / "prep.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return counts
 

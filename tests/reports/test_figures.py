@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from reports.__main__ import main
-from reports.figures import (draw_reliability, fig2_figure, fig2_summary, pooled_bins,
-                             reliability_figure, render_figures)
+from reports.figures import (GAP_OVER, GAP_UNDER, POOLED_NOTE, _method_panels, draw_reliability,
+                             fig2_figure, fig2_summary, pooled_bins, reliability_figure, render_figures)
 from reports.logs import find_runs
 
 from .conftest import FIXTURES
@@ -84,6 +84,82 @@ def test_draw_reliability_ece_matches_the_definition():
     fig, ax = plt.subplots()
     # 100 * (2 * 0.1 + 6 * 0.4) / 8 = 32.5
     assert draw_reliability(ax, bins, "t") == pytest.approx(32.5)
+    plt.close(fig)
+
+
+def _legend(ax) -> dict:
+    """{label: facecolour (RGBA)} of the panel's legend entries."""
+    leg = ax.get_legend()
+    return {t.get_text(): tuple(h.get_facecolor()) for t, h in zip(leg.get_texts(), leg.legend_handles)}
+
+
+def test_reliability_legend_shows_every_gap_colour_drawn():
+    """Over- and under-confident gaps have their own colours, and the legend shows each colour
+    the panel draws (issue 17: under-confident gaps were drawn in a colour it did not show)."""
+    from matplotlib.colors import to_rgba
+    bins = {"edges": [0, 0.25, 0.5, 0.75, 1.0], "count": [3, 0, 50, 400],
+            "conf": [0.2, 0.0, 0.6, 0.9], "acc": [0.6, 0.0, 0.5, 0.95]}
+    fig, ax = plt.subplots()
+    draw_reliability(ax, bins, "t")
+    legend = _legend(ax)
+    assert list(legend) == ["Accuracy", "Gap: over-confident", "Gap: under-confident"]
+    assert legend["Gap: over-confident"] == to_rgba(GAP_OVER["facecolor"])
+    assert legend["Gap: under-confident"] == to_rgba(GAP_UNDER["facecolor"])
+    gap_bars = ax.containers[1]
+    drawn = [tuple(b.get_facecolor()) for b in gap_bars]
+    assert drawn == [to_rgba(GAP_UNDER["facecolor"]), to_rgba(GAP_OVER["facecolor"]),
+                     to_rgba(GAP_UNDER["facecolor"])]  # bins 1, 3, 4 (bin 2 is empty)
+    assert set(drawn) <= set(legend.values())
+    assert all(a == 1.0 for *_, a in drawn)  # opaque: no blend with the accuracy bar underneath
+    plt.close(fig)
+    # only over-confident bins: no legend entry for a colour that is not drawn
+    fig, ax = plt.subplots()
+    draw_reliability(ax, {"edges": [0, 0.5, 1], "count": [2, 6], "conf": [0.4, 0.9], "acc": [0.3, 0.5]}, "t")
+    assert list(_legend(ax)) == ["Accuracy", "Gap: over-confident"]
+    plt.close(fig)
+
+
+def test_reliability_panel_shows_samples_per_bin():
+    bins = {"edges": [0, 0.25, 0.5, 0.75, 1.0], "count": [3, 0, 50, 400],
+            "conf": [0.2, 0.0, 0.6, 0.9], "acc": [0.6, 0.0, 0.5, 0.95]}
+    fig, ax = plt.subplots()
+    draw_reliability(ax, bins, "t")
+    counts = [(round(t.get_position()[0], 3), t.get_text()) for t in ax.texts if t.get_gid() == "bin_count"]
+    assert counts == [(0.125, "3"), (0.625, "50"), (0.875, "400")]  # empty bins get none
+    assert "samples per bin" in ax.get_xlabel()
+    plt.close(fig)
+    # pooled counts (floats after pooling) print as integers
+    fig, ax = plt.subplots()
+    draw_reliability(ax, {"edges": [0, 0.5, 1], "count": [4.0, 12.0], "conf": [0.4, 0.9], "acc": [0.5, 0.5]}, "t")
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "bin_count"] == ["4", "12"]
+    plt.close(fig)
+
+
+def test_pooled_panel_gives_the_tables_mean_ece_beside_the_pooled_one(runs):
+    """A panel pooling seeds shows the pooled bins' ECE and the mean ± sample std of the runs'
+    ECEs (what the tables show), and the figure says why the two differ."""
+    rs = [r for r in runs if r.complete and r.reliability]
+    by_method = {}
+    for r in rs:
+        by_method.setdefault((r.table, r.row, r.method), []).append(r)
+    group = next(g for g in by_method.values() if len(g) > 1)
+    panels = _method_panels(group, [group[0].method])
+    (title, bins, eces), = panels
+    eces_logged = [r.metric("ece") for r in group]
+    assert eces == eces_logged and f"({len(group)} runs pooled)" in title
+    fig = reliability_figure(panels)
+    (ax,) = fig.axes
+    pooled = pooled_bins(group)
+    from core.metrics import ece_from_bins
+    head = ax.get_title()
+    assert f"ECE = {ece_from_bins(pooled):.2f}% (pooled bins)" in head
+    assert (f"mean of {len(group)} runs: {np.mean(eces_logged):.2f} ± "
+            f"{np.std(eces_logged, ddof=1):.2f}%") in head
+    assert [t.get_text() for t in fig.texts if t.get_gid() == "pooled_note"] == [POOLED_NOTE]
+    plt.close(fig)
+    # one run: no pooled note, the title as before
+    fig = reliability_figure([("one", group[0].reliability, [group[0].metric("ece")])])
+    assert "pooled" not in fig.axes[0].get_title() and not fig.texts
     plt.close(fig)
 
 

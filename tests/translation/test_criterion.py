@@ -1,4 +1,4 @@
-"""Properties of the self_kd_cross_entropy criterion (DESIGN.md "Targets"; Sec. 2.1 and Eq. 6)."""
+"""Properties of the self_kd_cross_entropy criterion (docs/design.md, "Targets"; Sec. 2.1 and Eq. 6)."""
 import math
 
 import pytest

@@ -2,12 +2,13 @@
 release's on-disk format (.tgz holding en-de/train.tags.en-de.{en,de} and IWSLT15.TED*.xml)."""
 import random
 import tarfile
+from dataclasses import fields
 
 import pytest
 
 from core.config import load_config
 from tests.conftest import REPO
-from translation.data import PrepConfig, clean_pairs, prepare, read_iwslt15
+from translation.data import IWSLT_ONLY, PrepConfig, clean_pairs, prepare, read_iwslt15, recorded_settings
 
 WORDS = "the a house dog runs small big red blue man woman child sees eats under over".split()
 TEST_SETS = ["dev2010", "dev2012", "tst2010", "tst2011", "tst2012", "tst2013"]
@@ -86,6 +87,10 @@ def test_prepare_iwslt15(tmp_path):
     n_pairs = 4 * 32  # the 200-token line is cleaned away
     assert counts == {"train": n_pairs - 20, "valid": 20, "test": 27}
     out = tmp_path / "out"
+    import json
+    settings = json.loads((out / "prep.json").read_text())["config"]
+    assert settings["valid_size"] == 20 and settings["test_sets"] == TEST_SETS
+    assert set(IWSLT_ONLY) <= set(settings)
     for split in ("train", "valid", "test"):
         for lang in ("en", "de"):
             assert len((out / "raw" / f"{split}.{lang}").read_text().splitlines()) == counts[split]
@@ -104,9 +109,24 @@ def test_prepare_multi30k_counts_and_references(tiny_multi30k):
     import json
     info = json.loads((tiny_multi30k / "prep.json").read_text())
     assert info["counts"] == {"train": 300, "valid": 40, "test": 40}
+    # only the settings that apply to Multi30k (issue 17): no IWSLT hold-out, test sets, cleaning
+    assert not set(IWSLT_ONLY) & set(info["config"]), info["config"]
+    assert info["config"]["corpus"] == "multi30k" and info["config"]["bpe_merges"] == 500
     raw = (tiny_multi30k / "raw" / "test.en").read_text().splitlines()
     tok = (tiny_multi30k / "tok" / "test.en").read_text().splitlines()
     assert len(raw) == len(tok) == 40 and raw != tok  # detok and tokenised references differ
+
+
+def test_recorded_settings_leave_out_what_the_corpus_does_not_use():
+    """prep.json records the settings of the corpus being prepared (issue 17): Multi30k's has no
+    IWSLT-only key (validation hold-out, test sets, cleaning, hold-out seed); IWSLT15's has them."""
+    multi30k = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/multi30k_de_en.yaml"))
+    iwslt = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/iwslt15_en_de.yaml"))
+    assert not set(IWSLT_ONLY) & set(multi30k)
+    assert set(IWSLT_ONLY) <= set(iwslt)
+    assert set(iwslt) - set(multi30k) == set(IWSLT_ONLY)
+    assert multi30k["corpus"] == "multi30k" and multi30k["bpe_merges"] == 10000
+    assert set(IWSLT_ONLY) <= {f.name for f in fields(PrepConfig)}  # no stale name
 
 
 def test_prepare_rejects_bad_input(tmp_path):
