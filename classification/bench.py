@@ -26,7 +26,8 @@ from .selfkd import method_parts
 from .data import CIFAR_MEAN, CIFAR_STD, ArrayImages, EpochSampler, Indexed, cifar_transforms, load_cifar10_npz
 from .fastpath import DeviceData
 from .models import build_model
-from .train import Dist, MethodConfig, train_step
+from .method_config import MethodConfig
+from .train import Dist, train_step
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.npz"
 

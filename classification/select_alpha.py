@@ -45,7 +45,7 @@ def select(config: str | None, alphas, holdout: float, overrides=()) -> dict:
     base = load_config(TrainConfig, config, overrides)
     row, errors = base.row or base.model, {}
     for a in alphas:
-        cfg = load_config(TrainConfig, config, [*overrides, "method.name=selfkd", f"method.alpha_T={a}",
+        cfg = load_config(TrainConfig, config, [*overrides, "method.name=selfkd", f"method.selfkd.alpha_T={a}",
                                                 f"data.holdout_fraction={holdout}", "table=alpha_select",
                                                 "resume=true", f"run_id={row}_a{a}_s{base.seed}"])
         run_dir = train(cfg)

@@ -3,8 +3,8 @@ epoch's predictions), label smoothing's, or one-hot, alone or combined with Cuto
 (Sec. 3.1, Appendix B.1). The training step (classification.train.train_step) calls
 prepare_batch, and after its forward pass writes the bank rows prepare_batch marks.
 
-p_{t-1} has two sources (Sec. 2.2, `method.teacher`): the prediction bank (core.bank, the official
-code's way: each sample's row written by its train-mode forward in epoch t-1) or the snapshot
+p_{t-1} has two sources (Sec. 2.2, `method.selfkd.teacher`): the prediction bank (core.bank, the
+official code's way: each sample's row written by its train-mode forward in epoch t-1) or the snapshot
 teacher (core.teacher.SnapshotTeacher: the model as it ended epoch t-1, in eval mode, on this same
 augmented batch, one extra forward; the paper's way on ImageNet).
 """

@@ -37,6 +37,7 @@ from core.tensorboard import TensorBoardMirror
 from core.teacher import SnapshotTeacher
 
 from .peers import ClassPairBatches, cskd_loss
+from .method_config import RENAMED_KEYS, MethodConfig, check_method_config, unread_sections
 from .selfkd import METHODS, method_parts, prepare_batch
 from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
                    build_datasets, check_data_path)
@@ -77,35 +78,6 @@ class OptimConfig:
 
 
 @dataclass
-class MethodConfig:
-    name: str = "baseline"  # core.methods: baseline, ls, selfkd, cutout[_selfkd], cutmix[_sd][_selfkd]
-    # Self-KD alpha at the last epoch: 0.8 is the official code's CIFAR default (main.py); the
-    # paper chose 0.7 for CIFAR-100 (Sec. 3.1), which the Table 1 / Fig. 2 configs set.
-    alpha_T: float = 0.8
-    alpha_kind: str = "linear"  # Eq. 5; fixed/step/exp/cosine for the Fig. 2 ablation
-    ls_eps: float = 0.1  # label smoothing epsilon (Sec. 3.1)
-    cutout_size: int = 8  # Cutout hole, pixels (Sec. 3.1)
-    cutmix_beta: float = 1.0  # CutMix Beta(beta, beta) (Sec. 3.1)
-    cutmix_prob: float = 0.5  # CutMix alone: probability a batch is mixed (CutMix's CIFAR setting)
-    cutout_updates_bank: bool = True  # a Cutout'd sample in the Self-KD combination writes its row
-    # Where Self-KD's p_{t-1} comes from (Sec. 2.2): bank = the prediction bank (the official
-    # code; the bank_* keys below); snapshot = the model as it ended the previous epoch, in eval
-    # mode on the same augmented batch (core.teacher.SnapshotTeacher; one extra forward, a model
-    # copy in memory, no bank; the paper's way on ImageNet).
-    teacher: str = "bank"
-    bank_dtype: str = "float32"  # float32 (official) | float16
-    bank_device: str = "auto"  # auto = the training device; "cpu" = the official per-step host copy
-    bank_storage: str = "memory"  # memory | mmap (a memory-mapped file in the run folder)
-    bank_topk: int = 0  # >0: a sparse bank of the k largest probabilities per sample (core.bank.TopKPredictionBank)
-    # Peers (classification/peers.py), each with its own paper's CIFAR defaults:
-    cskd_temperature: float = 4.0  # CS-KD (Yun et al. 2020)
-    cskd_lambda: float = 1.0
-    tfkd_alpha: float = 0.1  # TF-KD-reg (Yuan et al. 2020), its CIFAR-100 ResNet-18 setting
-    tfkd_temperature: float = 20.0
-    tfkd_correct_prob: float = 0.99
-
-
-@dataclass
 class TrainConfig:
     model: str = "resnet50"
     model_kwargs: Dict[str, Any] = field(default_factory=dict)
@@ -133,6 +105,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
+    RENAMED_KEYS = RENAMED_KEYS  # old flat method keys -> their sub-config names (not a field)
+
 
 def import_plugins(modules) -> None:
     import importlib
@@ -154,22 +128,9 @@ def validate(cfg) -> None:
         raise ConfigError(str(e)) from None
     if cfg.data.name not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.data.name!r}; expected one of {', '.join(DATASETS)}")
-    for key in ("alpha_T", "ls_eps"):
-        if not 0.0 <= cfg.method[key] <= 1.0:
-            raise ConfigError(f"method.{key} must be in [0, 1], got {cfg.method[key]}")
-    if not 0.0 <= cfg.method.tfkd_alpha <= 1.0 or not 0.0 < cfg.method.tfkd_correct_prob < 1.0:
-        raise ConfigError(f"method.tfkd_alpha must be in [0, 1] and tfkd_correct_prob in (0, 1), got "
-                          f"{cfg.method.tfkd_alpha}, {cfg.method.tfkd_correct_prob}")
-    if cfg.method.cskd_temperature <= 0 or cfg.method.tfkd_temperature <= 0 or cfg.method.cskd_lambda < 0:
-        raise ConfigError("method.cskd_temperature and tfkd_temperature must be > 0, cskd_lambda >= 0")
-    if cfg.method.alpha_kind not in KINDS:
-        raise ConfigError(f"unknown method.alpha_kind {cfg.method.alpha_kind!r}; expected one of {', '.join(KINDS)}")
-    choices = {"method.bank_dtype": ("float32", "float16"), "method.bank_storage": ("memory", "mmap"),
-               "method.teacher": ("bank", "snapshot"), "amp": ("none", "bf16")}
-    for key, allowed in choices.items():
-        value = cfg.method[key.split(".")[1]] if key.startswith("method.") else cfg[key]
-        if value not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    check_method_config(cfg.method)  # each sub-config's values, and none set that the method does not read
+    if cfg.amp not in ("none", "bf16"):
+        raise ConfigError(f"amp must be one of none, bf16, got {cfg.amp!r}")
     if cfg.data.holdout_fraction and not 0.0 < cfg.data.holdout_fraction < 1.0:
         raise ConfigError(f"data.holdout_fraction must be in (0, 1), got {cfg.data.holdout_fraction}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1:
@@ -203,12 +164,12 @@ def train_step(model, opt, x, y, idx, parts, teacher, alpha, mcfg, num_classes, 
             logits = model(x[:h])
             with torch.no_grad():  # the partner side, after the anchors' forward (CS-KD's code)
                 partner = model(x[h:])
-        loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd_temperature, mcfg.cskd_lambda)
+        loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd.temperature, mcfg.cskd.lam)
     else:
         x, targets, update = prepare_batch(
-            parts, x, y, idx, teacher, alpha, num_classes, ls_eps=mcfg.ls_eps, cutout_size=mcfg.cutout_size,
-            cutmix_beta=mcfg.cutmix_beta, cutmix_prob=mcfg.cutmix_prob, cutout_updates_bank=mcfg.cutout_updates_bank,
-            tfkd=(mcfg.tfkd_alpha, mcfg.tfkd_temperature, mcfg.tfkd_correct_prob), amp_dtype=amp_dtype)
+            parts, x, y, idx, teacher, alpha, num_classes, ls_eps=mcfg.ls.eps, cutout_size=mcfg.cutout.size,
+            cutmix_beta=mcfg.cutmix.beta, cutmix_prob=mcfg.cutmix.prob, cutout_updates_bank=mcfg.cutout.updates_bank,
+            tfkd=(mcfg.tfkd.alpha, mcfg.tfkd.temperature, mcfg.tfkd.correct_prob), amp_dtype=amp_dtype)
         with autocast:
             logits = model(x)
         loss = soft_cross_entropy(logits, targets)
@@ -254,18 +215,19 @@ def build(cfg, d: Dist, run_dir: Path):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    teacher = None
-    if "selfkd" in parts and cfg.method.teacher == "snapshot":
+    teacher, skd = None, cfg.method.selfkd
+    if "selfkd" in parts and skd.teacher == "snapshot":
         teacher = SnapshotTeacher()  # refreshed at the start of every epoch (_run)
     elif "selfkd" in parts:
-        bank_device = d.device if cfg.method.bank_device == "auto" else torch.device(cfg.method.bank_device)
-        path = run_dir / "bank.npy" if cfg.method.bank_storage == "mmap" else None
-        dtype = getattr(torch, cfg.method.bank_dtype)
-        if cfg.method.bank_topk > 0:
-            if cfg.method.bank_storage != "memory" or not cfg.method.bank_topk < num_classes:
-                raise ConfigError(f"method.bank_topk must be < {num_classes} classes and use bank_storage=memory, "
-                                  f"got {cfg.method.bank_topk}, {cfg.method.bank_storage}")
-            teacher = TopKPredictionBank(len(train_set), num_classes, cfg.method.bank_topk, bank_device, dtype)
+        b = skd.bank
+        bank_device = d.device if b.device == "auto" else torch.device(b.device)
+        path = run_dir / "bank.npy" if b.storage == "mmap" else None
+        dtype = getattr(torch, b.dtype)
+        if b.topk > 0:
+            if b.storage != "memory" or not b.topk < num_classes:
+                raise ConfigError(f"method.selfkd.bank.topk must be < {num_classes} classes and use "
+                                  f"method.selfkd.bank.storage=memory, got {b.topk}, {b.storage}")
+            teacher = TopKPredictionBank(len(train_set), num_classes, b.topk, bank_device, dtype)
         else:
             teacher = PredictionBank(len(train_set), num_classes, bank_device, dtype, path)
     return train_set, eval_set, fit_set, num_classes, parts, model, opt, teacher
@@ -292,7 +254,7 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
     """(batches, count) of one training epoch: the shuffle is a function of (seed, epoch) alone."""
     sampler = EpochSampler(len(train_set), cfg.seed, epoch, d.rank, d.world)
     per_rank_batch = cfg.optim.batch_size // d.world
-    if cfg.method.name == "cskd":  # batch_size anchors + as many same-class partners
+    if "cskd" in method_parts(cfg.method.name):  # batch_size anchors + as many same-class partners
         labels = [train_set.base.targets[i] for i in train_set.indices]
         pairs = ClassPairBatches(labels, list(sampler), per_rank_batch, cfg.seed, epoch)
         if fast is not None:
@@ -357,8 +319,8 @@ def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) ->
     log.meta(run_id=run_dir.name, task="classification", method=cfg.method.name, model=cfg.model,
              dataset=cfg.data.name, seed=cfg.seed, config=to_dict(cfg), git_commit=sha, git_dirty=dirty,
              torch=torch.__version__, device=str(d.device), started=now_iso(), table=cfg.table,
-             row=cfg.row or cfg.model, epochs=cfg.epochs, alpha_T=cfg.method.alpha_T,
-             alpha_kind=cfg.method.alpha_kind, command=command, world_size=d.world,
+             row=cfg.row or cfg.model, epochs=cfg.epochs, alpha_T=cfg.method.selfkd.alpha_T,
+             alpha_kind=cfg.method.selfkd.alpha_kind, command=command, world_size=d.world,
              threads=torch.get_num_threads(),  # bit-for-bit CPU resume holds at the same count
              eval_split="holdout" if cfg.data.holdout_fraction else "test",
              card=torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else None)
@@ -376,7 +338,8 @@ def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -
         if bank is not None:
             if state.get("bank") is None:
                 raise ConfigError(f"checkpoint {ckpt_path} holds no prediction bank (written with "
-                                  f"method.teacher=snapshot or without Self-KD?); resume it with those settings")
+                                  f"method.selfkd.teacher=snapshot or without Self-KD?); resume it with those "
+                                  f"settings")
             bank.load_state_dict(state["bank"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -390,14 +353,16 @@ def train(cfg, command: str = "") -> Path:
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {d.world} processes")
-    if cfg.method.name == "cskd" and d.world > 1:
+    if "cskd" in method_parts(cfg.method.name) and d.world > 1:
         raise ConfigError("method cskd runs in one process (its pair batches are not split over ranks yet)")
     run_dir = run_dir_of(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
 
     # -- the run folder: fresh, resume or complete (core.run: locked, config checked, nothing
     # deleted); the main process owns it, the others follow its decision after the barrier
-    with (owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed) if d.main
+    # (a key under its old flat name is the same key; sub-configs the method does not read are not compared)
+    with (owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed, RENAMED_KEYS,
+                    unread_sections(cfg.method.name)) if d.main
           else contextlib.nullcontext()) as start:
         d.barrier()
         state = start.state if start else ("complete" if log_complete(run_dir) else
@@ -451,7 +416,8 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         # (seed, epoch, rank) alone, so a resumed run replays exactly what the killed run would have.
         seed_everything(cfg.seed * 100_003 + epoch * 101 + d.rank)
         batches, n_batches = _epoch_batches(cfg, d, train_set, fast, epoch)
-        alpha = alpha_at(epoch, cfg.epochs, cfg.method.alpha_T, cfg.method.alpha_kind) if teacher is not None else 0.0
+        skd = cfg.method.selfkd
+        alpha = alpha_at(epoch, cfg.epochs, skd.alpha_T, skd.alpha_kind) if teacher is not None else 0.0
         if snapshot is not None:
             # the model as it ended epoch - 1, on every rank rank 0's (the checkpoint's) buffers;
             # after a resume: as restored from that epoch's checkpoint, the same weights

@@ -44,9 +44,52 @@ def _yaml_layers(path: Path, chain: tuple = ()) -> list:
     return layers + [(str(path), y)]
 
 
+_NOTED: set = set()  # old key names whose deprecation note this process has printed
+
+
+def _renamed(layer, renames: dict, where: str):
+    """`layer` with every old key of `renames` (old dotted key -> new dotted key) moved to its new
+    name; a one-line note on stderr the first time this process meets each old key."""
+    data = OmegaConf.to_container(layer, resolve=False)
+    found = []
+    for old, new in renames.items():
+        *parents, leaf = old.split(".")
+        d = data
+        for p in parents:
+            d = d.get(p) if isinstance(d, dict) else None
+        if not isinstance(d, dict) or leaf not in d:
+            continue
+        value = d.pop(leaf)
+        *parents, leaf = new.split(".")
+        t = data
+        for p in parents:
+            if t.get(p) is None:
+                t[p] = {}
+            if not isinstance(t[p], dict):
+                raise ConfigError(f"{where}: {old} is now {new}, but {p} is set to {t[p]!r}")
+            t = t[p]
+        if leaf in t and t[leaf] != value:
+            raise ConfigError(f"{where}: both {old} (the old name) and {new} are set, to {value!r} and "
+                              f"{t[leaf]!r}; keep {new}")
+        t[leaf] = value
+        found.append(old)
+    if not found:
+        return layer
+    new_notes = [k for k in found if k not in _NOTED]
+    if new_notes:
+        import sys
+        _NOTED.update(new_notes)
+        print(f"note: renamed config keys ({where}): "
+              + ", ".join(f"{k} -> {renames[k]}" for k in new_notes) + "; the old names still work for now",
+              file=sys.stderr)
+    return OmegaConf.create(data)
+
+
 def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequence[str] = ()):
     """Merge schema defaults <- YAML at path (after its `_base_` files) <- overrides; return a
-    typed, read-only DictConfig."""
+    typed, read-only DictConfig. Keys the schema has renamed (its class attribute RENAMED_KEYS,
+    old dotted key -> new) are accepted under their old names, with a deprecation note."""
+    renames = getattr(schema, "RENAMED_KEYS", None) or {}
     cfg = OmegaConf.structured(schema)
     layers = _yaml_layers(Path(path)) if path is not None else []
     for ov in overrides:
@@ -58,6 +101,8 @@ def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequen
         except OmegaConfBaseException as e:
             raise ConfigError(f"bad override: {_one_line(e)}") from None
     for where, layer in layers:
+        if renames:
+            layer = _renamed(layer, renames, where)
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except OmegaConfBaseException as e:

@@ -3,8 +3,11 @@ means, spelled out, instead of being parsed from its underscores.
 
 A method is a target rule (one-hot, label smoothing, Self-KD, Eq. 6) optionally combined with a
 batch regulariser (Cutout, CutMix) and ShakeDrop (a model option). Tasks take the methods they
-support by `tasks`; reports take the labels. Adding a method is one `register_method` call here
-plus the task code for a new target rule.
+support by `tasks`; reports take the labels. Each spec names the typed sub-configs it reads
+(`configs`: classification's `method.<name>.*` sections, classification/method_config.py), so
+several names share one (selfkd, cutout_selfkd and cutmix_selfkd all read `method.selfkd`) and a
+value set in a section its method does not read is refused. Adding a method is one
+`register_method` call here plus the task code for a new target rule (and its sub-config).
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from dataclasses import dataclass
 
 TARGET_RULES = ("onehot", "ls", "selfkd", "cskd", "tfkd")
 REGULARIZERS = ("none", "cutout", "cutmix")
+# The classification sub-configs (method.<name>.*) a method may read: its target rule's and its
+# regulariser's (onehot and none have none). Translation keeps its own method section.
+SUBCONFIGS = ("ls", "selfkd", "cskd", "tfkd", "cutout", "cutmix")
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,12 @@ class MethodSpec:
     regularizer: str = "none"  # none | cutout | cutmix (classification batches)
     shakedrop: bool = False    # ShakeDrop in the model (PyramidNet)
     tasks: tuple = ("classification",)
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """The sub-configs it reads, e.g. ('selfkd', 'cutmix') for cutmix_selfkd: method.selfkd.*
+        and method.cutmix.* (classification/method_config.py); () for the baseline."""
+        return tuple(c for c in (self.targets, self.regularizer) if c in SUBCONFIGS)
 
     @property
     def parts(self) -> set[str]:
@@ -50,6 +62,10 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 
 
 ALL_TASKS = ("classification", "translation", "detection")
+# The sub-configs each reads (MethodSpec.configs, from its target rule and regulariser):
+# ls -> ls; selfkd -> selfkd; cutout -> cutout; cutout_selfkd -> selfkd + cutout; cutmix and
+# cutmix_sd -> cutmix; cutmix_selfkd and cutmix_sd_selfkd -> selfkd + cutmix; cskd -> cskd;
+# tfkd -> tfkd; baseline -> none (tests/core/test_methods.py holds this list).
 for _spec in (
     MethodSpec("baseline", "Baseline", tasks=ALL_TASKS),
     MethodSpec("ls", "+ Label Smoothing", "ls", tasks=ALL_TASKS),

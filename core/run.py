@@ -63,13 +63,17 @@ def _flatten(d, prefix="") -> dict:
     return out
 
 
-def config_changes(old: dict, new: dict, ignore=RUNTIME_KEYS) -> list[str]:
-    """'key: old -> new' for every key (dotted) whose value differs, runtime keys ignored. A key
-    the old config.yaml does not have (added by a later version of the code) is not a change:
-    runs started before an upgrade still resume."""
-    a, b = _flatten(old), _flatten(new)
+def config_changes(old: dict, new: dict, ignore=RUNTIME_KEYS, renames=None) -> list[str]:
+    """'key: old -> new' for every key (dotted) whose value differs, runtime keys ignored (an
+    ignored key also ignores the keys under it). A key the old config.yaml does not have (added by
+    a later version of the code) is not a change, and renames (old dotted key -> new, the task
+    config's RENAMED_KEYS) make a key under its old name the same key as under its new one: runs
+    started before an upgrade still resume."""
+    renames = renames or {}
+    a, b = ({renames.get(k, k): v for k, v in _flatten(c).items()} for c in (old, new))
+    skip = lambda k: any(k == i or k.startswith(i + ".") for i in ignore)  # noqa: E731
     return [f"{k}: {a.get(k)!r} -> {b.get(k, '<unset>')!r}"
-            for k in sorted(a) if k not in ignore and a.get(k) != b.get(k, '<unset>')]
+            for k in sorted(a) if not skip(k) and a.get(k) != b.get(k, '<unset>')]
 
 
 def saved_config(run_dir: Path) -> dict | None:
@@ -84,15 +88,16 @@ def saved_config(run_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def check_resume_config(run_dir: Path, new: dict, policy: str) -> list[str]:
-    """On resume: the changed keys against the run's config.yaml. policy 'refuse' raises a one-line
-    ConfigError naming them; 'allow' returns them (the caller records them in the log)."""
+def check_resume_config(run_dir: Path, new: dict, policy: str, renames=None, ignore=()) -> list[str]:
+    """On resume: the changed keys against the run's config.yaml (config_changes: renamed keys
+    matched, RUNTIME_KEYS and `ignore` skipped). policy 'refuse' raises a one-line ConfigError
+    naming them; 'allow' returns them (the caller records them in the log)."""
     if policy not in ("refuse", "allow"):
         raise ConfigError(f"resume_changed must be 'refuse' or 'allow', got {policy!r}")
     old = saved_config(run_dir)
     if old is None:
         return []
-    changes = config_changes(old, new)
+    changes = config_changes(old, new, RUNTIME_KEYS + tuple(ignore), renames)
     if changes and policy == "refuse":
         raise ConfigError(f"{run_dir} was started with another config ({'; '.join(changes)}); "
                           f"resume with the same settings, or pass resume_changed=allow to continue "
@@ -181,7 +186,7 @@ def log_complete(run_dir: Path) -> bool:
 
 
 def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_complete=log_complete,
-              resume_changed: str = "refuse") -> RunStart:
+              resume_changed: str = "refuse", renames=None, ignore=()) -> RunStart:
     """Decide fresh / resume / complete for run_dir and take its lock (the main process only:
     other DDP ranks follow its decision).
 
@@ -192,7 +197,8 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
     - resume asked, a checkpoint: 'resume';
     - resume asked, a folder without a checkpoint (killed before its first save, or a user's
       notes): moved aside under <table>/.aside/, then 'fresh'.
-    is_complete: a callable(run_dir) -> bool (the task's run log says 'final').
+    is_complete: a callable(run_dir) -> bool (the task's run log says 'final'). renames, ignore:
+    for the config comparison (check_resume_config).
     """
     lock = RunLock(run_dir)
     if run_dir.exists() and not resume:
@@ -201,7 +207,7 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
         raise ConfigError(f"run directory {run_dir} is a file, not a folder")
     changes = []
     if resume and run_dir.is_dir():
-        changes = check_resume_config(run_dir, config, resume_changed)
+        changes = check_resume_config(run_dir, config, resume_changed, renames, ignore)
     lock.acquire()
     try:
         remove_stale_temp_files(run_dir)
@@ -221,12 +227,13 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
 
 
 @contextlib.contextmanager
-def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resume_changed: str = "refuse"):
+def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resume_changed: str = "refuse",
+              renames=None, ignore=()):
     """start_run as a context: yields the RunStart (its aside move reported on stderr), releases the
     lock at the end, and if the body fails in a fresh run before its first checkpoint, removes the
     folder this invocation made (nothing else is ever deleted: an old folder was moved aside)."""
     import sys
-    start = start_run(run_dir, config, resume, checkpoint, log_complete, resume_changed)
+    start = start_run(run_dir, config, resume, checkpoint, log_complete, resume_changed, renames, ignore)
     if start.aside:
         print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
     try:

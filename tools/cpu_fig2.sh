@@ -12,9 +12,9 @@ ARGS=${ARGS:-}  # extra overrides, e.g. a quick check: ARGS="epochs=2 data.train
 CFG=classification/configs/reduced/fig2_smallcnn_cpu.yaml
 jobs=("$PY -m classification.train --config $CFG method.name=baseline run_id=small_cnn_baseline_s$SEED")
 for a in 0.1 0.2 0.3 0.4 0.5 0.6 0.7; do
-  jobs+=("$PY -m classification.train --config $CFG method.alpha_kind=fixed method.alpha_T=$a run_id=small_cnn_fixed${a}_s$SEED")
+  jobs+=("$PY -m classification.train --config $CFG method.selfkd.alpha_kind=fixed method.selfkd.alpha_T=$a run_id=small_cnn_fixed${a}_s$SEED")
 done
-jobs+=("$PY -m classification.train --config $CFG method.alpha_T=0.7 run_id=small_cnn_linear0.7_s$SEED")
+jobs+=("$PY -m classification.train --config $CFG method.selfkd.alpha_T=0.7 run_id=small_cnn_linear0.7_s$SEED")
 printf '%s\n' "${jobs[@]}" | sed "s|\$| seed=$SEED out_dir=$OUT resume=true $ARGS|" \
   | OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null'
 ls "$OUT"/fig2

@@ -43,7 +43,7 @@ case $PHASE in
     echo "alpha_T = $ALPHA"
     for seed in $SEEDS; do
       for m in $methods; do
-        a=""; [ "$m" = selfkd ] && a="method.alpha_T=$ALPHA"  # baseline / LS: the config as committed
+        a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # baseline / LS: the config as committed
         echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed out_dir=$OUT resume=true $ARGS"
       done
     done | run_all ;;

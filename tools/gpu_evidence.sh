@@ -57,9 +57,9 @@ case "$BLOCK" in
     for seed in $SEEDS; do for m in baseline ls selfkd; do train method.name=$m seed=$seed; done; done ;;
   fig2)
     for a in 0.1 0.2 0.3 0.4 0.5 0.6 0.7; do
-      train table=fig2 method.name=selfkd method.alpha_kind=fixed method.alpha_T=$a run_id=preact_resnet18_fixed${a}_s0
+      train table=fig2 method.name=selfkd method.selfkd.alpha_kind=fixed method.selfkd.alpha_T=$a run_id=preact_resnet18_fixed${a}_s0
     done
-    train table=fig2 method.name=selfkd method.alpha_T=0.7 run_id=preact_resnet18_linear0.7_s0 ;;
+    train table=fig2 method.name=selfkd method.selfkd.alpha_T=0.7 run_id=preact_resnet18_linear0.7_s0 ;;
   regularisers)
     for m in cutout cutout_selfkd cutmix cutmix_selfkd; do train method.name=$m seed=0; done ;;
   table4)

@@ -28,15 +28,16 @@ def test_every_table_row_has_a_config():
         cfg = load_config(TrainConfig, f)
         rows.setdefault(cfg.row, set()).add(cfg.method.name)
         assert f.name == f"table1_{cfg.row}_{cfg.method.name}.yaml"
-        assert cfg.epochs == 300 and list(cfg.optim.milestones) == [150, 225] and cfg.method.alpha_T == 0.7
+        assert cfg.epochs == 300 and list(cfg.optim.milestones) == [150, 225]
+        assert cfg.method.selfkd.alpha_T == (0.7 if "selfkd" in cfg.method.name else 0.8)  # the default elsewhere
     assert {r: len(m) for r, m in rows.items()} == TABLE1
     py = load_config(TrainConfig, CONFIGS / "table1_pyramidnet200_cutmix_sd_selfkd.yaml")
     assert (py.optim.batch_size, py.optim.lr, py.optim.weight_decay) == (64, 0.25, 1e-4)
     t2 = {load_config(TrainConfig, f).method.name for f in table_configs("table2")}
     assert t2 == {"baseline", "ls", "selfkd", "cutmix", "cutmix_selfkd", "cskd", "tfkd"}
     im = load_config(TrainConfig, CONFIGS / "table2_resnet152_selfkd.yaml")
-    assert (im.epochs, im.optim.batch_size, im.method.alpha_T, list(im.optim.milestones)) == (90, 256, 0.3, [30, 60])
-    fig2 = {(c.method.alpha_kind, c.method.alpha_T) for c in map(lambda f: load_config(TrainConfig, f), table_configs("fig2"))
+    assert (im.epochs, im.optim.batch_size, im.method.selfkd.alpha_T, list(im.optim.milestones)) == (90, 256, 0.3, [30, 60])
+    fig2 = {(c.method.selfkd.alpha_kind, c.method.selfkd.alpha_T) for c in map(lambda f: load_config(TrainConfig, f), table_configs("fig2"))
             if c.method.name == "selfkd"}
     assert fig2 == {("fixed", a / 10) for a in range(1, 8)} | {("linear", 0.7)}
 
@@ -56,7 +57,7 @@ def test_config_validates_and_steps(config, monkeypatch):
     from core.bank import PredictionBank
     from core.teacher import SnapshotTeacher
     teacher = None
-    if "selfkd" in parts and cfg.method.teacher == "snapshot":
+    if "selfkd" in parts and cfg.method.selfkd.teacher == "snapshot":
         teacher = SnapshotTeacher()
         teacher.refresh(model, 2)  # epoch 2: the extra forward runs
     elif "selfkd" in parts:
@@ -74,8 +75,8 @@ def test_table2_follows_the_official_and_cutmix_imagenet_settings():
     cfgs = {c.method.name: c for c in (load_config(TrainConfig, f) for f in table_configs("table2"))}
     assert all(c.model == "timm/resnet152" and c.model_kwargs == {"zero_init_last": False} for c in cfgs.values())
     assert all(c.optim.nesterov for c in cfgs.values())
-    assert cfgs["cutmix"].method.cutmix_prob == 1.0
-    assert {n: c.method.teacher for n, c in cfgs.items() if "selfkd" in n} == {
+    assert cfgs["cutmix"].method.cutmix.prob == 1.0
+    assert {n: c.method.selfkd.teacher for n, c in cfgs.items() if "selfkd" in n} == {
         "selfkd": "snapshot", "cutmix_selfkd": "snapshot"}
     # the kwargs reach timm: a (smaller) timm ResNet built with them has no zero BN scale
     bn = lambda m: [x.weight for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]  # noqa: E731

@@ -87,7 +87,7 @@ def _tiny_demo_config(schema, path, overrides):
 
 # ----------------------------------------------------------------------------- bug 2: changed config
 @pytest.mark.parametrize("change,key", [("method.name=ls", "method.name"), ("optim.lr=0.2", "optim.lr"),
-                                        ("epochs=3", "epochs"), ("method.alpha_T=0.5", "method.alpha_T"),
+                                        ("epochs=3", "epochs"), ("method.selfkd.alpha_T=0.5", "method.selfkd.alpha_T"),
                                         ("model_kwargs.width=8", "model_kwargs"),
                                         ("data.train_subset=80", "data.train_subset")])
 def test_resume_with_a_changed_config_is_refused(tmp_path, capsys, change, key):
@@ -282,12 +282,18 @@ CATALOGUE = [
     ("unknown model", lambda t: ["model=resnet7"], "unknown model"),
     ("unknown timm model", lambda t: ["model=timm/not_a_net"], "not a timm architecture"),
     ("unknown method", lambda t: ["method.name=cs_kd"], "unknown method"),
-    ("alpha_T above 1", lambda t: ["method.alpha_T=1.5"], "method.alpha_T must be in [0, 1]"),
-    ("alpha_T below 0", lambda t: ["method.alpha_T=-0.1"], "method.alpha_T must be in [0, 1]"),
-    ("ls_eps above 1", lambda t: ["method.ls_eps=2"], "method.ls_eps must be in [0, 1]"),
-    ("unknown alpha kind", lambda t: ["method.alpha_kind=sigmoid"], "alpha_kind"),
-    ("unknown bank dtype", lambda t: ["method.bank_dtype=int8"], "bank_dtype"),
-    ("unknown bank storage", lambda t: ["method.bank_storage=disk"], "bank_storage"),
+    ("alpha_T above 1", lambda t: ["method.name=selfkd", "method.selfkd.alpha_T=1.5"],
+     "method.selfkd.alpha_T must be in [0, 1]"),
+    ("alpha_T below 0", lambda t: ["method.name=selfkd", "method.selfkd.alpha_T=-0.1"],
+     "method.selfkd.alpha_T must be in [0, 1]"),
+    ("ls eps above 1", lambda t: ["method.name=ls", "method.ls.eps=2"], "method.ls.eps must be in [0, 1]"),
+    ("unknown alpha kind", lambda t: ["method.name=selfkd", "method.selfkd.alpha_kind=sigmoid"], "alpha_kind"),
+    ("unknown bank dtype", lambda t: ["method.name=selfkd", "method.selfkd.bank.dtype=int8"], "bank.dtype"),
+    ("unknown bank storage", lambda t: ["method.name=selfkd", "method.selfkd.bank.storage=disk"], "bank.storage"),
+    ("sub-config the method does not read", lambda t: ["method.name=baseline", "method.selfkd.alpha_T=0.5"],
+     "method.selfkd.alpha_T=0.5 is set, but method baseline does not read method.selfkd"),
+    ("old and new name both set", lambda t: ["method.name=ls", "method.ls_eps=0.2", "method.ls.eps=0.3"],
+     "both method.ls_eps (the old name) and method.ls.eps are set"),
     ("unknown amp", lambda t: ["amp=fp8"], "amp must be one of"),
     ("holdout fraction 1", lambda t: ["data.holdout_fraction=1.0"], "holdout_fraction"),
     ("zero epochs", lambda t: ["epochs=0"], "epochs"),

@@ -1,4 +1,4 @@
-"""Self-KD's p_{t-1} from the prediction bank or the snapshot teacher (method.teacher, issue 10
+"""Self-KD's p_{t-1} from the prediction bank or the snapshot teacher (method.selfkd.teacher, issue 10
 item 6); the bank's row ages (item 7); the best-on-test epoch in the final record (item 8)."""
 import copy
 
@@ -81,14 +81,14 @@ def test_snapshot_epoch1_is_the_bank_and_the_baseline_and_alpha0_is_the_baseline
     runs = {name: read_run_log(train(_cfg(tmp_path / name, *one, *extra)) / "log.jsonl").epochs[0]
             for name, extra in {"baseline": ["method.name=baseline"],
                                 "bank": ["method.name=selfkd"],
-                                "snapshot": ["method.name=selfkd", "method.teacher=snapshot"]}.items()}
+                                "snapshot": ["method.name=selfkd", "method.selfkd.teacher=snapshot"]}.items()}
     assert runs["bank"]["alpha"] == 0 < runs["bank"]["alpha_schedule"]  # alpha_1 = alpha_T / T, but p_0 is the one-hot label
     keys = ("train_loss", "top1_err", "nll", "ece")
     assert {k: runs["bank"][k] for k in keys} == {k: runs["baseline"][k] for k in keys}
     assert {k: runs["snapshot"][k] for k in keys} == {k: runs["baseline"][k] for k in keys}
     base = read_run_log(train(_cfg(tmp_path / "b0", "method.name=baseline")) / "log.jsonl", strict=True)
-    zero = read_run_log(train(_cfg(tmp_path / "s0", "method.name=selfkd", "method.teacher=snapshot",
-                                   "method.alpha_T=0.0")) / "log.jsonl", strict=True)
+    zero = read_run_log(train(_cfg(tmp_path / "s0", "method.name=selfkd", "method.selfkd.teacher=snapshot",
+                                   "method.selfkd.alpha_T=0.0")) / "log.jsonl", strict=True)
     assert [e["train_loss"] for e in zero.epochs] == [e["train_loss"] for e in base.epochs]
     assert zero.final["metrics"] == base.final["metrics"]
 
@@ -96,7 +96,7 @@ def test_snapshot_epoch1_is_the_bank_and_the_baseline_and_alpha0_is_the_baseline
 def test_snapshot_kill_and_resume_equals_uninterrupted(tmp_path):
     """The snapshot is rebuilt on resume from the checkpoint of the previous epoch's end: the
     same weights the uninterrupted run copied."""
-    snap = ["method.name=selfkd", "method.teacher=snapshot"]
+    snap = ["method.name=selfkd", "method.selfkd.teacher=snapshot"]
     full = train(_cfg(tmp_path / "a", *snap))
     part = train(_cfg(tmp_path / "b", *snap, "stop_after_epochs=2"))
     assert torch.load(part / "checkpoint.pt", weights_only=False)["bank"] is None
@@ -116,9 +116,9 @@ def test_snapshot_kill_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_bad_teacher_is_a_one_line_error(tmp_path, capsys):
-    assert main(TINY + [f"out_dir={tmp_path}", "method.name=selfkd", "method.teacher=ema"]) == 2
+    assert main(TINY + [f"out_dir={tmp_path}", "method.name=selfkd", "method.selfkd.teacher=ema"]) == 2
     err = capsys.readouterr().err
-    assert "method.teacher must be one of bank, snapshot, got 'ema'" in err and err.count("\n") == 1
+    assert "method.selfkd.teacher must be one of bank, snapshot, got 'ema'" in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
 
 

@@ -41,7 +41,7 @@ def test_fast_path_matches_dataloader_path(tmp_path, shared_data):
 def test_ddp_two_processes_match_one(tmp_path, teacher):
     common = ["model=small_cnn", "model_kwargs={norm: gn}", "data.name=digits", "data.num_workers=0",
               "data.train_subset=256", "data.test_subset=128", "epochs=2", "optim.batch_size=64",
-              "method.name=selfkd", f"method.teacher={teacher}", "progress=false", "run_id=r"]
+              "method.name=selfkd", f"method.selfkd.teacher={teacher}", "progress=false", "run_id=r"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     one = subprocess.run([sys.executable, "-m", "classification.train", *common, f"out_dir={tmp_path}/one"],
                          env=env, capture_output=True, text=True, cwd=REPO)
@@ -83,8 +83,8 @@ def test_imagenet_folder_run_and_corrupt_image(tmp_path, capsys):
     root = tmp_path / "imagenet"
     _image_folder(root)
     ov = ["model=small_cnn", "data.name=imagenet", f"data.root={root}", "epochs=1", "optim.batch_size=3",
-          "optim.eval_batch_size=3", "method.name=selfkd", "method.bank_dtype=float16",
-          "method.bank_storage=mmap", "table=table2", "row=tiny"]
+          "optim.eval_batch_size=3", "method.name=selfkd", "method.selfkd.bank.dtype=float16",
+          "method.selfkd.bank.storage=mmap", "table=table2", "row=tiny"]
     run_dir = _run(tmp_path / "runs", *ov)
     log = read_run_log(run_dir / "log.jsonl", strict=True)
     assert log.complete and sum(log.final["reliability"]["count"]) == 9

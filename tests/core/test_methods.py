@@ -10,6 +10,14 @@ def test_components_are_registered_not_parsed():
     assert get_method("ls").targets == "ls" and get_method("cutout").regularizer == "cutout"
 
 
+def test_each_method_names_the_sub_configs_it_reads():
+    reads = {n: get_method(n).configs for n in method_names()}
+    assert reads == {"baseline": (), "ls": ("ls",), "selfkd": ("selfkd",), "cutout": ("cutout",),
+                     "cutout_selfkd": ("selfkd", "cutout"), "cutmix": ("cutmix",), "cutmix_selfkd": ("selfkd", "cutmix"),
+                     "cutmix_sd": ("cutmix",), "cutmix_sd_selfkd": ("selfkd", "cutmix"), "cskd": ("cskd",),
+                     "tfkd": ("tfkd",)}
+
+
 def test_unknown_or_unsupported_names_are_one_line_errors():
     # 'cs_kd' used to be split into parts; now it is simply not a method (until registered)
     with pytest.raises(ValueError, match="unknown method 'cs_kd'"):
