@@ -52,8 +52,8 @@ def prepare_batch(parts: set[str], x, labels, idx, teacher, alpha: float, num_cl
                   cutmix_prob: float = 0.5, cutout_updates_bank: bool = True, tfkd=(0.1, 20.0, 0.99),
                   amp_dtype=None):
     """Inputs and (B, K) soft targets for one training batch, and which bank rows to overwrite
-    with this forward pass's predictions (None when nothing is written: no bank, or the snapshot
-    teacher). teacher: where p_{t-1} comes from (past_predictions), None without Self-KD.
+    with this forward pass's predictions: a (B,) bool mask, True for all of them, or None when
+    nothing is written (no bank, or the snapshot teacher). teacher: where p_{t-1} comes from (past_predictions), None without Self-KD.
 
     Self-KD combined with Cutout or CutMix (Sec. 3.1): a random half of the batch is trained with
     Self-KD targets (and writes its bank rows); the other half gets the other regulariser with
@@ -62,22 +62,25 @@ def prepare_batch(parts: set[str], x, labels, idx, teacher, alpha: float, num_cl
     (occluded, like a crop), so it does write its row (cutout_updates_bank=False turns that off).
     """
     b = x.shape[0]
-    onehot = F.one_hot(labels, num_classes).float()
+
+    def onehot():
+        return F.one_hot(labels, num_classes).float()
+
     if "tfkd" in parts:  # TF-KD-reg: a hand-made teacher (classification/peers.py)
         return x, tfkd_targets(labels, num_classes, *tfkd), None
     if "selfkd" not in parts:
         if "ls" in parts:
             return x, label_smoothing_targets(labels, num_classes, ls_eps), None
         if "cutout" in parts:
-            return cutout(x, cutout_size), onehot, None
+            return cutout(x, cutout_size), onehot(), None
         if "cutmix" in parts and float(torch.rand(())) < cutmix_prob:  # per batch, as CutMix's code
             return (*cutmix(x, labels, num_classes, cutmix_beta), None)
-        return x, onehot, None
+        return x, onehot(), None
     writes = not isinstance(teacher, SnapshotTeacher)  # only a bank is written
     if not parts & {"cutout", "cutmix"}:
         targets = self_kd_targets(labels, past_predictions(teacher, x, idx, labels, num_classes,
                                                            amp_dtype=amp_dtype), alpha)
-        return x, targets, torch.ones(b, dtype=torch.bool, device=x.device) if writes else None
+        return x, targets, True if writes else None  # True: every row (core.dist.update_bank)
     # the half-batch rule: exactly b // 2 samples (a random subset) go to Self-KD
     kd = torch.zeros(b, dtype=torch.bool, device=x.device)
     kd[torch.randperm(b, device=x.device)[: b // 2]] = True
@@ -86,10 +89,10 @@ def prepare_batch(parts: set[str], x, labels, idx, teacher, alpha: float, num_cl
     x = x.clone()
     if "cutout" in parts:
         x[other] = cutout(x[other], cutout_size)
-        targets[other] = onehot[other]
+        targets[other] = onehot()[other]
         update = torch.ones_like(kd) if cutout_updates_bank else kd
     else:
-        if other.sum() > 0:
+        if b - b // 2 > 0:  # the other half is never empty for b >= 1 (and counting it on a GPU would sync)
             x[other], targets[other] = cutmix(x[other], labels[other], num_classes, cutmix_beta)
         update = kd
     return x, targets, update if writes else None

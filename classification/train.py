@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from core.bank import PredictionBank, TopKPredictionBank
+from core.bank import PredictionBank, TopKPredictionBank, bank_checksum
 from core.dist import Dist, check_device, update_bank
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
@@ -447,7 +447,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
             if kd.get("bank_row_age") is not None:
                 fit_msg += f"  bank age {kd['bank_row_age']:.2f} ep, {100 * kd['bank_never_written']:.1f}% unwritten"
-            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {alpha:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
+            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {in_force:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
                   f"train {fit['train_top1_err']:.2f}%{fit_msg}  "
                   f"top1 {metrics['top1_err']:.2f}%  top5 {metrics['top5_err']:.2f}%  nll {metrics['nll']:.4f}  "
                   f"ece {metrics['ece']:.2f}%  conf {metrics['conf']:.1f}%  ({epoch_s:.1f}s)", flush=True)
@@ -462,9 +462,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         extra = {}
         if bank is not None and d.world > 1 and hasattr(bank, "probs"):  # (the dense bank)
             # every rank must hold the same bank: compare a position-weighted checksum of each
-            w = torch.arange(1, bank.num_classes + 1, dtype=torch.float64, device=bank.probs.device)
-            s = (bank.probs.double() @ w * torch.arange(1, bank.num_samples + 1, device=w.device)).sum()
-            sums = d.gather(s.reshape(1).to(d.device)).tolist()
+            sums = d.gather(bank_checksum(bank).reshape(1).to(d.device)).tolist()
             extra["bank_checksums"] = sums
             if len(set(sums)) != 1:
                 raise RuntimeError(f"prediction banks differ across ranks: {sums}")

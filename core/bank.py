@@ -75,9 +75,11 @@ class PredictionBank:
         """Stored rows for idx as float32 (B, K) on labels' device; unseen rows are one-hot labels."""
         i = self._idx(idx)
         rows = self.probs[i].to(device=labels.device, dtype=torch.float32)
-        seen = self.seen[i].to(labels.device)
-        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).float()
-        return torch.where(seen[:, None], rows, onehot)
+        unseen = ~self.seen[i].to(labels.device)
+        # unseen rows: zeros, then 1 at the label (the one-hot label, without a (B, K) one-hot)
+        rows.masked_fill_(unseen[:, None], 0.0)
+        rows.scatter_add_(1, labels.long()[:, None], unseen.float()[:, None])
+        return rows
 
     def targets(self, idx: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
         """Eq. 6 soft targets (B, K) from the stored rows of idx."""
@@ -114,6 +116,19 @@ class PredictionBank:
 
     def nbytes(self) -> int:
         return self.probs.element_size() * self.probs.numel() + self.seen.numel() + 4 * self.written.numel()
+
+
+def bank_checksum(bank: PredictionBank, chunk: int = 1 << 14) -> torch.Tensor:
+    """A position-weighted float64 checksum of a dense bank, sum_i i * sum_k k * p[i, k] (1-based),
+    to compare the banks of DDP ranks. In chunks of rows: an ImageNet-size bank is never copied
+    whole to float64 (10 GB)."""
+    w = torch.arange(1, bank.num_classes + 1, dtype=torch.float64, device=bank.probs.device)
+    total = torch.zeros((), dtype=torch.float64, device=bank.probs.device)
+    for start in range(0, bank.num_samples, chunk):
+        rows = bank.probs[start:start + chunk].double() @ w
+        pos = torch.arange(start + 1, start + 1 + rows.numel(), dtype=torch.float64, device=rows.device)
+        total += (rows * pos).sum()
+    return total
 
 
 def _preallocate(path) -> None:

@@ -73,8 +73,14 @@ class Dist:
 
 def update_bank(bank: PredictionBank, d: Dist, idx, logits, mask) -> None:
     """Write softmax(logits) into the rows of idx where mask, on every rank: under DDP the
-    (index, probabilities) pairs of all ranks are gathered so all banks stay identical."""
+    (index, probabilities) pairs of all ranks are gathered so all banks stay identical.
+    mask=True: every row (plain Self-KD), written without boolean indexing, which on a GPU would
+    wait for the device to count the selected rows every step."""
     probs = torch.softmax(logits.detach().float(), dim=1)
-    idx, mask = idx.to(probs.device), mask.to(probs.device)
-    idx, probs, mask = d.gather(idx), d.gather(probs), d.gather(mask)
+    idx = d.gather(idx.to(probs.device))
+    probs = d.gather(probs)
+    if mask is True:
+        bank.update(idx, probs)
+        return
+    mask = d.gather(mask.to(probs.device))
     bank.update(idx[mask], probs[mask])

@@ -137,3 +137,24 @@ def test_memmap_file_blocks_are_reserved(tmp_path):
     assert st.st_size >= 2000 * 100 * 4 and st.st_blocks * 512 >= st.st_size
     y = torch.tensor([3, 7])
     assert torch.equal(bank.teacher(torch.tensor([0, 1999]), y), torch.nn.functional.one_hot(y, 100).float())
+
+
+def test_checksum_in_chunks_equals_the_whole_bank_formula():
+    from core.bank import bank_checksum
+    bank = PredictionBank(1000, 7)
+    bank.update(torch.arange(0, 1000, 3), torch.softmax(torch.randn(334, 7), 1))
+    w = torch.arange(1, 8, dtype=torch.float64)
+    whole = (bank.probs.double() @ w * torch.arange(1, 1001, dtype=torch.float64)).sum()
+    for chunk in (1, 64, 1000, 4096):
+        torch.testing.assert_close(bank_checksum(bank, chunk), whole, rtol=1e-12, atol=0)
+
+
+def test_teacher_rows_unseen_are_exact_one_hot_and_seen_are_the_stored_rows():
+    bank = PredictionBank(6, 4)
+    p = torch.softmax(torch.randn(2, 4), 1)
+    bank.update(torch.tensor([1, 4]), p)
+    labels = torch.tensor([0, 3, 2, 1])
+    t = bank.teacher(torch.tensor([1, 2, 4, 5]), labels)
+    assert torch.equal(t[0], p[0]) and torch.equal(t[2], p[1])
+    assert torch.equal(t[1], torch.tensor([0., 0., 0., 1.])) and torch.equal(t[3], torch.tensor([0., 1., 0., 0.]))
+    assert torch.equal(bank.probs[2], torch.zeros(4))  # reading never writes the bank
