@@ -10,13 +10,18 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_prints_side_by_side_figures(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["--data", "synthetic", "--n", "256", "--steps", "2", "--warmup", "1", "--batch", "32",
-                 "--workers", "0", "--model", "small_cnn", "--json", str(out)]) == 0
+                 "--workers", "0", "--model", "small_cnn", "--rounds", "3", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| official | selfkd |" in text and "| fast | selfkd |" in text and "| fast | baseline |" in text
     assert "fast / official" in text and "Self-KD overhead" in text
     res = json.loads(out.read_text())
     assert len(res["rows"]) == 3 and all(r["images_per_s"] > 0 for r in res["rows"])
-    assert res["speedup"] == res["rows"][1]["images_per_s"] / res["rows"][0]["images_per_s"]
+    # interleaved rounds: every configuration timed once per round; the ratios are paired medians
+    assert all(len(r["ms_per_step_rounds"]) == 3 for r in res["rows"])
+    t = [r["ms_per_step_rounds"] for r in res["rows"]]
+    assert res["speedup_rounds"] == [o / f for o, f in zip(t[0], t[1])]
+    assert res["speedup"] == sorted(res["speedup_rounds"])[1]
+    assert res["selfkd_overhead_pct"] == sorted(100 * (s / b - 1) for s, b in zip(t[1], t[2]))[1]
 
 
 def test_bench_missing_data_one_line_error(capsys):
