@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import shlex
 import sys
 import time
@@ -103,6 +104,10 @@ class TrainConfig:
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     n_bins: int = 10  # reliability / ECE bins
     progress: bool = True
+    # intra-op CPU threads: 0 = OMP_NUM_THREADS when it is set, else 1; n > 0 = exactly n. Not torch's
+    # default (all cores): beside other busy processes a tiny model ran 3x slower on 2 threads than
+    # on 1 (BENCHMARKS.md). The meta line records the count.
+    threads: int = 0
     tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
     RENAMED_KEYS = RENAMED_KEYS  # old flat method keys -> their sub-config names (not a field)
@@ -347,9 +352,22 @@ def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -
     return state
 
 
+def thread_count(threads: int, omp: str | None) -> int:
+    """The intra-op thread count for the `threads` key (see TrainConfig)."""
+    if threads:
+        return threads
+    try:
+        return max(1, int(omp)) if omp else 1
+    except ValueError:
+        raise ConfigError(f"OMP_NUM_THREADS={omp!r} is not a whole number; set threads=N instead") from None
+
+
 def train(cfg, command: str = "") -> Path:
     # -- config and processes: every check that can fail on bad input, before any file is written
     validate(cfg)
+    if cfg.threads < 0:
+        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+    torch.set_num_threads(thread_count(cfg.threads, os.environ.get("OMP_NUM_THREADS")))
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {d.world} processes")

@@ -24,7 +24,7 @@ from .config import ConfigError
 from .runlog import read_run_log
 
 # Keys that may differ between the invocations of one run without changing what it computes.
-RUNTIME_KEYS = ("resume", "resume_changed", "stop_after_epochs", "progress", "tensorboard",
+RUNTIME_KEYS = ("resume", "resume_changed", "stop_after_epochs", "progress", "tensorboard", "threads",
                 "data.num_workers", "device", "out_dir")
 ASIDE = ".aside"  # <out_dir>/<table>/.aside/<run_id>-<time>/: folders moved out of the way
 

@@ -168,3 +168,15 @@ def test_topk_bank_trains_end_to_end(tmp_path):
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["bank"]
     assert state["values"].shape == (300, 3) and state["seen"].all()
     assert read_run_log(run_dir / "log.jsonl", strict=True).complete
+
+
+def test_threads_key_sets_and_logs_the_count(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        run = train(_cfg(tmp_path, "threads=1", "epochs=1"))
+        assert read_run_log(run / "log.jsonl", strict=True).meta["threads"] == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert main(TINY + [f"out_dir={tmp_path}", "threads=-1", "run_id=bad"]) == 2
+    from classification.train import thread_count
+    assert (thread_count(3, "8"), thread_count(0, "4"), thread_count(0, None), thread_count(0, "")) == (3, 4, 1, 1)
