@@ -77,7 +77,25 @@ def setting_key(run) -> str:
 
     walk(run.meta.get("config") or {})
     keep = {k: v for k, v in flat.items() if k not in PER_RUN_KEYS and not k.startswith("method.")}
-    return json.dumps([run.table, run.row, run.dataset, run.model, keep], sort_keys=True, default=str)
+    return json.dumps([run.row, run.dataset, run.model, keep], sort_keys=True, default=str)
+
+
+def with_chosen_selection_runs(runs, selections) -> list:
+    """Table 4's runs plus each selection's chosen candidate (logged under another table, e.g.
+    table4_select) where no Table 4 run of the same setting, alpha_T and seed exists: the
+    candidate chosen on validation is that seed's test run, as the converged-teacher
+    pre-registration says; a repeat under table4 supersedes it."""
+    table4 = [r for r in runs if r.table in RUN_TABLES]
+    chosen = {(sel.get("chosen_run"), sel.get("alpha_T")) for _, sel in selections}
+    out = list(table4)
+    for c in runs:
+        if c.table in RUN_TABLES or (c.run_id, c.meta.get("alpha_T")) not in chosen or not c.complete:
+            continue
+        twin = [r for r in table4 if r.method == c.method and r.seed == c.seed
+                and r.meta.get("alpha_T") == c.meta.get("alpha_T") and setting_key(r) == setting_key(c)]
+        if not twin:
+            out.append(c)
+    return out
 
 
 def _delta(base_values, values) -> str:
@@ -96,13 +114,16 @@ def _delta(base_values, values) -> str:
 
 
 def to_markdown(runs, selections) -> str:
-    runs = [r for r in runs if r.table in RUN_TABLES and r.complete and r.meta.get("task") == "translation"]
+    runs = [r for r in with_chosen_selection_runs(runs, selections)
+            if r.complete and r.meta.get("task") == "translation"]
     groups = group_runs(runs)
     out = ["# Table 4 runs in detail", "",
            "Complete translation runs, one line per configuration (mean ± sample std over the n "
            "seeds). BP = brevity penalty of the tokenised beam output; greedy = tokenised BLEU "
            "with beam 1 (`translation.evaluate --beam 1 --record`), which has no length bias; "
-           "best epoch = the lowest validation NLL, whose checkpoint is evaluated.", "",
+           "best epoch = the lowest validation NLL, whose checkpoint is evaluated. An alpha_T "
+           "selection's chosen run (table4_select) counts as its seed's Self-KD run unless a Table 4 "
+           "run repeats it.", "",
            "| Setting | Method | α_T | n | BLEU (tok.) | sacreBLEU | BP | BLEU greedy (tok.) "
            "| valid NLL (best) | best epoch | epochs trained | runs |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -151,7 +172,7 @@ def to_markdown(runs, selections) -> str:
 
 def find_selections(roots) -> tuple[list, list]:
     """(path, parsed JSON) of every translation selection.json under the roots, and warnings."""
-    found, warnings = [], []
+    found, warnings, seen = [], [], set()
     for root in roots:
         root = Path(root)
         if not root.is_dir():
@@ -167,6 +188,10 @@ def find_selections(roots) -> tuple[list, list]:
             if not isinstance(sel, dict) or "candidates" not in sel:
                 warnings.append(f"{p}: not an alpha_T selection (no candidates); skipped")
                 continue
+            key = (sel.get("chosen_run"), sel.get("written"))
+            if key in seen:  # the same selection in two roots (runs/ and its copy in reports/runs/)
+                continue
+            seen.add(key)
             found.append((p, sel))
     return found, warnings
 

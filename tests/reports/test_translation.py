@@ -13,8 +13,8 @@ MODEL = "transformer N=3"
 
 
 def _run(root, method, seed, bleu, greedy_bleu=None, patience=0, epochs=6, valid=(3.0, 2.0, 2.5),
-         table="table4", alpha=0.0, best=None, lr=1e-3):
-    run_id = f"m30k_{method}_s{seed}"
+         table="table4", alpha=0.0, best=None, lr=1e-3, run_id=None):
+    run_id = run_id or f"m30k_{method}_s{seed}"
     w = RunLogWriter(root / run_id / "log.jsonl")
     w.meta(run_id=run_id, task="translation", method=method, model=MODEL, dataset="multi30k_de_en",
            seed=seed, config={"optim": {"patience": patience, "epochs": epochs, "lr": lr},
@@ -90,3 +90,23 @@ def test_cli_and_bad_selection_file(root, tmp_path_factory, capsys):
     assert main(["table4-runs", "--runs", str(root), "--out", str(out)]) == 0
     assert "selection.json: not readable JSON" in capsys.readouterr().err
     assert "chosen **alpha_T = 0.5**" in (out / "table4_runs.md").read_text()
+
+
+def test_the_chosen_selection_run_counts_as_its_seed_unless_repeated(tmp_path):
+    from reports.translation import find_selections
+    _run(tmp_path, "baseline", 1, 30.0)
+    _run(tmp_path, "selfkd", 2, 33.0, alpha=0.1)
+    sub = tmp_path / "sel"
+    _run(sub, "selfkd", 1, 31.0, alpha=0.1, table="table4_select", run_id="a0.1_s1")
+    _run(sub, "selfkd", 1, 99.0, alpha=0.3, table="table4_select", run_id="a0.3_s1")  # not chosen
+    (sub / "selection.json").write_text(json.dumps({"alpha_T": 0.1, "chosen_run": "a0.1_s1",
+                                                   "candidates": []}))
+    runs = find_runs([tmp_path])[0]
+    md = to_markdown(runs, find_selections([tmp_path])[0])
+    line = next(ln for ln in md.splitlines() if "| selfkd | 0.1 |" in ln)
+    assert "| 2 | 32.00 ± 1.41 |" in line and "99.00" not in md
+    # a Table 4 repeat of seed 1 supersedes the candidate
+    _run(tmp_path / "rep", "selfkd", 1, 31.5, alpha=0.1)
+    md = to_markdown(find_runs([tmp_path])[0], find_selections([tmp_path])[0])
+    line = next(ln for ln in md.splitlines() if "| selfkd | 0.1 |" in ln)
+    assert "| 2 | 32.25 ± 1.06 |" in line
