@@ -52,12 +52,13 @@ def check_out_dir(out_dir: str) -> None:
         raise ConfigError(f"out_dir {out_dir}: {p} is not writable")
 
 
-def _flatten(d, prefix="") -> dict:
+def flatten_config(d, prefix="") -> dict:
+    """{"a.b": value} for a nested config dict (an empty section stays a key holding {})."""
     out = {}
     for k, v in (d or {}).items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
+            out.update(flatten_config(v, key + "."))
         else:
             out[key] = v
     return out
@@ -70,7 +71,7 @@ def config_changes(old: dict, new: dict, ignore=RUNTIME_KEYS, renames=None) -> l
     config's RENAMED_KEYS) make a key under its old name the same key as under its new one: runs
     started before an upgrade still resume."""
     renames = renames or {}
-    a, b = ({renames.get(k, k): v for k, v in _flatten(c).items()} for c in (old, new))
+    a, b = ({renames.get(k, k): v for k, v in flatten_config(c).items()} for c in (old, new))
     skip = lambda k: any(k == i or k.startswith(i + ".") for i in ignore)  # noqa: E731
     return [f"{k}: {a.get(k)!r} -> {b.get(k, '<unset>')!r}"
             for k in sorted(a) if not skip(k) and a.get(k) != b.get(k, '<unset>')]

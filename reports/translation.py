@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.run import flatten_config
+
 from .logs import Cell, group_runs
+from .tables import _fmt_measured
 
 RUN_TABLES = ("table4",)
 BLEU_KEYS = ("bleu_tok", "bleu")
@@ -43,18 +46,11 @@ def best_epoch(run) -> int | None:
 
 
 def _cell(values, d: int) -> str:
-    c = Cell.of(values)
-    if c.mean is None:
-        return "–"
-    return f"{c.mean:.{d}f}" + (f" ± {c.std:.{d}f}" if c.std is not None else "")
+    return _fmt_measured(Cell.of(values), d)
 
 
 def _values(runs, key):
     return [r.metric(key) for r in runs]
-
-
-def _scale(g) -> str:
-    return g.scale
 
 
 # config keys that may differ between the methods of one setting: the method and what follows
@@ -66,16 +62,7 @@ PER_RUN_KEYS = ("seed", "run_id", "out_dir", "table", "device", "log_interval", 
 def setting_key(run) -> str:
     """The run's configuration without PER_RUN_KEYS and method.*: runs that share it are one
     setting (e.g. the 10-epoch reduced block and the converged block differ in batch size and lr)."""
-    flat = {}
-
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[f"{prefix}{k}"] = v
-
-    walk(run.meta.get("config") or {})
+    flat = flatten_config(run.meta.get("config") or {})
     keep = {k: v for k, v in flat.items() if k not in PER_RUN_KEYS and not k.startswith("method.")}
     return json.dumps([run.row, run.dataset, run.model, keep], sort_keys=True, default=str)
 
@@ -131,7 +118,7 @@ def to_markdown(runs, selections) -> str:
         rs = g.used
         alpha = ", ".join(sorted({str(r.meta.get("alpha_T")) for r in rs})) if g.method == "selfkd" else "–"
         out.append("| " + " | ".join([
-            _scale(g), g.method, alpha, str(len(rs)), _cell(_values(rs, "bleu_tok"), 2),
+            g.scale, g.method, alpha, str(len(rs)), _cell(_values(rs, "bleu_tok"), 2),
             _cell(_values(rs, "bleu"), 2), _cell(_values(rs, "bp_tok"), 3),
             _cell([greedy(r) for r in rs], 2), _cell(_values(rs, "valid_nll_best"), 3),
             _cell([best_epoch(r) for r in rs], 1), _cell([r.last_epoch for r in rs], 1),
@@ -150,7 +137,7 @@ def to_markdown(runs, selections) -> str:
             continue
         b = base[0].used
         out.append("| " + " | ".join([
-            _scale(g), g.method, f"{len(b)} / {len(g.used)}",
+            g.scale, g.method, f"{len(b)} / {len(g.used)}",
             *(_delta(_values(b, k), _values(g.used, k)) for k in BLEU_KEYS),
             _delta([greedy(r) for r in b], [greedy(r) for r in g.used])]) + " |")
     out += ["", "## alpha_T selections on the validation set", ""]
