@@ -188,13 +188,16 @@ def converged(log, patience: int) -> bool:
     return patience > 0 and bool(valid) and epochs_since_best(valid) >= patience
 
 
-def checkpoint_position(checkpoint: Path) -> tuple[int, bool]:
-    """(epochs fully trained, saved mid-epoch?) of a fairseq checkpoint, from its data iterator:
-    fairseq stores (epoch t + 1, 0 iterations) once epoch t is finished."""
+def checkpoint_position(checkpoint: Path) -> tuple[int, bool, float]:
+    """(epochs fully trained, saved mid-epoch?, seconds of training) of a fairseq checkpoint.
+    The position comes from its data iterator (fairseq stores (epoch t + 1, 0 iterations) once
+    epoch t is finished); the seconds are fairseq's ``previous_training_time``, which adds up every
+    process that trained the checkpoint, so a resumed run's ``wall_s`` covers all of them."""
     import torch
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
-    itr = state["extra_state"]["train_iterator"]
-    return itr["epoch"] - 1, itr["iterations_in_epoch"] > 0
+    extra = state["extra_state"]
+    itr = extra["train_iterator"]
+    return itr["epoch"] - 1, itr["iterations_in_epoch"] > 0, float(extra.get("previous_training_time", 0.0))
 
 
 class EpochRecords(logging.Handler):
@@ -350,7 +353,7 @@ def train(cfg, command: str, progress=print) -> Path:
         raise ValueError(f"{last} exists but {log_path} does not: cannot resume the run log; "
                          f"delete {save_dir} to start afresh")
     if last.is_file():
-        done, mid_epoch = checkpoint_position(last)
+        done, mid_epoch, _ = checkpoint_position(last)
         if mid_epoch and cfg.method.name == "selfkd":
             raise ValueError(f"{last} was saved mid-epoch: the Self-KD teacher (the model at the "
                              "end of the previous epoch) cannot be rebuilt from it")
@@ -380,12 +383,12 @@ def train(cfg, command: str, progress=print) -> Path:
             ls_eps=me.ls_eps if me.name == "ls" else 0.0, command=command,
             fairseq=fairseq.__version__, fairseq_train_args=argv,
         )
-    t0 = time.time()
     log = read_run_log(log_path)
     valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
     if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
         run_fairseq_train(fs_args, writer, valid, progress)
-    done = checkpoint_position(last)[0] if last.is_file() else 0
+    done, _, train_s = checkpoint_position(last) if last.is_file() else (0, False, 0.0)
+    t_eval = time.time()
     log = read_run_log(log_path)
     stopped_early = done < cfg.optim.epochs and converged(log, cfg.optim.patience)
     if done < cfg.optim.epochs and not stopped_early:
@@ -410,7 +413,8 @@ def train(cfg, command: str, progress=print) -> Path:
                  "epochs_trained": done, "stopped_early": stopped_early,
                  "checkpoint": cfg.eval.checkpoint, "subset": cfg.eval.subset,
                  "beam": cfg.eval.beam, "lenpen": cfg.eval.lenpen, "test_sentences": len(hyps)},
-        reliability=None, wall_s=time.time() - t0,
+        # the training kept in the checkpoint (every process that trained it) + this evaluation
+        reliability=None, wall_s=train_s + time.time() - t_eval,
     )
     return run_dir
 

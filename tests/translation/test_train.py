@@ -55,9 +55,18 @@ def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
                       f"fairseq_args=[--max-update,{updates_2}]")) == 0
     cut = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
     assert [e["epoch"] for e in cut.epochs] == [1, 2] and cut.final is None
+    # the first process's training time travels in the checkpoint (fairseq's
+    # previous_training_time); make it unmistakable, then check that wall_s counts it
+    last = tmp_path / "resumed" / "checkpoints" / "checkpoint_last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert 0 < state["extra_state"]["previous_training_time"] < 1e5
+    state["extra_state"]["previous_training_time"] = 1e6
+    torch.save(state, last)
     assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed")) == 0
     res = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
     assert [r["type"] for r in res.extra] == ["resume"] and res.extra[0]["from_epoch"] == 2
+    assert 1e6 < res.final["wall_s"] < 1e6 + 1e5
+    assert 0 < log.final["wall_s"] < 1e5
 
     def strip(e):
         return {k: v for k, v in e.items() if k != "epoch_wall_s"}
