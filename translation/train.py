@@ -5,9 +5,13 @@
 Steps, top to bottom:
 1. config: TrainConfig defaults <- YAML <- key=value overrides (core.config);
 2. run directory ``<out_dir>/<run_id>/``: ``config.yaml`` (resolved), ``log.jsonl``,
-   ``checkpoints/``. If ``checkpoints/checkpoint_last.pt`` exists the run resumes from it (fairseq
-   restores model, optimizer, lr schedule and data iterator; the Self-KD teacher is the restored
-   model, see task.py) and the log is cut back to the last checkpointed epoch;
+   ``checkpoints/``, owned through ``core.run`` as in classification: locked while in use; a run
+   whose log is complete is left alone; if ``checkpoints/checkpoint_last.pt`` exists the run
+   resumes from it (fairseq restores model, optimizer, lr schedule and data iterator; the Self-KD
+   teacher is the restored model, see task.py) and the log is cut back to the last checkpointed
+   epoch, unless the config differs from its ``config.yaml`` (refused with the changed keys;
+   ``resume_changed=allow`` goes on and logs them); a folder with nothing to resume is moved aside
+   to ``<out_dir>/.aside/``, never deleted;
 3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``. Its
    JSON progress lines ("train"/"valid" per epoch) become one ``epoch`` record each;
 4. when all epochs are done (or, with ``optim.patience``, valid NLL has stopped improving): beam search on the test set, BLEU (evaluate.py), ``final`` record.
@@ -26,11 +30,13 @@ from pathlib import Path
 
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import method_names
+from core.run import check_name, check_out_dir, owned_run, record_resume
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
 PRECISIONS = ("fp32", "fp16", "bf16", "amp")
+RUNTIME_KEYS = ("log_interval",)  # beyond core.run.RUNTIME_KEYS: may change between a run's invocations
 LN2 = math.log(2)  # fairseq logs losses in bits; the run log stores nats
 
 
@@ -95,6 +101,8 @@ class TrainConfig:
     row: str = "multi30k_de_en"  # multi30k_de_en | iwslt15_en_de | iwslt15_de_en
     run_id: str = ""  # default <row>_<method>_s<seed>
     out_dir: str = "runs/table4"
+    resume_changed: str = "refuse"  # refuse | allow: resume although the config differs (logged)
+    stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda
     log_interval: int = 100  # updates between fairseq's mid-epoch lines (stdout only)
@@ -120,6 +128,10 @@ def check(cfg) -> None:
     if cfg.optim.patience and cfg.method.name == "selfkd":
         raise ValueError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
                          "set optim.epochs to the baseline's converged epoch instead")
+    if cfg.resume_changed not in ("refuse", "allow"):
+        raise ValueError(f"resume_changed must be refuse or allow, got {cfg.resume_changed!r}")
+    if cfg.stop_after_epochs < 0:
+        raise ValueError(f"stop_after_epochs must be >= 0, got {cfg.stop_after_epochs}")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     bin_dir = Path(cfg.data.prep_dir) / "bin"
@@ -131,7 +143,7 @@ def check(cfg) -> None:
 
 def run_dir_of(cfg) -> Path:
     run_id = cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}"
-    return Path(cfg.out_dir) / run_id
+    return Path(cfg.out_dir) / check_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
 
 
 def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
@@ -200,16 +212,23 @@ def checkpoint_position(checkpoint: Path) -> tuple[int, bool, float]:
     return itr["epoch"] - 1, itr["iterations_in_epoch"] > 0, float(extra.get("previous_training_time", 0.0))
 
 
+class StopAfterEpoch(Exception):
+    """Raised by EpochRecords once the epoch ``stop_after_epochs`` asked for is logged."""
+
+
 class EpochRecords(logging.Handler):
     """Turns fairseq's JSON end-of-epoch lines into run-log ``epoch`` records.
 
     fairseq validates (and checkpoints) before it prints the epoch's training averages, so the
-    "valid" line of epoch t is held until the "train" line of epoch t arrives."""
+    "valid" line of epoch t is held until the "train" line of epoch t arrives. By then epoch t's
+    checkpoint is on disk, so ``stop_at`` (an epoch, 0 = never) ends training there: the record is
+    written, then StopAfterEpoch is raised through fairseq's print to run_fairseq_train."""
 
-    def __init__(self, writer: RunLogWriter, progress=None):
+    def __init__(self, writer: RunLogWriter, progress=None, stop_at: int = 0):
         super().__init__(level=logging.INFO)
         self.writer = writer
         self.progress = progress  # print(str) for the progress lines, or None
+        self.stop_at = stop_at
         self.valid: dict[int, dict] = {}
         self.last_epoch = 0
         self.best_valid = math.inf
@@ -256,6 +275,8 @@ class EpochRecords(logging.Handler):
             epoch_wall_s=float(stats.get("train_train_wall", 0.0)),
         )
         self.last_epoch = epoch
+        if self.stop_at and epoch >= self.stop_at:
+            raise StopAfterEpoch(epoch)
 
 
 def quiet_fairseq() -> None:
@@ -295,12 +316,14 @@ def parse_fairseq_args(argv: list[str]):
                          f"{lines[-1] if lines else 'no message'}") from None
 
 
-def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = (), progress=None) -> int:
+def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = (), progress=None,
+                      stop_at: int = 0) -> int:
     """fairseq-train in this process (``args``: parse_fairseq_args' result); returns the last
     epoch written to the log.
 
     ``valid_so_far``: the valid losses (nats) of the epochs a resumed run has done, so fairseq's
-    early-stopping counter continues where it was (fairseq keeps it in memory only)."""
+    early-stopping counter continues where it was (fairseq keeps it in memory only). ``stop_at``:
+    stop once this epoch is logged and checkpointed (0: train to the end)."""
     from fairseq import checkpoint_utils, distributed_utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train as fairseq_train
@@ -317,7 +340,7 @@ def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = ()
         fairseq_train.should_stop_early.num_runs = epochs_since_best(list(valid_so_far))
 
     fs_cfg = convert_namespace_to_omegaconf(args)
-    handler = EpochRecords(writer, progress)
+    handler = EpochRecords(writer, progress, stop_at)
     if valid_so_far:
         handler.best_valid = min(valid_so_far)
     progress_logger = logging.getLogger("fairseq.logging.progress_bar")
@@ -326,6 +349,8 @@ def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = ()
     progress_logger.setLevel(logging.INFO)  # the epoch lines are INFO, whatever the root level
     try:
         distributed_utils.call_main(fs_cfg, fairseq_train.main)
+    except StopAfterEpoch:
+        pass
     finally:
         progress_logger.removeHandler(handler)
         progress_logger.setLevel(old_level)
@@ -337,36 +362,46 @@ def train(cfg, command: str, progress=print) -> Path:
     (within an epoch every ``log_interval`` updates, and at its end), or None for none."""
     check(cfg)
     import torch
-    import fairseq
 
     run_dir = run_dir_of(cfg)
+    check_out_dir(cfg.out_dir)
     save_dir = run_dir / "checkpoints"
-    log_path = run_dir / "log.jsonl"
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but torch.cuda.is_available() is False")
     argv = fairseq_argv(cfg, save_dir, use_cuda)
     fs_args = parse_fairseq_args(argv)  # before anything is written
-    writer = RunLogWriter(log_path)
     last = save_dir / "checkpoint_last.pt"
-    if last.is_file() and not log_path.is_file():
-        raise ValueError(f"{last} exists but {log_path} does not: cannot resume the run log; "
-                         f"delete {save_dir} to start afresh")
-    if last.is_file():
+    # the folder: locked, config checked against config.yaml, nothing deleted (core.run); a rerun
+    # of the same command always resumes (translation has no resume flag)
+    with owned_run(run_dir, to_dict(cfg), True, last, cfg.resume_changed, ignore=RUNTIME_KEYS) as start:
+        if start.state == "complete":
+            print(f"translation.train: {run_dir} is complete; nothing to do")
+            return run_dir
+        return _train(cfg, command, progress, start, fs_args, argv, use_cuda)
+
+
+def _train(cfg, command: str, progress, start, fs_args, argv: list[str], use_cuda: bool) -> Path:
+    """train() inside the run folder it owns (start: core.run.RunStart, 'fresh' or 'resume')."""
+    import torch
+    import fairseq
+
+    run_dir = start.run_dir
+    save_dir = run_dir / "checkpoints"
+    log_path = run_dir / "log.jsonl"
+    last = save_dir / "checkpoint_last.pt"
+    writer = RunLogWriter(log_path)
+    done = 0
+    if start.state == "resume":
+        if not log_path.is_file():
+            raise ValueError(f"{last} exists but {log_path} does not: cannot resume the run log; "
+                             f"move {run_dir} away to start afresh")
         done, mid_epoch, _ = checkpoint_position(last)
         if mid_epoch and cfg.method.name == "selfkd":
             raise ValueError(f"{last} was saved mid-epoch: the Self-KD teacher (the model at the "
                              "end of the previous epoch) cannot be rebuilt from it")
-        log = read_run_log(log_path)
-        if log.complete and (done >= cfg.optim.epochs or converged(log, cfg.optim.patience)):
-            print(f"translation.train: {run_dir} is complete; nothing to do")
-            return run_dir
-        writer.truncate_to_epoch(done)
-        writer.extra("resume", from_epoch=done, at=now_iso(), command=command)
-        print(f"translation.train: resuming {run_dir} after epoch {done}")
+        record_resume(writer, run_dir, done, cfg.optim.epochs, start.changes, to_yaml(cfg), command)
     else:
-        if log_path.exists():
-            log_path.unlink()  # a log without a checkpoint: nothing to resume, start afresh
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         commit, dirty = git_info(PLUGIN_DIR)
@@ -386,7 +421,8 @@ def train(cfg, command: str, progress=print) -> Path:
     log = read_run_log(log_path)
     valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
     if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
-        run_fairseq_train(fs_args, writer, valid, progress)
+        stop_at = done + cfg.stop_after_epochs if cfg.stop_after_epochs > 0 else 0
+        run_fairseq_train(fs_args, writer, valid, progress, stop_at)
     done, _, train_s = checkpoint_position(last) if last.is_file() else (0, False, 0.0)
     t_eval = time.time()
     log = read_run_log(log_path)

@@ -48,11 +48,9 @@ def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
     assert m["sacrebleu_signature"].startswith("nrefs:1") and "tok:13a" in m["sacrebleu_signature"]
     assert m["test_sentences"] == 40 and log.final["reliability"] is None
 
-    # Interrupt after epoch 2 (fairseq stops at the update count of 2 epochs and checkpoints),
-    # then run the same command again: it resumes from checkpoint_last.pt.
-    updates_2 = log.epochs[1]["num_updates"]
-    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed",
-                      f"fairseq_args=[--max-update,{updates_2}]")) == 0
+    # Stop after epoch 2 (stop_after_epochs: a runtime key, not part of the run's config), then
+    # run the same command again: it resumes from checkpoint_last.pt.
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed", "stop_after_epochs=2")) == 0
     cut = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
     assert [e["epoch"] for e in cut.epochs] == [1, 2] and cut.final is None
     # the first process's training time travels in the checkpoint (fairseq's
@@ -172,8 +170,7 @@ def test_early_stopping_and_its_resume(tiny_multi30k, tmp_path):
     assert all(v >= valid[best] for v in valid[best + 1:])  # no improvement after the best
 
     # cut off one epoch before the stop, then resumed: the counter carries over
-    updates = log.epochs[-2]["num_updates"]
-    assert main(base + ["run_id=cut", f"fairseq_args=[--max-update,{updates}]"]) == 0
+    assert main(base + ["run_id=cut", f"stop_after_epochs={len(valid) - 1}"]) == 0
     assert read_run_log(tmp_path / "cut" / "log.jsonl").final is None
     assert main(base + ["run_id=cut"]) == 0
     res = read_run_log(tmp_path / "cut" / "log.jsonl", strict=True)
