@@ -17,14 +17,20 @@ Output under ``out_dir``: ``raw/{train,valid,test}.{l}`` (untokenised; ``raw/tes
 reference of the detokenised BLEU), ``tok/`` (Moses-tokenised, the reference of tokenised BLEU),
 ``bpe/codes`` + ``bpe/*``, ``bin/`` (fairseq-preprocess) and ``prep.json`` (the settings that
 apply to the corpus, ``recorded_settings``, and the counts).
+Runs train from ``bin/`` and score against ``raw/`` and ``tok/``, so a prepared folder is never
+changed under them: rerunning with the same settings does nothing, other settings are refused
+(``overwrite=true`` replaces the folder), and a new preparation is written to ``.<name>.tmp``
+beside ``out_dir`` and moved into place only when complete.
 Cleaning and tag stripping follow fairseq's examples/translation/prepare-iwslt14.sh.
 """
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ConfigError, load_config, to_dict
+from core.run import config_changes
 
 CORPORA = ("multi30k", "iwslt15")
 SPLITS = ("train", "valid", "test")
@@ -63,9 +70,13 @@ class PrepConfig:
     clean_ratio: float = 1.5
     seed: int = 1  # which training pairs are held out for validation
     workers: int = 1
+    overwrite: bool = False  # replace an out_dir prepared with other settings (or not by this code)
 
 
 IWSLT_ONLY = ("valid_size", "test_sets", "clean_max_len", "clean_ratio", "seed")
+NOT_RECORDED = ("overwrite",)  # how to prepare, not what
+# settings that do not change the prepared files
+SAME_DATA_KEYS = ("workers", "out_dir")
 
 
 def recorded_settings(cfg: PrepConfig) -> dict:
@@ -73,6 +84,8 @@ def recorded_settings(cfg: PrepConfig) -> dict:
     being prepared (IWSLT15's validation hold-out, test sets and cleaning mean nothing for
     Multi30k, which ships its own splits and is not cleaned)."""
     settings = to_dict(cfg)
+    for key in NOT_RECORDED:
+        settings.pop(key)
     if cfg.corpus != "iwslt15":
         for key in IWSLT_ONLY:
             settings.pop(key, None)
@@ -226,9 +239,16 @@ def prepare(cfg: PrepConfig) -> dict:
     """Run the whole pipeline; returns the counts written to prep.json."""
     if cfg.corpus not in CORPORA:
         raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
-    raw, out = Path(cfg.raw_path), Path(cfg.out_dir)
+    raw, final = Path(cfg.raw_path), Path(cfg.out_dir)
+    done = check_out_dir(final, recorded_settings(cfg), cfg.overwrite)
+    if done is not None:
+        print(f"translation.data: {final} is already prepared with these settings; nothing to do")
+        return done
     if not raw.exists():
         raise FileNotFoundError(f"raw_path not found: {raw}")
+    out = final.parent / f".{final.name}.tmp"  # ours: a preparation cut off before its end
+    if out.exists():
+        shutil.rmtree(out)
     l1, l2 = cfg.lang1, cfg.lang2
     if cfg.corpus == "multi30k":
         splits = read_multi30k(raw, l1, l2)
@@ -271,7 +291,41 @@ def prepare(cfg: PrepConfig) -> dict:
     binarize(out / "bpe", out / "bin", l1, l2, cfg.joined_dictionary, cfg.workers)
     info = {"config": recorded_settings(cfg), "counts": counts}
     (out / "prep.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    if final.exists():  # empty, or overwrite=true
+        shutil.rmtree(final)
+    os.replace(out, final)
     return counts
+
+
+def check_out_dir(out: Path, settings: dict, overwrite: bool) -> dict | None:
+    """The counts of a finished preparation of ``out`` with these settings (nothing to do), or
+    None when ``out`` may be (re)written: absent, empty, or ``overwrite``. Anything else is a
+    ValueError: runs trained on a prepared folder depend on its dictionaries and references."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return None
+    if not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file, not a folder")
+    info_path = out / "prep.json"
+    try:
+        info = json.loads(info_path.read_text()) if info_path.is_file() else None
+        old = info["config"] if info else None
+    except (ValueError, KeyError, TypeError):
+        old = None
+    if old is None:
+        if overwrite:
+            return None
+        raise ValueError(f"out_dir {out} exists and is not a preparation of this code (no readable "
+                         "prep.json): choose another out_dir, or pass overwrite=true to replace it")
+    if old.get("corpus") != "iwslt15":  # prep.json of older code recorded every key
+        old = {k: v for k, v in old.items() if k not in IWSLT_ONLY}
+    changes = config_changes(old, settings, ignore=SAME_DATA_KEYS)
+    if not changes:
+        return info.get("counts", {})
+    if overwrite:
+        return None
+    raise ValueError(f"out_dir {out} was prepared with other settings ({'; '.join(changes)}); runs "
+                     "trained on it use its dictionaries: choose another out_dir, or pass "
+                     "overwrite=true to replace it")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"translation.data: error: {e}", file=sys.stderr)
         return 2
-    print(f"translation.data: wrote {cfg.out_dir}: " +
+    print(f"translation.data: {cfg.out_dir}: " +
           ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 

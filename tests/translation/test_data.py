@@ -3,6 +3,7 @@ release's on-disk format (.tgz holding en-de/train.tags.en-de.{en,de} and IWSLT1
 import random
 import tarfile
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,62 @@ def test_prepare_rejects_bad_input(tmp_path):
                  "corpus=wmt"]) == 2
     assert main(["--config", str(REPO / "translation/configs/prep/multi30k_de_en.yaml"),
                  "no_such_key=1"]) == 2
+
+
+def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
+    """Runs depend on a prepared folder's dictionaries and references: the same settings again do
+    nothing (files untouched), other settings or a folder this code did not prepare are refused
+    with a one-line error (nothing touched), overwrite=true replaces it, and a preparation cut off
+    midway (its .<name>.tmp folder) neither shows up as out_dir nor blocks the next one."""
+    pytest.importorskip("fairseq")
+    import json
+
+    from translation.data import main
+    tgz = make_iwslt15_fixture(tmp_path)
+    out = tmp_path / "out"
+    base = ["--config", str(REPO / "translation/configs/prep/iwslt15_en_de.yaml"), f"raw_path={tgz}",
+            f"out_dir={out}", "valid_size=20"]
+
+    def snapshot():
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    (tmp_path / ".out.tmp").mkdir()  # left by a preparation killed midway
+    (tmp_path / ".out.tmp" / "junk").write_text("partial")
+    assert main(base + ["bpe_merges=50"]) == 0
+    assert not (tmp_path / ".out.tmp").exists() and (out / "prep.json").is_file()
+    first = snapshot()
+    capsys.readouterr()
+    assert main(base + ["bpe_merges=50", "workers=2"]) == 0  # workers: not a data setting
+    assert "already prepared with these settings; nothing to do" in capsys.readouterr().out
+    assert snapshot() == first
+    assert main(base + ["bpe_merges=60"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bpe_merges: 50 -> 60" in err and "overwrite=true" in err and "\n" not in err
+    assert snapshot() == first
+    assert main(base + ["bpe_merges=60", "overwrite=true"]) == 0
+    assert json.loads((out / "prep.json").read_text())["config"]["bpe_merges"] == 60
+    assert "overwrite" not in json.loads((out / "prep.json").read_text())["config"]
+    assert (out / "bpe" / "codes").read_bytes() != first[Path("bpe/codes")]  # 60 merges, not 50
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(base[:-2] + [f"out_dir={mine}", "valid_size=20", "bpe_merges=50"]) == 2
+    assert "is not a preparation of this code" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_prep_json_of_older_code_still_matches(tmp_path):
+    """prep.json written before issue 17 recorded the IWSLT-only keys for Multi30k too: the same
+    Multi30k settings still count as already prepared; a real difference still does not."""
+    import json
+
+    from translation.data import check_out_dir
+    cfg = load_config(PrepConfig, REPO / "translation/configs/prep/multi30k_de_en.yaml")
+    old = {**recorded_settings(cfg), "valid_size": 8300, "seed": 1, "test_sets": TEST_SETS}
+    (tmp_path / "prep.json").write_text(json.dumps({"config": old, "counts": {"train": 3}}))
+    assert check_out_dir(tmp_path, recorded_settings(cfg), overwrite=False) == {"train": 3}
+    (tmp_path / "prep.json").write_text(json.dumps({"config": {**old, "lowercase": True}}))
+    with pytest.raises(ValueError, match="lowercase: True -> False"):
+        check_out_dir(tmp_path, recorded_settings(cfg), overwrite=False)
+    assert check_out_dir(tmp_path, recorded_settings(cfg), overwrite=True) is None
