@@ -211,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hyps-out", help="also write the detokenised hypotheses here")
     ap.add_argument("--record", metavar="RUN_DIR",
                     help="also append the scores as an 'eval' record to RUN_DIR/log.jsonl (the "
-                         "checkpoint must be one of RUN_DIR's own); an identical evaluation "
-                         "already recorded is not run again")
+                         "run must have finished and not be in use, the checkpoint must be one "
+                         "of its own); an identical evaluation already recorded is not run again")
     args = ap.parse_args(argv)
+    lock = None
     try:
         if (args.src is None) != (args.ref is None):
             raise ValueError("--src and --ref go together (a test set and its references)")
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         langs = (args.source_lang, args.target_lang)
         if args.record is not None:
             key = _record_key(args)
+            lock = _lock_finished_run(Path(args.record))  # until the record is written
             done = _recorded(Path(args.record), Path(args.checkpoint), key)
             if done is not None:
                 print(json.dumps(done["metrics"]))
@@ -239,16 +241,34 @@ def main(argv: list[str] | None = None) -> int:
             hyps = translate(args.checkpoint, prep_dir / "bin", subset, args.beam, args.lenpen,
                              langs=langs)
             scores = bleu_scores(hyps, prep_dir, subset, args.target_lang)
-    except (FileNotFoundError, ValueError) as e:
+        if args.hyps_out:
+            Path(args.hyps_out).write_text("\n".join(detokenize(hyps, args.target_lang)) + "\n")
+        if args.record is not None:
+            from core.runlog import RunLogWriter, now_iso
+            RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
+    except (FileNotFoundError, ValueError) as e:  # core.config.ConfigError is a ValueError
         print(f"translation.evaluate: error: {e}", file=sys.stderr)
         return 2
-    if args.hyps_out:
-        Path(args.hyps_out).write_text("\n".join(detokenize(hyps, args.target_lang)) + "\n")
-    if args.record is not None:
-        from core.runlog import RunLogWriter, now_iso
-        RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
+    finally:
+        if lock is not None:
+            lock.release()
     print(json.dumps(scores))
     return 0
+
+
+def _lock_finished_run(run_dir: Path):
+    """--record: the run's lock (core.run.RunLock; a run still training, or another --record on
+    it, is a one-line error), taken only once its log is known to be complete: the scores of a
+    checkpoint_best.pt that training may still replace must not enter its log."""
+    from core.run import RunLock
+    from core.runlog import read_run_log
+    log_path = run_dir / "log.jsonl"
+    if not log_path.is_file():
+        raise FileNotFoundError(f"--record: {log_path} not found")
+    if read_run_log(log_path).final is None:
+        raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
+                         "record its evaluation once it has")
+    return RunLock(run_dir).acquire()
 
 
 def _record_key(args) -> dict:
@@ -263,9 +283,7 @@ def _recorded(run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
     """The eval record of run_dir already holding `key`, or None. Refuses a checkpoint that is not
     the run's own, so one run's scores can never land in another run's log."""
     from core.runlog import read_run_log
-    log_path = run_dir / "log.jsonl"
-    if not log_path.is_file():
-        raise FileNotFoundError(f"--record: {log_path} not found")
+    log_path = run_dir / "log.jsonl"  # exists: _lock_finished_run checked it
     if checkpoint.resolve().parent != (run_dir / "checkpoints").resolve():
         raise ValueError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
                          f"(expected it in {run_dir / 'checkpoints'})")

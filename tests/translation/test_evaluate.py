@@ -168,3 +168,14 @@ def test_record_appends_one_eval_record_to_the_runs_own_log(tiny_multi30k, tiny_
                  "-t", "en", "--beam", "2", "--record", str(run)]) == 2
     assert "is not a checkpoint of" in capsys.readouterr().err
     assert (run / "log.jsonl").read_bytes() == before
+    # a run still training (its folder locked by translation.train), or one not finished, is refused
+    from core.run import RunLock
+    with RunLock(run):
+        assert evaluate.main(args[:-4] + ["--beam", "3", "--record", str(run)]) == 2
+        assert "is in use by process" in capsys.readouterr().err
+    lines = (run / "log.jsonl").read_text().splitlines()
+    (run / "log.jsonl").write_text("\n".join(ln for ln in lines if '"type": "final"' not in ln) + "\n")
+    unfinished = (run / "log.jsonl").read_bytes()
+    assert evaluate.main(args[:-4] + ["--beam", "3", "--record", str(run)]) == 2
+    assert "has not finished" in capsys.readouterr().err
+    assert (run / "log.jsonl").read_bytes() == unfinished
