@@ -17,11 +17,13 @@ import json
 import sys
 from pathlib import Path
 
-from core.run import config_changes
+from core.run import RUNTIME_KEYS, config_changes
 from core.runlog import RunLogError, now_iso, read_run_log
+from translation.train import RUNTIME_KEYS as TRANSLATION_RUNTIME_KEYS
 
-# keys that may differ between candidates: the candidate itself and where it was written
-VARYING = ("method.alpha_T", "run_id", "out_dir", "data.num_workers", "device")
+# keys that may differ between candidates: the candidate itself, its name, and how it was run
+# (out_dir, device, data.num_workers, stop_after_epochs, log_interval, ...)
+VARYING = ("method.alpha_T", "run_id") + RUNTIME_KEYS + TRANSLATION_RUNTIME_KEYS
 
 
 def _candidate(run_dir: Path) -> tuple[dict, Path]:

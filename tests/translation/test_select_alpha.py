@@ -55,3 +55,15 @@ def test_refuses_candidates_that_differ_in_more_than_alpha(candidates, tiny_mult
     assert select_alpha.main([str(tmp_path / "cut")]) == 2
     err = capsys.readouterr().err.strip()
     assert "not complete" in err and "\n" not in err
+
+
+def test_candidates_may_differ_in_how_they_were_run(candidates, tiny_multi30k, tmp_path):
+    """Runtime keys (out_dir, stop_after_epochs, log_interval, ...) are not a difference: a
+    candidate run in two time slices elsewhere still competes."""
+    args = ["--config", CFG] + TINY + ["optim.epochs=2", "optim.lr=0.003",
+                                       f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}",
+                                       "method.alpha_T=0.5", "run_id=a0.5"]
+    assert train_main(args + ["stop_after_epochs=1", "log_interval=7"]) == 0
+    assert train_main(args) == 0
+    result = select_alpha.select([candidates / "a0.3", tmp_path / "a0.5"])
+    assert sorted(c["alpha_T"] for c in result["candidates"]) == [0.3, 0.5]
