@@ -11,6 +11,9 @@
 #                   selection run under table4, which must reproduce it); LS seeds 1 and 2 (early
 #                   stopping as the baseline); then greedy (beam 1) BLEU of every test run,
 #                   recorded in its log by translation.evaluate --record
+#   PHASE=more      a further seed (SEED=3) of the baseline and of Self-KD, as the test phase runs
+#                   them (same T and alpha_T), with their greedy BLEU: a follow-up, see the
+#                   pre-registration's notes
 #
 # Needs `make install-translation prep-multi30k`. Logs go to $OUT/<run_id>/; copy the log.jsonl
 # files (not the checkpoints) and selection.json to reports/runs/table4_converged/ to commit them.
@@ -21,7 +24,7 @@ PY=${PY:-.venv/bin/python}
 CFG=${CFG:-translation/configs/reduced/multi30k_de_en_converged_cpu.yaml}
 ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7}
 ARGS=${ARGS:-}  # extra overrides for a quick check
-PHASE=${PHASE:?set PHASE=baseline, select or test}
+PHASE=${PHASE:?set PHASE=baseline, select, test or more}
 train="$PY -m translation.train --config $CFG out_dir=$OUT $ARGS"
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null 2>&1'; }
 T() {  # the baseline seed 1's best epoch (its run must be complete)
@@ -58,6 +61,17 @@ case $PHASE in
         -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
       [ $(jobs -r | wc -l) -ge 2 ] && wait -n
     done; done; wait ;;
-  *) echo "error: unknown PHASE=$PHASE (baseline, select or test)" >&2; exit 2 ;;
+  more)
+    t=$(T); a=$($PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])")
+    seed=${SEED:?PHASE=more needs SEED}
+    echo "T = $t, alpha_T = $a, seed $seed"
+    { echo "$train method.name=baseline seed=$seed"
+      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed"; } | run_all
+    for m in baseline selfkd; do
+      run="$OUT/multi30k_de_en_${m}_s$seed"
+      OMP_NUM_THREADS=1 $PY -m translation.evaluate "$run/checkpoints/checkpoint_best.pt" data/multi30k_de_en \
+        -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
+    done; wait ;;
+  *) echo "error: unknown PHASE=$PHASE (baseline, select, test or more)" >&2; exit 2 ;;
 esac
 ls "$OUT"
