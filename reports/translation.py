@@ -5,9 +5,9 @@ model): tokenised BLEU, sacreBLEU, the brevity penalty of the beam output, greed
 ``eval`` record with beam 1, written by ``translation.evaluate --record``), the best validation
 NLL, the epoch it came from and the epochs trained (runs with early stopping train past their
 best epoch); then each method minus the baseline of the same setting (the same configuration apart from the method, its epochs
-and early stopping; ``setting_key``), with the rule of the
+and early stopping; ``setting_key``), with the rules of the
 converged-teacher pre-registration (n = 2: a difference is called only when the seeds' ranges do
-not overlap); then every alpha_T selection (``selection.json`` beside the runs).
+not overlap; n >= 3 a side: with its standard error, called beyond 2 of them); then every alpha_T selection (``selection.json`` beside the runs).
 
     python -m reports table4-runs        # -> reports/out/table4_runs.md (also in make tables)
 """
@@ -91,6 +91,12 @@ def _delta(base_values, values) -> str:
     if not b or not o:
         return "–"
     d = sum(o) / len(o) - sum(b) / len(b)
+    if len(b) >= 3 and len(o) >= 3:
+        import statistics
+        se = (statistics.variance(b) / len(b) + statistics.variance(o) / len(o)) ** 0.5
+        verdict = ("beyond 2 standard errors" if abs(d) > 2 * se
+                   else "within 2 standard errors: no difference detected")
+        return f"{d:+.2f} ± {se:.2f} ({verdict})"
     if len(b) < 2 or len(o) < 2:
         verdict = "one seed a side"
     elif min(o) > max(b) or max(o) < min(b):
@@ -126,8 +132,10 @@ def to_markdown(runs, selections) -> str:
     if not groups:
         out.append("| (no complete Table 4 runs) |" + " |" * 11)
     out += ["", "## Each method minus the baseline of its setting", "",
-            "Δ of the means; with two or more seeds a side the difference is called only when "
-            "the seeds' ranges do not overlap (the converged-teacher pre-registration's rule).", "",
+            "Δ of the means. With two seeds on a side the difference is called only when the "
+            "seeds' ranges do not overlap; with three or more a side, Δ ± its standard error "
+            "sqrt(s_b²/n_b + s_m²/n_m), called beyond 2 standard errors (the converged-teacher "
+            "pre-registration's rules).", "",
             "| Setting | Method | n (base / method) | Δ BLEU (tok.) | Δ sacreBLEU | Δ greedy BLEU |",
             "|---|---|---|---|---|---|"]
     for g in groups:

@@ -110,3 +110,15 @@ def test_the_chosen_selection_run_counts_as_its_seed_unless_repeated(tmp_path):
     md = to_markdown(find_runs([tmp_path])[0], find_selections([tmp_path])[0])
     line = next(ln for ln in md.splitlines() if "| selfkd | 0.1 |" in ln)
     assert "| 2 | 32.25 ± 1.06 |" in line
+
+
+def test_delta_rules_by_seed_count():
+    """n = 2 a side: the ranges rule; n >= 3 a side: Δ ± standard error, called beyond 2 of them."""
+    from reports.translation import _delta
+    assert _delta([30.0, 31.0], [32.0, 33.0]) == "+2.00 (ranges separate)"
+    assert _delta([30.0, 31.0, 32.0], [32.0, 33.0]) == "+1.50 (ranges overlap: no difference detected)"
+    # b = 30, 31, 32 (var 1), o = 33, 34, 35 (var 1): d = 3, se = sqrt(2/3) = 0.82 -> beyond 2 se
+    assert _delta([30.0, 31.0, 32.0], [33.0, 34.0, 35.0]) == "+3.00 ± 0.82 (beyond 2 standard errors)"
+    # o = 30.5, 31.5, 32.5: d = 0.5 < 1.63
+    assert _delta([30.0, 31.0, 32.0], [30.5, 31.5, 32.5]) == (
+        "+0.50 ± 0.82 (within 2 standard errors: no difference detected)")
