@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from core.config import ConfigError
 from core.methods import SUBCONFIGS, get_method
+from core.run import flatten_config
 from core.schedules import KINDS
 
 
@@ -110,17 +111,7 @@ RENAMED_KEYS = {
 }
 
 
-def _flat(d: dict, prefix: str) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-_DEFAULTS = _flat(OmegaConf.to_container(OmegaConf.structured(MethodConfig)), "method.")
+_DEFAULTS = flatten_config(OmegaConf.to_container(OmegaConf.structured(MethodConfig)), "method.")
 
 
 def unread_sections(name: str) -> tuple[str, ...]:
@@ -134,7 +125,7 @@ def check_method_config(method) -> None:
     """One-line ConfigError for a value set in a sub-config the method does not read (unless it is
     the default) or a value out of range; method: the validated config's `method` section."""
     spec = get_method(method.name, "classification")
-    values = _flat(OmegaConf.to_container(method, resolve=True), "method.")
+    values = flatten_config(OmegaConf.to_container(method, resolve=True), "method.")
     for section in unread_sections(method.name):
         for key, value in values.items():
             if key.startswith(section + ".") and value != _DEFAULTS[key]:

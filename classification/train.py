@@ -366,7 +366,7 @@ def train(cfg, command: str = "") -> Path:
     # -- config and processes: every check that can fail on bad input, before any file is written
     validate(cfg)
     if cfg.threads < 0:
-        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+        raise ConfigError(f"threads must be >= 0 (0: OMP_NUM_THREADS when set, else 1), got {cfg.threads}")
     torch.set_num_threads(thread_count(cfg.threads, os.environ.get("OMP_NUM_THREADS")))
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:

@@ -236,6 +236,16 @@ class Cell:
         std = float(vals.std(ddof=1)) if len(vals) > 1 else None
         return cls(float(vals.mean()), std, len(vals))
 
+    def minus(self, base: "Cell") -> tuple[float | None, float | None]:
+        """(this mean - base's mean, its standard error sqrt(s^2/n + s_base^2/n_base), or None
+        with one value on a side); (None, None) when either has no value."""
+        if self.mean is None or base.mean is None:
+            return None, None
+        se = None
+        if self.std is not None and base.std is not None:
+            se = math.sqrt(self.std ** 2 / self.n + base.std ** 2 / base.n)
+        return self.mean - base.mean, se
+
 
 @dataclass
 class Group:

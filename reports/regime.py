@@ -12,12 +12,11 @@ error where both sides have several seeds.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .logs import Cell, group_runs
-from .tables import ECE, NLL, TOP1
+from .tables import ECE, NLL, TOP1, _fmt_measured
 
 # Tables whose baseline-vs-Self-KD runs differ only in the method (Fig. 2's sweep and the
 # alpha_T holdout selection are not comparisons at a setting's chosen alpha_T).
@@ -40,13 +39,7 @@ class Setting:
 
     def delta(self, key: str) -> tuple[float | None, float | None]:
         """(mean Self-KD - mean baseline, its standard error or None with one seed a side)."""
-        b, s = self.base(key), Cell.of(r.metric(key) for r in self.selfkd)
-        if b.mean is None or s.mean is None:
-            return None, None
-        se = None
-        if b.std is not None and s.std is not None:
-            se = math.sqrt(b.std ** 2 / b.n + s.std ** 2 / s.n)
-        return s.mean - b.mean, se
+        return Cell.of(r.metric(key) for r in self.selfkd).minus(self.base(key))
 
     @property
     def alpha_T(self) -> str:
@@ -123,7 +116,7 @@ def fit_table(runs) -> str:
         cells = [f"{g.runs[0].table}/{g.row} ({g.dataset}, {g.epochs} ep)", g.method, str(len(g.runs))]
         for key, _, d in FIT_COLUMNS:
             c = Cell.of(r.metric(key) for r in g.runs)
-            cells.append("–" if c.mean is None else f"{c.mean:.{d}f}" + (f" ± {c.std:.{d}f}" if c.std is not None else ""))
+            cells.append(_fmt_measured(c, d))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 

@@ -88,12 +88,10 @@ def with_chosen_selection_runs(runs, selections) -> list:
 def _delta(base_values, values) -> str:
     b = [v for v in base_values if v is not None]
     o = [v for v in values if v is not None]
-    if not b or not o:
+    d, se = Cell.of(o).minus(Cell.of(b))
+    if d is None:
         return "–"
-    d = sum(o) / len(o) - sum(b) / len(b)
     if len(b) >= 3 and len(o) >= 3:
-        import statistics
-        se = (statistics.variance(b) / len(b) + statistics.variance(o) / len(o)) ** 0.5
         verdict = ("beyond 2 standard errors" if abs(d) > 2 * se
                    else "within 2 standard errors: no difference detected")
         return f"{d:+.2f} ± {se:.2f} ({verdict})"
