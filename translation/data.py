@@ -19,8 +19,9 @@ reference of the detokenised BLEU), ``tok/`` (Moses-tokenised, the reference of 
 apply to the corpus, ``recorded_settings``, and the counts).
 Runs train from ``bin/`` and score against ``raw/`` and ``tok/``, so a prepared folder is never
 changed under them: rerunning with the same settings does nothing, other settings are refused
-(``overwrite=true`` replaces the folder), and a new preparation is written to ``.<name>.tmp``
-beside ``out_dir`` and moved into place only when complete.
+(``overwrite=true`` replaces the folder), a folder that is not a preparation is never written
+to, and a new preparation is written to ``.<name>.tmp`` beside ``out_dir`` (marked as ours) and
+moved into place only when complete.
 Cleaning and tag stripping follow fairseq's examples/translation/prepare-iwslt14.sh.
 """
 from __future__ import annotations
@@ -70,13 +71,14 @@ class PrepConfig:
     clean_ratio: float = 1.5
     seed: int = 1  # which training pairs are held out for validation
     workers: int = 1
-    overwrite: bool = False  # replace an out_dir prepared with other settings (or not by this code)
+    overwrite: bool = False  # replace an out_dir prepared (by this code) with other settings
 
 
 IWSLT_ONLY = ("valid_size", "test_sets", "clean_max_len", "clean_ratio", "seed")
 NOT_RECORDED = ("overwrite",)  # how to prepare, not what
 # settings that do not change the prepared files
 SAME_DATA_KEYS = ("workers", "out_dir")
+TMP_MARK = ".translation_data_tmp"  # in a .<name>.tmp folder: made by prepare, safe to remove
 
 
 def recorded_settings(cfg: PrepConfig) -> dict:
@@ -240,15 +242,13 @@ def prepare(cfg: PrepConfig) -> dict:
     if cfg.corpus not in CORPORA:
         raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
     raw, final = Path(cfg.raw_path), Path(cfg.out_dir)
-    done = check_out_dir(final, recorded_settings(cfg), cfg.overwrite)
+    done = check_prepared(final, recorded_settings(cfg), cfg.overwrite)
     if done is not None:
         print(f"translation.data: {final} is already prepared with these settings; nothing to do")
         return done
     if not raw.exists():
         raise FileNotFoundError(f"raw_path not found: {raw}")
-    out = final.parent / f".{final.name}.tmp"  # ours: a preparation cut off before its end
-    if out.exists():
-        shutil.rmtree(out)
+    out = _fresh_tmp(final)
     l1, l2 = cfg.lang1, cfg.lang2
     if cfg.corpus == "multi30k":
         splits = read_multi30k(raw, l1, l2)
@@ -291,16 +291,36 @@ def prepare(cfg: PrepConfig) -> dict:
     binarize(out / "bpe", out / "bin", l1, l2, cfg.joined_dictionary, cfg.workers)
     info = {"config": recorded_settings(cfg), "counts": counts}
     (out / "prep.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    if final.exists():  # empty, or overwrite=true
+    (out / TMP_MARK).unlink()
+    if (final / "prep.json").is_file():  # overwrite=true, checked by check_prepared
         shutil.rmtree(final)
+    elif final.exists():
+        final.rmdir()  # empty (check_prepared); fails rather than delete anything put there since
     os.replace(out, final)
     return counts
 
 
-def check_out_dir(out: Path, settings: dict, overwrite: bool) -> dict | None:
+def _fresh_tmp(final: Path) -> Path:
+    """An empty ``.<name>.tmp`` beside ``final``, marked with TMP_MARK. One left by a preparation
+    that was cut off is removed; a folder of that name without the mark is not ours: an error."""
+    resolved = final.resolve()
+    if not resolved.name:
+        raise ValueError(f"out_dir {final} is a filesystem root; give a folder of its own")
+    tmp = resolved.parent / f".{resolved.name}.tmp"
+    if tmp.exists():
+        if not (tmp / TMP_MARK).is_file():
+            raise ValueError(f"{tmp} exists and was not made by translation.data: move it away")
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    (tmp / TMP_MARK).touch()
+    return tmp
+
+
+def check_prepared(out: Path, settings: dict, overwrite: bool) -> dict | None:
     """The counts of a finished preparation of ``out`` with these settings (nothing to do), or
-    None when ``out`` may be (re)written: absent, empty, or ``overwrite``. Anything else is a
-    ValueError: runs trained on a prepared folder depend on its dictionaries and references."""
+    None when ``out`` may be (re)written: absent, empty, or a preparation with other settings and
+    ``overwrite``. Anything else is a ValueError: runs trained on a prepared folder depend on its
+    dictionaries and references, and a folder that is not a preparation is never replaced."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
     if not out.is_dir():
@@ -311,11 +331,9 @@ def check_out_dir(out: Path, settings: dict, overwrite: bool) -> dict | None:
         old = info["config"] if info else None
     except (ValueError, KeyError, TypeError):
         old = None
-    if old is None:
-        if overwrite:
-            return None
+    if not isinstance(old, dict):
         raise ValueError(f"out_dir {out} exists and is not a preparation of this code (no readable "
-                         "prep.json): choose another out_dir, or pass overwrite=true to replace it")
+                         "prep.json): choose another out_dir (overwrite=true replaces only a preparation)")
     if old.get("corpus") != "iwslt15":  # prep.json of older code recorded every key
         old = {k: v for k, v in old.items() if k not in IWSLT_ONLY}
     changes = config_changes(old, settings, ignore=SAME_DATA_KEYS)

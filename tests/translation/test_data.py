@@ -143,12 +143,13 @@ def test_prepare_rejects_bad_input(tmp_path):
 def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
     """Runs depend on a prepared folder's dictionaries and references: the same settings again do
     nothing (files untouched), other settings or a folder this code did not prepare are refused
-    with a one-line error (nothing touched), overwrite=true replaces it, and a preparation cut off
-    midway (its .<name>.tmp folder) neither shows up as out_dir nor blocks the next one."""
+    with a one-line error (nothing touched), overwrite=true replaces a preparation but never a
+    folder it did not make, and a preparation cut off midway (its marked .<name>.tmp folder)
+    neither shows up as out_dir nor blocks the next one; an unmarked .<name>.tmp is not touched."""
     pytest.importorskip("fairseq")
     import json
 
-    from translation.data import main
+    from translation.data import TMP_MARK, main
     tgz = make_iwslt15_fixture(tmp_path)
     out = tmp_path / "out"
     base = ["--config", str(REPO / "translation/configs/prep/iwslt15_en_de.yaml"), f"raw_path={tgz}",
@@ -157,8 +158,12 @@ def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
     def snapshot():
         return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
-    (tmp_path / ".out.tmp").mkdir()  # left by a preparation killed midway
+    (tmp_path / ".out.tmp").mkdir()  # someone's folder of that name: not ours, refused
     (tmp_path / ".out.tmp" / "junk").write_text("partial")
+    assert main(base + ["bpe_merges=50"]) == 2
+    assert "was not made by translation.data" in capsys.readouterr().err
+    assert (tmp_path / ".out.tmp" / "junk").read_text() == "partial" and not out.exists()
+    (tmp_path / ".out.tmp" / TMP_MARK).touch()  # as left by a preparation killed midway
     assert main(base + ["bpe_merges=50"]) == 0
     assert not (tmp_path / ".out.tmp").exists() and (out / "prep.json").is_file()
     first = snapshot()
@@ -178,9 +183,10 @@ def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    assert main(base[:-2] + [f"out_dir={mine}", "valid_size=20", "bpe_merges=50"]) == 2
-    assert "is not a preparation of this code" in capsys.readouterr().err
-    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    for extra in ([], ["overwrite=true"]):
+        assert main(base[:-2] + [f"out_dir={mine}", "valid_size=20", "bpe_merges=50"] + extra) == 2
+        assert "is not a preparation of this code" in capsys.readouterr().err
+        assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
 def test_prep_json_of_older_code_still_matches(tmp_path):
@@ -188,12 +194,12 @@ def test_prep_json_of_older_code_still_matches(tmp_path):
     Multi30k settings still count as already prepared; a real difference still does not."""
     import json
 
-    from translation.data import check_out_dir
+    from translation.data import check_prepared
     cfg = load_config(PrepConfig, REPO / "translation/configs/prep/multi30k_de_en.yaml")
     old = {**recorded_settings(cfg), "valid_size": 8300, "seed": 1, "test_sets": TEST_SETS}
     (tmp_path / "prep.json").write_text(json.dumps({"config": old, "counts": {"train": 3}}))
-    assert check_out_dir(tmp_path, recorded_settings(cfg), overwrite=False) == {"train": 3}
+    assert check_prepared(tmp_path, recorded_settings(cfg), overwrite=False) == {"train": 3}
     (tmp_path / "prep.json").write_text(json.dumps({"config": {**old, "lowercase": True}}))
     with pytest.raises(ValueError, match="lowercase: True -> False"):
-        check_out_dir(tmp_path, recorded_settings(cfg), overwrite=False)
-    assert check_out_dir(tmp_path, recorded_settings(cfg), overwrite=True) is None
+        check_prepared(tmp_path, recorded_settings(cfg), overwrite=False)
+    assert check_prepared(tmp_path, recorded_settings(cfg), overwrite=True) is None
