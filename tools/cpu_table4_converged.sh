@@ -37,6 +37,14 @@ if log.final is None:
 print(log.final["metrics"]["best_epoch"])
 PYEOF
 }
+greedy() {  # greedy (beam 1) BLEU of each run folder given, recorded in its log, two at a time
+  for run in "$@"; do
+    OMP_NUM_THREADS=1 $PY -m translation.evaluate "$run/checkpoints/checkpoint_best.pt" data/multi30k_de_en \
+      -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
+    [ $(jobs -r | wc -l) -ge 2 ] && wait -n
+  done; wait
+}
+alpha() { $PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])"; }
 case $PHASE in
   baseline)
     for seed in 1 2; do echo "$train method.name=baseline seed=$seed"; done | run_all ;;
@@ -48,30 +56,21 @@ case $PHASE in
     $PY -m translation.select_alpha --out "$OUT/selection.json" \
       $(for a in $ALPHAS; do echo "$OUT/multi30k_de_en_selfkd_a${a}_s1"; done) ;;
   test)
-    t=$(T); a=$($PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])")
+    t=$(T); a=$(alpha)
     echo "T = $t, alpha_T = $a"
     # Self-KD seed 2 first: seed 1 repeats its selection run (a reproducibility check), last
     { echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=2"
       echo "$train method.name=ls seed=1"
       echo "$train method.name=ls seed=2"
       echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1"; } | run_all
-    for m in baseline ls selfkd; do for seed in 1 2; do
-      run="$OUT/multi30k_de_en_${m}_s$seed"
-      OMP_NUM_THREADS=1 $PY -m translation.evaluate "$run/checkpoints/checkpoint_best.pt" data/multi30k_de_en \
-        -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
-      [ $(jobs -r | wc -l) -ge 2 ] && wait -n
-    done; done; wait ;;
+    greedy $(for m in baseline ls selfkd; do for seed in 1 2; do echo "$OUT/multi30k_de_en_${m}_s$seed"; done; done) ;;
   more)
-    t=$(T); a=$($PY -c "import json; print(json.load(open('$OUT/selection.json'))['alpha_T'])")
+    t=$(T); a=$(alpha)
     seed=${SEED:?PHASE=more needs SEED}
     echo "T = $t, alpha_T = $a, seed $seed"
     { echo "$train method.name=baseline seed=$seed"
       echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed"; } | run_all
-    for m in baseline selfkd; do
-      run="$OUT/multi30k_de_en_${m}_s$seed"
-      OMP_NUM_THREADS=1 $PY -m translation.evaluate "$run/checkpoints/checkpoint_best.pt" data/multi30k_de_en \
-        -s de -t en --beam 1 --record "$run" > /dev/null 2>&1 &
-    done; wait ;;
+    greedy "$OUT/multi30k_de_en_baseline_s$seed" "$OUT/multi30k_de_en_selfkd_s$seed" ;;
   *) echo "error: unknown PHASE=$PHASE (baseline, select, test or more)" >&2; exit 2 ;;
 esac
 ls "$OUT"

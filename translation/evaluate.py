@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         langs = (args.source_lang, args.target_lang)
         if args.record is not None:
             key = _record_key(args)
-            lock = _lock_finished_run(Path(args.record))  # until the record is written
-            done = _recorded(Path(args.record), Path(args.checkpoint), key)
+            lock, log = _lock_finished_run(Path(args.record))  # until the record is written
+            done = _recorded(log, Path(args.record), Path(args.checkpoint), key)
             if done is not None:
                 print(json.dumps(done["metrics"]))
                 return 0
@@ -257,18 +257,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lock_finished_run(run_dir: Path):
-    """--record: the run's lock (core.run.RunLock; a run still training, or another --record on
-    it, is a one-line error), taken only once its log is known to be complete: the scores of a
-    checkpoint_best.pt that training may still replace must not enter its log."""
+    """--record: (the run's lock, its log). The lock (core.run.RunLock; a run still training, or
+    another --record on it, is a one-line error) is taken only once the log is known to be
+    complete: the scores of a checkpoint_best.pt that training may still replace must not enter
+    its log."""
     from core.run import RunLock
     from core.runlog import read_run_log
     log_path = run_dir / "log.jsonl"
     if not log_path.is_file():
         raise FileNotFoundError(f"--record: {log_path} not found")
-    if read_run_log(log_path).final is None:
+    log = read_run_log(log_path, strict=True)
+    if log.final is None:
         raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
                          "record its evaluation once it has")
-    return RunLock(run_dir).acquire()
+    return RunLock(run_dir).acquire(), log
 
 
 def _record_key(args) -> dict:
@@ -279,15 +281,13 @@ def _record_key(args) -> dict:
             "lenpen": args.lenpen}
 
 
-def _recorded(run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
-    """The eval record of run_dir already holding `key`, or None. Refuses a checkpoint that is not
-    the run's own, so one run's scores can never land in another run's log."""
-    from core.runlog import read_run_log
-    log_path = run_dir / "log.jsonl"  # exists: _lock_finished_run checked it
+def _recorded(log, run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
+    """The eval record of run_dir (its read log) already holding `key`, or None. Refuses a
+    checkpoint that is not the run's own, so one run's scores can never land in another run's log."""
     if checkpoint.resolve().parent != (run_dir / "checkpoints").resolve():
         raise ValueError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
                          f"(expected it in {run_dir / 'checkpoints'})")
-    for rec in read_run_log(log_path, strict=True).extra:
+    for rec in log.extra:
         if rec.get("type") == "eval" and all(rec.get(k) == v for k, v in key.items()):
             return rec
     return None
