@@ -11,9 +11,10 @@
 #                   selection run under table4, which must reproduce it); LS seeds 1 and 2 (early
 #                   stopping as the baseline); then greedy (beam 1) BLEU of every test run,
 #                   recorded in its log by translation.evaluate --record
-#   PHASE=more      a further seed (SEED=3) of the baseline and of Self-KD, as the test phase runs
-#                   them (same T and alpha_T), with their greedy BLEU: a follow-up, see the
-#                   pre-registration's notes
+#   PHASE=more      a further seed (SEED=3) of the methods in METHODS (default: baseline selfkd;
+#                   METHODS=ls for label smoothing's), as the test phase runs them (same T and
+#                   alpha_T, LS with early stopping as the baseline), with their greedy BLEU: the
+#                   follow-ups, see the pre-registration's notes
 #
 # Needs `make install-translation prep-multi30k`. Logs go to $OUT/<run_id>/; copy the log.jsonl
 # files (not the checkpoints) and selection.json to reports/runs/table4_converged/ to commit them.
@@ -67,10 +68,16 @@ case $PHASE in
   more)
     t=$(T); a=$(alpha)
     seed=${SEED:?PHASE=more needs SEED}
-    echo "T = $t, alpha_T = $a, seed $seed"
-    { echo "$train method.name=baseline seed=$seed"
-      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed"; } | run_all
-    greedy "$OUT/multi30k_de_en_baseline_s$seed" "$OUT/multi30k_de_en_selfkd_s$seed" ;;
+    methods=${METHODS:-baseline selfkd}
+    echo "T = $t, alpha_T = $a, seed $seed, methods $methods"
+    for m in $methods; do
+      case $m in
+        baseline|ls) echo "$train method.name=$m seed=$seed" ;;
+        selfkd) echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed" ;;
+        *) echo "error: METHODS may name baseline, ls and selfkd, got $m" >&2; exit 2 ;;
+      esac
+    done | run_all
+    greedy $(for m in $methods; do echo "$OUT/multi30k_de_en_${m}_s$seed"; done) ;;
   *) echo "error: unknown PHASE=$PHASE (baseline, select, test or more)" >&2; exit 2 ;;
 esac
 ls "$OUT"
