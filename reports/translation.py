@@ -4,10 +4,12 @@ For every group of complete translation runs under Table 4 (same row, method, da
 model): tokenised BLEU, sacreBLEU, the brevity penalty of the beam output, greedy BLEU (an
 ``eval`` record with beam 1, written by ``translation.evaluate --record``), the best validation
 NLL, the epoch it came from and the epochs trained (runs with early stopping train past their
-best epoch); then each method minus the baseline of the same setting (the same configuration apart from the method, its epochs
-and early stopping; ``setting_key``), with the rules of the
+best epoch); then each method minus the baseline of the same setting (the same configuration apart
+from the method, its epochs and early stopping; ``setting_key``), unpaired with the rules of the
 converged-teacher pre-registration (n = 2: a difference is called only when the seeds' ranges do
-not overlap; n >= 3 a side: with its standard error, called beyond 2 of them); then every alpha_T selection (``selection.json`` beside the runs).
+not overlap; n >= 3 a side: with its standard error, called beyond 2 of them) and, beside it,
+paired by seed (not pre-registered; reports.differences); then every alpha_T selection
+(``selection.json`` beside the runs).
 
     python -m reports table4-runs        # -> reports/out/table4_runs.md (also in make tables)
 """
@@ -18,11 +20,16 @@ from pathlib import Path
 
 from core.run import flatten_config
 
+from .differences import PAIRED_LABEL, UNPAIRED_LABEL, by_seed, fmt, paired, unpaired, verdict_2se
 from .logs import Cell, group_runs
 from .tables import _fmt_measured
 
 RUN_TABLES = ("table4",)
 BLEU_KEYS = ("bleu_tok", "bleu")
+GREEDY = "greedy"  # tokenised BLEU of the recorded beam-1 evaluation (greedy())
+# (key, name, decimals, higher is better) of the method-minus-baseline table
+DELTA_KEYS = (("bleu_tok", "BLEU (tok.)", 2, True), ("bleu", "sacreBLEU", 2, True),
+              (GREEDY, "greedy BLEU (tok.)", 2, True), ("valid_nll_best", "valid NLL (best)", 3, False))
 
 
 def greedy(run, key: str = "bleu_tok") -> float | None:
@@ -85,23 +92,29 @@ def with_chosen_selection_runs(runs, selections) -> list:
     return out
 
 
-def _delta(base_values, values) -> str:
+def _value(run, key: str):
+    return greedy(run) if key == GREEDY else run.metric(key)
+
+
+def unpaired_call(base_values, values, higher_is_better: bool = True, who: str = "method",
+                  decimals: int = 2) -> tuple[str, str]:
+    """(Δ text, verdict) by the converged-teacher pre-registration's unpaired rules: with three or
+    more seeds a side Δ ± its standard error, called beyond 2 of them; with two a side Δ alone,
+    called only when the seeds' ranges do not overlap."""
     b = [v for v in base_values if v is not None]
     o = [v for v in values if v is not None]
-    d, se = Cell.of(o).minus(Cell.of(b))
-    if d is None:
-        return "–"
+    d = unpaired(b, o)
+    if d.value is None:
+        return "–", "–"
     if len(b) >= 3 and len(o) >= 3:
-        verdict = ("beyond 2 standard errors" if abs(d) > 2 * se
-                   else "within 2 standard errors: no difference detected")
-        return f"{d:+.2f} ± {se:.2f} ({verdict})"
+        return fmt(d, decimals, with_n=True), verdict_2se(d, not higher_is_better, who)
+    text = f"{d.value:+.{decimals}f} (n = {len(b)} / {len(o)})"
     if len(b) < 2 or len(o) < 2:
-        verdict = "one seed a side"
-    elif min(o) > max(b) or max(o) < min(b):
-        verdict = "ranges separate"
-    else:
-        verdict = "ranges overlap: no difference detected"
-    return f"{d:+.2f} ({verdict})"
+        return text, "one seed on a side: not called"
+    if min(o) > max(b) or max(o) < min(b):
+        better = (d.value > 0) == higher_is_better
+        return text, f"ranges separate: {who} {'better' if better else 'worse'}"
+    return text, "ranges overlap: no difference detected"
 
 
 def to_markdown(runs, selections) -> str:
@@ -130,22 +143,32 @@ def to_markdown(runs, selections) -> str:
     if not groups:
         out.append("| (no complete Table 4 runs) |" + " |" * 11)
     out += ["", "## Each method minus the baseline of its setting", "",
-            "Δ of the means. With two seeds on a side the difference is called only when the "
-            "seeds' ranges do not overlap; with three or more a side, Δ ± its standard error "
-            "sqrt(s_b²/n_b + s_m²/n_m), called beyond 2 standard errors (the converged-teacher "
-            "pre-registration's rules).", "",
-            "| Setting | Method | n (base / method) | Δ BLEU (tok.) | Δ sacreBLEU | Δ greedy BLEU |",
-            "|---|---|---|---|---|---|"]
+            "Unpaired (the converged-teacher pre-registration's rules): Δ of the means; with two "
+            "seeds on a side the difference is called only when the seeds' ranges do not overlap; "
+            "with three or more a side, Δ ± its standard error sqrt(s_b²/n_b + s_m²/n_m), called "
+            "beyond 2 standard errors. Paired by seed (not pre-registered): the mean of the "
+            "per-seed differences ± their sd / sqrt(n) over the n seeds both ran (same seed: same "
+            "initialisation and data order), called beyond 2 standard errors with 3 pairs or more. "
+            "At n = 3 neither is a 95% test (a t quantile with 2 degrees of freedom is 4.3). Settings "
+            "run before that pre-registration are read with the same rules.", "",
+            f"| Setting | Method | Δ | unpaired Δ (n base / method) | {UNPAIRED_LABEL} "
+            f"| paired Δ ± SE (n pairs) | {PAIRED_LABEL} |",
+            "|---|---|---|---|---|---|---|"]
     for g in groups:
         base = [b for b in groups if b.method == "baseline"
                 and setting_key(b.runs[0]) == setting_key(g.runs[0])]
         if g.method == "baseline" or not base:
             continue
         b = base[0].used
-        out.append("| " + " | ".join([
-            g.scale, g.method, f"{len(b)} / {len(g.used)}",
-            *(_delta(_values(b, k), _values(g.used, k)) for k in BLEU_KEYS),
-            _delta([greedy(r) for r in b], [greedy(r) for r in g.used])]) + " |")
+        who = {"selfkd": "Self-KD", "ls": "LS"}.get(g.method, g.method)
+        for key, name, d, higher in DELTA_KEYS:
+            text, call = unpaired_call([_value(r, key) for r in b], [_value(r, key) for r in g.used],
+                                       higher, who, d)
+            p = paired(by_seed(b, lambda r: _value(r, key)), by_seed(g.used, lambda r: _value(r, key)))
+            if text == "–" and p.value is None:
+                continue  # not measured on either side (e.g. greedy BLEU before it was recorded)
+            out.append("| " + " | ".join([g.scale, g.method, name, text, call, fmt(p, d, with_n=True),
+                                          verdict_2se(p, not higher, who)]) + " |")
     out += ["", "## alpha_T selections on the validation set", ""]
     if not selections:
         out.append("(none found)")

@@ -9,6 +9,8 @@ from reports.__main__ import main
 from reports.logs import find_runs
 from reports.translation import best_epoch, greedy, to_markdown
 
+from .conftest import assert_golden
+
 MODEL = "transformer N=3"
 
 
@@ -74,11 +76,16 @@ def test_markdown(root):
     assert "50.00" not in md  # the table4_select candidate is not a Table 4 line
     # Self-KD minus baseline: 32.5 - 30.5 = +2.00, ranges [32, 33] and [30, 31] separate; greedy
     # 29.0 - 28.5 = +0.50 with ranges [28.5, 29.5] and [28, 29] overlapping. The baseline stopped
-    # early (cap 30) and Self-KD ran 6 epochs: one setting all the same.
-    skd = next(ln for ln in lines if "| selfkd | 2 / 2 |" in ln)
-    assert "+2.00 (ranges separate)" in skd and "+0.50 (ranges overlap: no difference detected)" in skd
-    assert "| ls | 2 / 1 | +0.00 (one seed a side)" in md
-    assert sum("| selfkd |" in ln and " / " in ln for ln in lines) == 1  # lr 5e-4: no baseline
+    # early (cap 30) and Self-KD ran 6 epochs: one setting all the same. Paired by seed (1, 2):
+    # +2.0 and +2.0 (sd 0); greedy +0.5 and +0.5; two pairs: shown, not called. LS seed 1: 30.5
+    # against a baseline mean of 30.5 (unpaired 0) but its own seed-1 baseline 30.0 (paired +0.5).
+    bleu = next(ln for ln in lines if "| selfkd | BLEU (tok.) |" in ln)
+    assert "| +2.00 (n = 2 / 2) | ranges separate: Self-KD better | +2.00 ± 0.00 (n = 2) | 2 pairs: not called |" in bleu
+    greedy_line = next(ln for ln in lines if "| selfkd | greedy BLEU (tok.) |" in ln)
+    assert "| +0.50 (n = 2 / 2) | ranges overlap: no difference detected | +0.50 ± 0.00 (n = 2) |" in greedy_line
+    assert "| ls | BLEU (tok.) | +0.00 (n = 2 / 1) | one seed on a side: not called | +0.50 (n = 1) |" in md
+    assert not any("| ls | greedy BLEU" in ln for ln in lines)  # measured on neither side: no line
+    assert sum("| selfkd | BLEU (tok.) |" in ln for ln in lines) == 1  # lr 5e-4: no baseline
     assert "chosen **alpha_T = 0.5**" in md and "| 0.3 | 30.00 | 30.10 | 1.000 | a |" in md
     assert "| 0.5 | 31.00 | 31.10 | – | b |" in md
 
@@ -112,13 +119,27 @@ def test_the_chosen_selection_run_counts_as_its_seed_unless_repeated(tmp_path):
     assert "| 2 | 32.25 ± 1.06 |" in line
 
 
-def test_delta_rules_by_seed_count():
+def test_unpaired_rules_by_seed_count():
     """n = 2 a side: the ranges rule; n >= 3 a side: Δ ± standard error, called beyond 2 of them."""
-    from reports.translation import _delta
-    assert _delta([30.0, 31.0], [32.0, 33.0]) == "+2.00 (ranges separate)"
-    assert _delta([30.0, 31.0, 32.0], [32.0, 33.0]) == "+1.50 (ranges overlap: no difference detected)"
+    from reports.translation import unpaired_call
+    assert unpaired_call([30.0, 31.0], [32.0, 33.0], who="Self-KD") == (
+        "+2.00 (n = 2 / 2)", "ranges separate: Self-KD better")
+    assert unpaired_call([30.0, 31.0], [32.0, 33.0], higher_is_better=False) == (
+        "+2.00 (n = 2 / 2)", "ranges separate: method worse")
+    assert unpaired_call([30.0, 31.0, 32.0], [32.0, 33.0]) == (
+        "+1.50 (n = 3 / 2)", "ranges overlap: no difference detected")
     # b = 30, 31, 32 (var 1), o = 33, 34, 35 (var 1): d = 3, se = sqrt(2/3) = 0.82 -> beyond 2 se
-    assert _delta([30.0, 31.0, 32.0], [33.0, 34.0, 35.0]) == "+3.00 ± 0.82 (beyond 2 standard errors)"
+    assert unpaired_call([30.0, 31.0, 32.0], [33.0, 34.0, 35.0], who="LS") == (
+        "+3.00 ± 0.82 (n = 3 / 3)", "beyond 2 SE: LS better")
     # o = 30.5, 31.5, 32.5: d = 0.5 < 1.63
-    assert _delta([30.0, 31.0, 32.0], [30.5, 31.5, 32.5]) == (
-        "+0.50 ± 0.82 (within 2 standard errors: no difference detected)")
+    assert unpaired_call([30.0, 31.0, 32.0], [30.5, 31.5, 32.5]) == (
+        "+0.50 ± 0.82 (n = 3 / 3)", "within 2 SE: no difference detected")
+    assert unpaired_call([30.0], [None]) == ("–", "–")
+
+
+def test_table4_runs_markdown_golden(root):
+    """The whole rendering, unpaired and paired differences included (the fixture's folder
+    written as <root>)."""
+    from reports.translation import find_selections
+    md = to_markdown(find_runs([root])[0], find_selections([root])[0])
+    assert_golden("table4_runs.md", md.replace(str(root), "<root>"))
