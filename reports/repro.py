@@ -3,6 +3,12 @@
 the scale it was measured at; the check takes the mean over the matching complete runs (seeds)
 and fails when |mean - expected| > tolerance, or when an expectation has no complete run (a
 mistyped --runs must not pass as "nothing to check").
+
+An entry with `minus: <method>` checks a paired difference instead: the mean over seeds of
+metric(method) - metric(<method>), over the seeds both have complete runs of (the <method> runs
+match the entry with its method, and its epochs replaced by `minus_epochs` where given: a
+baseline that stops early has another epoch count than a Self-KD run of T epochs); `n` is then
+the number of pairs.
 """
 from __future__ import annotations
 
@@ -10,13 +16,14 @@ from pathlib import Path
 
 import yaml
 
+from .differences import by_seed, paired
 from .logs import Cell, _display, find_runs
 from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
-OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note")
-_STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note")
+OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note", "minus", "minus_epochs")
+_STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note", "minus")
 
 
 class ReproError(ValueError):
@@ -73,7 +80,9 @@ def load_expected(path: str | Path) -> list[dict]:
                 raise ReproError(f"{path}: results[{i}].{k} must be a number, got {e[k]!r}")
         if e["tolerance"] < 0:
             raise ReproError(f"{path}: results[{i}].tolerance must be >= 0, got {e['tolerance']}")
-        for k in ("n", "epochs"):
+        if "minus_epochs" in e and "minus" not in e:
+            raise ReproError(f"{path}: results[{i}].minus_epochs is set without minus")
+        for k in ("n", "epochs", "minus_epochs"):
             if k in e and (not isinstance(e[k], int) or isinstance(e[k], bool) or e[k] < 1):
                 raise ReproError(f"{path}: results[{i}].{k} must be a positive integer, "
                                  f"got {e[k]!r}")
@@ -88,6 +97,16 @@ def _matches(run, e) -> bool:
             and ("epochs" not in e or run.total_epochs == int(e["epochs"]))
             and ("model" not in e or run.model == str(e["model"]))
             and ("run_id" not in e or run.run_id == str(e["run_id"])))
+
+
+def _baseline_runs(runs, e) -> list:
+    """The runs an entry with `minus` subtracts: the entry's selection with method `minus`, epochs
+    `minus_epochs` where given, and no run_id (which selects on the method's side only)."""
+    base = {k: v for k, v in e.items() if k not in ("run_id", "epochs", "method")}
+    base["method"] = e["minus"]
+    if "minus_epochs" in e or "epochs" in e:
+        base["epochs"] = e.get("minus_epochs", e.get("epochs"))
+    return [r for r in runs if _matches(r, base)]
 
 
 def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=True):
@@ -110,24 +129,36 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Tru
     used = set()
     for e in entries:
         rs = [r for r in runs if _matches(r, e)]
-        where = (f"{e['table']} {e['row']} {e['method']} {e['metric']}"
+        method = e["method"] + (f" - {e['minus']} (paired by seed)" if "minus" in e else "")
+        where = (f"{e['table']} {e['row']} {method} {e['metric']}"
                  + (f" [{e.get('dataset', '*')}, {e.get('epochs', '*')} ep]")
                  + (f" {e['run_id']}" if "run_id" in e else ""))
+        base_rs = _baseline_runs(runs, e) if "minus" in e and rs else []
+        if "minus" in e and not base_rs:
+            rs = []  # a paired difference needs both sides
         if not rs:
             missing += 1
             lines.append(f"MISSING {where}: no complete run under {roots_txt}")
             continue
-        used.update(id(r) for r in rs)
-        c = Cell.of(r.metric(e["metric"]) for r in rs)
+        used.update(id(r) for r in rs + base_rs)
+        if "minus" in e:
+            value = lambda r: r.metric(e["metric"])  # noqa: E731
+            d = paired(by_seed(base_rs, value), by_seed(rs, value))
+            c = Cell(d.value, None, d.n)
+            rs = rs + base_rs
+        else:
+            c = Cell.of(r.metric(e["metric"]) for r in rs)
         ids = ", ".join(r.run_id for r in rs)
         if c.mean is None:
             failed += 1
-            lines.append(f"FAIL    {where}: metric absent from the logs of {ids}")
+            why = "no seed has the metric on both sides" if "minus" in e else "metric absent from the logs"
+            lines.append(f"FAIL    {where}: {why} of {ids}")
             continue
         diff = c.mean - e["expected"]
         if "n" in e and c.n != e["n"]:
             failed += 1
-            lines.append(f"FAIL    {where}: {c.n} complete run(s) ({ids}), expected n={e['n']}: "
+            what = "seed pair(s) of complete runs" if "minus" in e else "complete run(s)"
+            lines.append(f"FAIL    {where}: {c.n} {what} ({ids}), expected n={e['n']}: "
                          f"a committed log is missing or unreadable, or an extra run matched")
             continue
         good = abs(diff) <= e["tolerance"]

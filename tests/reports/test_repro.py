@@ -175,3 +175,28 @@ def test_run_id_selects_one_run_of_a_group(tmp_path):
     rc, lines = check_repro(p, [ROOT])
     ok = [ln for ln in lines if ln.startswith("ok")]
     assert rc == 0 and len(ok) == 1 and "(n=1: table1_resnet50_selfkd_s0)" in ok[0]
+
+
+def test_paired_difference_entry(tmp_path):
+    """`minus: baseline` checks the mean of the per-seed differences over the seeds both methods
+    ran: fixture Self-KD seeds 0, 1 (27.0, 27.5) against baseline seeds 0, 1 (30.0, 31.0), so
+    -3.0 and -3.5 -> -3.25 over n = 2 pairs (baseline seed 2 has no partner)."""
+    p = tmp_path / "e.yaml"
+    entry = ("results:\n  - {table: table1, row: resnet50, method: selfkd, minus: baseline, "
+             "metric: top1_err, dataset: cifar100, epochs: 300, expected: %s, tolerance: 0.01, n: %s}\n")
+    p.write_text(entry % (-3.25, 2))
+    rc, lines = check_repro(p, [ROOT])
+    ok = [ln for ln in lines if ln.startswith("ok")]
+    assert rc == 0 and len(ok) == 1 and "selfkd - baseline (paired by seed) top1_err" in ok[0]
+    assert "measured -3.2500 (n=2:" in ok[0]
+    p.write_text(entry % (-3.25, 3))
+    rc, lines = check_repro(p, [ROOT])
+    assert rc == 1 and any("2 seed pair(s) of complete runs" in ln and "expected n=3" in ln for ln in lines)
+    # minus_epochs selects the other side's epochs; with none of them there is nothing to pair
+    p.write_text(entry.replace("n: %s}", "n: %s, minus_epochs: 5}") % (-3.25, 2))
+    rc, lines = check_repro(p, [ROOT])
+    assert rc == 1 and any(ln.startswith("MISSING table1 resnet50 selfkd - baseline") for ln in lines)
+    p.write_text("results:\n  - {table: table1, row: r, method: m, metric: x, expected: 0, "
+                 "tolerance: 1, minus_epochs: 5}\n")
+    with pytest.raises(ReproError, match="minus_epochs is set without minus"):
+        load_expected(p)
