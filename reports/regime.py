@@ -200,8 +200,8 @@ def write_regime(runs, out_dir: str | Path) -> Path:
 
 def regime_figure(settings):
     """One panel per DELTA_METRICS entry against the baseline's final training loss (log x), one
-    point per setting: the thin bar with caps is ± the unpaired standard error (the
-    pre-registered rule), the thick bar ± the paired-by-seed one."""
+    point per setting: the filled circle with ± the unpaired standard error (the pre-registered
+    rule), and just right of it the open square with ± the paired-by-seed one."""
     import matplotlib.pyplot as plt  # imported here: tables need no matplotlib
     if not settings:
         raise ValueError("regime_figure needs at least one setting")
@@ -215,15 +215,16 @@ def regime_figure(settings):
             ax.errorbar([x], [u.value], yerr=[u.se] if u.se is not None else None, fmt="o",
                         capsize=3, color=f"C{i}", label=s.label)
             if p.value is not None and p.se is not None:
-                ax.errorbar([x], [p.value], yerr=[p.se], fmt="none", elinewidth=4, alpha=0.45,
-                            color=f"C{i}")
+                ax.errorbar([x * 1.15], [p.value], yerr=[p.se], fmt="s", mfc="none", capsize=2,
+                            elinewidth=2, color=f"C{i}")
         ax.axhline(0, color="gray", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("Baseline final training loss (log)")
         ax.set_ylabel(f"Self-KD − baseline: Δ {name}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6, loc="best")
-    fig.suptitle("Regime map: where Self-KD helps (below 0) and hurts (above 0); thin bars ± unpaired "
-                 "SE (pre-registered), thick bars ± paired-by-seed SE", fontsize=10)
+    fig.suptitle("Regime map: where Self-KD helps (below 0) and hurts (above 0). Circles: ± unpaired "
+                 "SE (pre-registered rule); open squares, right: ± paired-by-seed SE (not "
+                 "pre-registered)", fontsize=10)
     fig.tight_layout()
     return fig
