@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .differences import PAIRED_LABEL, UNPAIRED_LABEL, Difference, by_seed, fmt, paired, unpaired, verdict_2se
+from .differences import (PAIRED_LABEL, UNPAIRED_LABEL, Difference, by_seed, fmt, paired, unpaired,
+                          verdict_2se)
 from .logs import Cell, group_runs
 from .tables import AURC, ECE, METHOD_LABELS, NLL, TOP1, TOP5, _fmt_measured
 
@@ -93,12 +94,6 @@ def regime_settings(runs) -> list[Setting]:
     out = [Setting(k[0], k[1], k[2], k[3], v["baseline"], v["selfkd"], v["others"])
            for k, v in by_key.items() if v["baseline"] and v["selfkd"]]
     return sorted(out, key=lambda s: -(s.base("train_loss").mean or 0.0))
-
-
-def _pm(value, se, d: int) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.{d}f}" + (f" ± {se:.{d}f}" if se is not None else "")
 
 
 def _num(c: Cell, d: int, n_rows: int | None = None) -> str:

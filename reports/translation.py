@@ -25,7 +25,6 @@ from .logs import Cell, group_runs
 from .tables import _fmt_measured
 
 RUN_TABLES = ("table4",)
-BLEU_KEYS = ("bleu_tok", "bleu")
 GREEDY = "greedy"  # tokenised BLEU of the recorded beam-1 evaluation (greedy())
 # (key, name, decimals, higher is better) of the method-minus-baseline table
 DELTA_KEYS = (("bleu_tok", "BLEU (tok.)", 2, True), ("bleu", "sacreBLEU", 2, True),
