@@ -221,13 +221,18 @@ def freeze_stages(trunk: nn.Module, head: nn.Module, layout: C4Layout, trainable
 class ClassificationCheckpoint:
     """What a backbone needs from a checkpoint: ``state_dict``; and, when the checkpoint was
     written by classification/train.py (``{"model": state_dict, "num_classes", "config": {...}}``),
-    the model name and kwargs, its class count and the dataset it was trained on."""
+    the model name and kwargs, its class count, the dataset it was trained on, and the epoch its
+    weights are from out of the run's ``epochs``. classification/train.py keeps one checkpoint per
+    run, overwritten at the end of every epoch: a finished run's holds the last epoch's weights,
+    the model its final line measures (no best-epoch copy is written)."""
     path: str
     state_dict: dict[str, torch.Tensor]
     model: str | None = None
     model_kwargs: dict = field(default_factory=dict)
     num_classes: int | None = None
     dataset: str | None = None
+    epoch: int | None = None
+    epochs: int | None = None
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -255,7 +260,8 @@ def read_classification_checkpoint(path: str | Path) -> ClassificationCheckpoint
         data = cfg.get("data") or {}
         return ClassificationCheckpoint(
             str(path), strip_wrapper_prefixes(obj["model"]), cfg.get("model"),
-            dict(cfg.get("model_kwargs") or {}), obj.get("num_classes"), data.get("name"))
+            dict(cfg.get("model_kwargs") or {}), obj.get("num_classes"), data.get("name"),
+            obj.get("epoch"), cfg.get("epochs"))
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return ClassificationCheckpoint(str(path), strip_wrapper_prefixes(obj))
     raise BackboneCheckpointError(f"{path} is neither a classification checkpoint "

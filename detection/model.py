@@ -1,7 +1,8 @@
 """Faster R-CNN (torchvision.models.detection.FasterRCNN) with a C4 ResNet backbone from
 ``detection.backbone``: trunk -> RPN -> RoIAlign 14x14 on the trunk's features -> last ResNet
-stage + global average pooling -> class scores and box deltas. No weights are downloaded: the
-backbone is loaded from a classification/ checkpoint, the RPN and predictor start untrained.
+stage + global average pooling -> class scores and box deltas (``roi_output_size=7``: RoIAlign
+7x7, faster-rcnn.pytorch's ResNet setting). No weights are downloaded: the backbone is loaded from
+a classification/ checkpoint, the RPN and predictor start untrained.
 
 Defaults are the original ResNet Faster R-CNN recipe on VOC (py-faster-rcnn; the paper's batch-1,
 lr 1e-3 fine-tuning schedule is of that family, it states no other setting): shorter side
@@ -20,7 +21,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from .backbone import (BackboneLoadReport, build_c4_backbone, freeze_stages, load_backbone_checkpoint,
+from .backbone import (BackboneLoadReport, ClassificationCheckpoint, build_c4_backbone, freeze_stages, load_backbone_checkpoint,
                        read_classification_checkpoint)
 
 # Keyword arguments of torchvision's FasterRCNN that differ from its defaults (its defaults are
@@ -52,6 +53,7 @@ def build_faster_rcnn(backbone: str, num_classes: int, *, model_kwargs: Mapping 
                       min_size: int | Sequence[int] = 600, max_size: int = 1000,
                       anchor_sizes: Sequence[int] = (128, 256, 512),
                       aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), roi_output_size: int = 14,
+                      roi_sampling_ratio: int = 2,
                       trainable_stages: int = 3, frozen_bn: bool = True, image_mean: Sequence[float] = IMAGENET_MEAN,
                       image_std: Sequence[float] = IMAGENET_STD, **kwargs: Any) -> FasterRCNN:
     """An untrained C4 Faster R-CNN over classification model ``backbone`` (e.g.
@@ -62,6 +64,9 @@ def build_faster_rcnn(backbone: str, num_classes: int, *, model_kwargs: Mapping 
     resize (GeneralizedRCNNTransform), inputs are float RGB in [0, 1] normalised with
     ``image_mean``/``image_std`` (use ``backbone_normalization``). ``anchor_sizes`` in input
     pixels after that resize. ``trainable_stages``: see ``detection.backbone.freeze_stages``.
+    ``roi_output_size``/``roi_sampling_ratio``: RoIAlign's output side and samples per bin (0:
+    adaptive): 14 / 2 is torchvision's and detectron2's C4, the last stage then runs on 7x7;
+    7 / 0 is faster-rcnn.pytorch's ResNet setting (its last stage runs on 4x4).
     ``frozen_bn``: BatchNorm as FrozenBatchNorm2d (default; the paper trains with one image per
     batch) or left as trainable BatchNorm2d (only for batches of several images).
     ``kwargs`` override ``PY_FASTER_RCNN`` and any other FasterRCNN argument.
@@ -74,8 +79,9 @@ def build_faster_rcnn(backbone: str, num_classes: int, *, model_kwargs: Mapping 
     c4 = build_c4_backbone(backbone, model_kwargs, frozen_bn=frozen_bn)
     freeze_stages(c4.trunk, c4.head, c4.layout, trainable_stages)
     anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
-    # sampling_ratio=2: torchvision's Faster R-CNN setting; the trunk's single map is named "0".
-    roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=roi_output_size, sampling_ratio=2)
+    # the trunk's single map is named "0"
+    roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=roi_output_size,
+                                  sampling_ratio=roi_sampling_ratio)
     min_size = tuple(min_size) if isinstance(min_size, Sequence) else min_size
     return FasterRCNN(c4.trunk, num_classes=None, min_size=min_size, max_size=max_size,
                       image_mean=list(image_mean), image_std=list(image_std),
@@ -84,15 +90,16 @@ def build_faster_rcnn(backbone: str, num_classes: int, *, model_kwargs: Mapping 
                       **{**PY_FASTER_RCNN, **kwargs})
 
 
-def faster_rcnn_from_checkpoint(path: str | Path, num_classes: int, *,
+def faster_rcnn_from_checkpoint(path: str | Path | ClassificationCheckpoint, num_classes: int, *,
                                 backbone_classes: int | None = None, **kwargs: Any
                                 ) -> tuple[FasterRCNN, BackboneLoadReport]:
-    """Build ``build_faster_rcnn`` for the model a classification/ checkpoint names in its config
+    """Build ``build_faster_rcnn`` for the model a classification/ checkpoint (a path, or one
+    already read) names in its config
     (``backbone=`` overrides, and is required for a bare state dict) and load its weights.
     Normalisation defaults to the checkpoint's training data (``backbone_normalization``).
     ``backbone_classes``: the class count the checkpoint's classifier must have (1000 for the
     paper's ImageNet backbones); by default the count the checkpoint records."""
-    ckpt = read_classification_checkpoint(path)
+    ckpt = path if isinstance(path, ClassificationCheckpoint) else read_classification_checkpoint(path)
     name = kwargs.pop("backbone", None) or ckpt.model
     if name is None:
         raise ValueError(f"checkpoint {path} does not record its model; pass backbone=<model name>")

@@ -37,10 +37,11 @@ from core.tensorboard import TensorBoardMirror
 
 from .backbone import BackboneCheckpointError, read_classification_checkpoint
 from .model import backbone_normalization, build_faster_rcnn, faster_rcnn_from_checkpoint
-from .voc import VOC_CLASSES, VOCDetection, VOCFormatError, collate_detection
+from .voc import VOC_CLASSES, FlippedCopies, VOCDetection, VOCFormatError, collate_detection
 from .voc_eval import VOCEvaluator, devkit_detections
 
 BACKBONE_METHODS = method_names("detection")  # how the backbone was pre-trained (Table 3 rows)
+FLIP_MODES = ("random", "copy")  # data.flip
 
 
 @dataclass
@@ -50,7 +51,13 @@ class DataConfig:
     train: str = "2007:trainval+2012:trainval"  # year:split lists, concatenated (Sec. 3.3)
     test: str = "2007:test"
     classes: List[str] = field(default_factory=lambda: list(VOC_CLASSES))
-    flip_prob: float = 0.5  # horizontal flip in training
+    # Horizontal flips in training. random: each image flipped with probability flip_prob, drawn
+    # per (seed, epoch, image), an epoch is one pass over the images. copy: each image once as is
+    # and once mirrored per epoch, shuffled (voc.FlippedCopies; py-faster-rcnn's and
+    # faster-rcnn.pytorch's TRAIN.USE_FLIPPED), an epoch twice as long: 33,102 iterations on
+    # VOC07+12 at batch 1 instead of 16,551; flip_prob is then unused.
+    flip: str = "random"
+    flip_prob: float = 0.5
     train_subset: int = 0  # >0: the first n training images (smoke runs, tests)
     test_subset: int = 0
     num_workers: int = 2
@@ -69,6 +76,12 @@ class ModelConfig:
     anchor_sizes: List[int] = field(default_factory=lambda: [128, 256, 512])
     trainable_stages: int = 3  # ResNet stages fine-tuned (stem and stage 1 frozen, as py-faster-rcnn)
     frozen_bn: bool = True  # BatchNorm frozen: batch 1 (the paper) has no batch statistics
+    # RoIAlign on the trunk's stride-16 map: output side and samples per bin (0: adaptive, as
+    # torchvision.ops.roi_align). 14 / 2: torchvision's and detectron2's C4 (the last stage halves
+    # it to 7x7); 7 / 0: faster-rcnn.pytorch's ResNet setting (cfgs/res101.yml POOLING_MODE align,
+    # POOLING_SIZE 7; its ROIAlign's sampling_ratio 0), the last stage then sees 7x7 -> 4x4.
+    roi_output_size: int = 14
+    roi_sampling_ratio: int = 2
 
 
 @dataclass
@@ -78,6 +91,12 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # Biases: with bias_decay false they get no weight decay (faster-rcnn.pytorch's
+    # TRAIN.BIAS_DECAY = False; py-faster-rcnn's decay_mult 0), and their lr is lr x bias_lr_mult
+    # (faster-rcnn.pytorch's DOUBLE_BIAS: 2 by default, 1 in its ResNet cfgs/res101.yml;
+    # py-faster-rcnn's lr_mult 2). BatchNorm's affine terms are buffers under frozen_bn.
+    bias_decay: bool = True
+    bias_lr_mult: float = 1.0
     milestones: List[int] = field(default_factory=lambda: [5])  # lr x0.1 from epoch 6 on
     gamma: float = 0.1
     batch_size: int = 1
@@ -115,6 +134,13 @@ def validate(cfg) -> None:
                           f"{cfg.optim.batch_size}, {cfg.optim.lr}")
     if not 0.0 <= cfg.data.flip_prob <= 1.0:
         raise ConfigError(f"data.flip_prob must be in [0, 1], got {cfg.data.flip_prob}")
+    if cfg.data.flip not in FLIP_MODES:
+        raise ConfigError(f"data.flip must be one of {', '.join(FLIP_MODES)}, got {cfg.data.flip!r}")
+    if cfg.model.roi_output_size < 1 or cfg.model.roi_sampling_ratio < 0:
+        raise ConfigError(f"model.roi_output_size must be >= 1 and model.roi_sampling_ratio >= 0, got "
+                          f"{cfg.model.roi_output_size}, {cfg.model.roi_sampling_ratio}")
+    if not cfg.optim.bias_lr_mult > 0:
+        raise ConfigError(f"optim.bias_lr_mult must be positive, got {cfg.optim.bias_lr_mult}")
     if not cfg.model.backbone_checkpoint and not cfg.model.backbone:
         raise ConfigError("set model.backbone_checkpoint (a classification/ checkpoint) or model.backbone "
                           "(an untrained backbone, for checks only)")
@@ -143,26 +169,52 @@ def run_dir_of(cfg) -> Path:
 def build_data(cfg):
     """(train, test) VOCDetection sets; a VOC problem is one line (VOCFormatError / FileNotFoundError)."""
     kw = dict(classes=cfg.data.classes)
-    train = VOCDetection(cfg.data.root, cfg.data.train, flip_prob=cfg.data.flip_prob, seed=cfg.seed,
+    flip_prob = cfg.data.flip_prob if cfg.data.flip == "random" else 0.0  # copy: FlippedCopies mirrors
+    train = VOCDetection(cfg.data.root, cfg.data.train, flip_prob=flip_prob, seed=cfg.seed,
                          skip_difficult=True, **kw)  # py-faster-rcnn trains without difficult objects
     test = VOCDetection(cfg.data.root, cfg.data.test, **kw)
     return train, test
+
+
+def epoch_data(cfg, train_set):
+    """What one epoch passes over: the first ``data.train_subset`` images (all when 0), and with
+    ``data.flip=copy`` each of them twice, as is and mirrored (``voc.FlippedCopies``)."""
+    n = cfg.data.train_subset
+    data = Subset(train_set, range(min(n, len(train_set)))) if n else train_set
+    return FlippedCopies(data) if cfg.data.flip == "copy" else data
+
+
+def param_groups(model, weight_decay: float, bias_decay: bool = True, bias_lr_mult: float = 1.0) -> list[dict]:
+    """SGD parameter groups of ``model``'s trainable parameters. One group when biases are
+    treated like weights; else the biases (names ending in ``bias``, faster-rcnn.pytorch's rule)
+    in a second group without weight decay (``bias_decay`` false) and with ``lr_mult`` =
+    ``bias_lr_mult`` (the loop sets each group's lr to lr x its ``lr_mult``)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if bias_decay and bias_lr_mult == 1.0:
+        return [{"params": [p for _, p in named], "weight_decay": weight_decay, "lr_mult": 1.0}]
+    weights = [p for n, p in named if not n.endswith("bias")]
+    biases = [p for n, p in named if n.endswith("bias")]
+    return [{"params": weights, "weight_decay": weight_decay, "lr_mult": 1.0},
+            {"params": biases, "weight_decay": weight_decay if bias_decay else 0.0, "lr_mult": bias_lr_mult}]
 
 
 def build_model(cfg, num_classes: int):
     """The C4 Faster R-CNN, backbone loaded from its classification checkpoint (or untrained)."""
     m = cfg.model
     kw = dict(min_size=m.min_size, max_size=m.max_size, anchor_sizes=tuple(m.anchor_sizes),
-              trainable_stages=m.trainable_stages, frozen_bn=m.frozen_bn)
+              trainable_stages=m.trainable_stages, frozen_bn=m.frozen_bn,
+              roi_output_size=m.roi_output_size, roi_sampling_ratio=m.roi_sampling_ratio)
     if m.model_kwargs:
         kw["model_kwargs"] = dict(m.model_kwargs)
     if m.backbone_checkpoint:
-        model, report = faster_rcnn_from_checkpoint(m.backbone_checkpoint, num_classes,
-                                                    backbone_classes=m.backbone_classes or None,
+        ckpt = read_classification_checkpoint(m.backbone_checkpoint)
+        model, report = faster_rcnn_from_checkpoint(ckpt, num_classes, backbone_classes=m.backbone_classes or None,
                                                     **({"backbone": m.backbone} if m.backbone else {}), **kw)
-        name = m.backbone or read_classification_checkpoint(m.backbone_checkpoint).model
-        return model, {"backbone": name, "backbone_loaded": len(report.loaded),
-                       "backbone_ignored": sorted(report.ignored)}
+        # the weights of the classification run's last epoch (its only checkpoint): recorded so
+        # that a backbone taken from an unfinished run shows (backbone_epoch < backbone_epochs)
+        return model, {"backbone": m.backbone or ckpt.model, "backbone_loaded": len(report.loaded),
+                       "backbone_ignored": sorted(report.ignored), "backbone_epoch": ckpt.epoch,
+                       "backbone_epochs": ckpt.epochs}
     mean, std = backbone_normalization(None)
     return build_faster_rcnn(m.backbone, num_classes, image_mean=mean, image_std=std, **kw), \
         {"backbone": m.backbone, "backbone_loaded": 0, "backbone_ignored": []}
@@ -227,12 +279,13 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     # -- data and model
     seed_everything(cfg.seed)
     train_set, test_set = data
-    train_data = Subset(train_set, range(min(cfg.data.train_subset, len(train_set)))) if cfg.data.train_subset else train_set
+    train_data = epoch_data(cfg, train_set)  # data.flip=copy: each image twice per epoch
     test_data = Subset(test_set, range(min(cfg.data.test_subset, len(test_set)))) if cfg.data.test_subset else test_set
     model, load_report = build_model(cfg, train_set.num_classes)
     model.to(d.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    o = cfg.optim
+    opt = torch.optim.SGD(param_groups(model, o.weight_decay, o.bias_decay, o.bias_lr_mult), lr=o.lr,
+                          momentum=o.momentum)
 
     # -- resume, or the meta header
     start_epoch, wall_before = 1, 0.0
@@ -254,7 +307,9 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
                  config=to_dict(cfg), git_commit=sha, git_dirty=dirty, torch=torch.__version__,
                  device=str(d.device), started=now_iso(), table=cfg.table, row=row_of(cfg),
                  epochs=cfg.epochs, alpha_T=0.0, alpha_kind="linear", command=command,
-                 threads=torch.get_num_threads(), train_images=len(train_data), test_images=len(test_data),
+                 threads=torch.get_num_threads(), test_images=len(test_data),
+                 train_images=len(train_data.dataset if isinstance(train_data, FlippedCopies) else train_data),
+                 epoch_samples=len(train_data),  # twice train_images with data.flip=copy
                  backbone_checkpoint=cfg.model.backbone_checkpoint,
                  **{k: v for k, v in load_report.items() if k != "backbone"})
     if cfg.tensorboard:
@@ -272,7 +327,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
                             num_workers=cfg.data.num_workers)
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)  # (checkpoints written before lr_mult: 1)
         try:
             train_loss = train_epoch(cfg, model, opt, loader, d.device, epoch, cfg.progress)
         except TrainingDiverged as e:

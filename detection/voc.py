@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -330,6 +330,36 @@ class VOCDetection(Dataset):
                   "image_id": torch.tensor(index), "scale": torch.tensor(scale, dtype=torch.float32),
                   "flipped": torch.tensor(flipped)}
         return img, target
+
+
+class FlippedCopies(Dataset):
+    """Every image of ``dataset`` twice: items ``0..n-1`` are ``dataset``'s items as they are,
+    items ``n..2n-1`` the same images mirrored (``hflip``, ``target["flipped"]`` true). An epoch
+    over it (shuffled by the sampler) shows each image once as is and once flipped: py-faster-rcnn's
+    and faster-rcnn.pytorch's ``TRAIN.USE_FLIPPED`` (``imdb.append_flipped_images``), whose
+    VOC07+12 epoch is 2 x 16,551 = 33,102 iterations at batch 1, the epoch the paper's batch-1
+    schedule counts in. ``dataset`` yields ``(image (C, H, W), target)`` as ``VOCDetection`` does
+    (or a ``Subset`` of one) and must not flip by itself."""
+
+    def __init__(self, dataset):
+        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        if getattr(base, "flip_prob", 0.0) > 0:
+            raise ValueError(f"FlippedCopies needs a dataset that does not flip by itself, got "
+                             f"flip_prob={base.flip_prob}")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)
+
+    def __getitem__(self, index: int):
+        n = len(self.dataset)
+        if not 0 <= index < 2 * n:
+            raise IndexError(f"index {index} out of range for {2 * n} items")
+        image, target = self.dataset[index % n]
+        if index < n:
+            return image, target
+        image, boxes = hflip(image, target["boxes"])
+        return image, {**target, "boxes": boxes, "flipped": torch.tensor(True)}
 
 
 def collate_detection(batch):

@@ -9,7 +9,7 @@ import torch
 from core.config import load_config
 from core.runlog import read_run_log
 from detection.synthetic import write_synthetic_voc
-from detection.train import TrainConfig, build_data, build_model, evaluate, main, train
+from detection.train import TrainConfig, build_data, build_model, epoch_data, evaluate, main, param_groups, train
 
 SYNTH = ["data.name=synthetic_voc4", "data.train=2007:trainval", "data.test=2007:test",
          "data.classes=[aeroplane,bicycle,bird,boat]", "data.num_workers=0", "model.backbone=resnet20",
@@ -41,11 +41,14 @@ def test_tiny_run_on_real_voc_renders_tables_3_and_5(tmp_path, voc_sample, backb
     rc = main([f"data.root={voc_sample}", "data.train=2007:trainval+2012:trainval", "data.test=2007:test",
                "data.num_workers=0", f"model.backbone_checkpoint={backbone_ckpt}", "model.min_size=96",
                "model.max_size=128", "model.anchor_sizes=[16,32,64]", "epochs=2", "optim.milestones=[1]",
-               "method=selfkd", "row=resnet20", f"out_dir={tmp_path}", "progress=false", "device=cpu"])
+               "method=selfkd", "row=resnet20", f"out_dir={tmp_path}", "progress=false", "device=cpu",
+               "data.flip=copy"])
     assert rc == 0
     log = read_run_log(tmp_path / "table3/resnet20_selfkd_s0/log.jsonl", strict=True)
     meta = log.meta
     assert meta["task"] == "detection" and meta["model"] == "resnet20" and meta["train_images"] == 10
+    assert meta["epoch_samples"] == 20  # data.flip=copy: each image as is and mirrored
+    assert meta["backbone_epoch"] == meta["backbone_epochs"] == 1  # the classification run's last epoch
     ignored = set(meta["backbone_ignored"])
     assert meta["backbone_loaded"] > 0 and {"linear.bias", "linear.weight"} <= ignored
     assert all(k.startswith("linear.") or k.endswith("num_batches_tracked") for k in ignored)
@@ -103,6 +106,10 @@ def test_learnability_short(tmp_path, synth):
     (["data.flip_prob=2"], "flip_prob"),
     (["run_id=../x"], "plain folder name"),
     (["model.backbone="], "model.backbone"),
+    (["data.flip=sometimes"], "data.flip"),
+    (["model.roi_output_size=0"], "model.roi_output_size"),
+    (["model.roi_sampling_ratio=-1"], "model.roi_sampling_ratio"),
+    (["optim.bias_lr_mult=0"], "optim.bias_lr_mult"),
 ])
 def test_bad_inputs_are_one_line(tmp_path, synth, capsys, args, words):
     rc = main([*SYNTH, f"data.root={synth}", f"out_dir={tmp_path}", "epochs=1", *args])
@@ -128,6 +135,9 @@ def test_table3_row_configs(row):
     assert (cfg.table, cfg.row, cfg.method, cfg.epochs, cfg.optim.lr, cfg.optim.batch_size) == \
         ("table3", "resnet152", row, 10, 1e-3, 1)
     assert cfg.model.backbone_checkpoint == f"runs/table2/resnet152_{row}_s0/checkpoint.pt"
+    # faster-rcnn.pytorch's ResNet settings, whose batch-1 schedule the paper's is
+    assert (cfg.data.flip, cfg.model.roi_output_size, cfg.model.roi_sampling_ratio) == ("copy", 7, 0)
+    assert (cfg.optim.weight_decay, cfg.optim.bias_decay, cfg.optim.bias_lr_mult) == (1e-4, False, 1.0)
     from core.schedules import step_lr
     assert [step_lr(e, 1e-3, cfg.optim.milestones, 0.1) for e in (5, 6)] == pytest.approx([1e-3, 1e-4])
 
@@ -142,3 +152,42 @@ def test_tensorboard_mirror(tmp_path, synth):
     acc.Reload()
     loss = read_run_log(run / "log.jsonl", strict=True).epochs[0]["train_loss"]
     assert [(e.step, e.value) for e in acc.Scalars("train_loss")] == [(1, pytest.approx(loss, rel=1e-6))]
+
+
+def test_bias_groups_skip_weight_decay_and_scale_lr():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    net[0].weight.requires_grad_(False)
+    one = param_groups(net, 0.5)
+    assert len(one) == 1 and len(one[0]["params"]) == 3 and one[0]["weight_decay"] == 0.5
+    w, b = param_groups(net, 0.5, bias_decay=False, bias_lr_mult=2.0)
+    assert [p is net[1].weight for p in w["params"]] == [True]
+    assert {id(p) for p in b["params"]} == {id(net[0].bias), id(net[1].bias)}
+    assert (w["weight_decay"], w["lr_mult"], b["weight_decay"], b["lr_mult"]) == (0.5, 1.0, 0.0, 2.0)
+    # a step on zero gradients: weight decay shrinks the weight, leaves the biases alone
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt = torch.optim.SGD([w, b], lr=0.1)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(net[1].weight, before["1.weight"] * (1 - 0.1 * 0.5))
+    torch.testing.assert_close(net[1].bias, before["1.bias"])
+    torch.testing.assert_close(net[0].bias, before["0.bias"])
+
+
+def test_flipped_copy_epoch_bias_groups_and_roi_size_in_a_run(tmp_path, synth):
+    cfg = load_config(TrainConfig, None, [*SYNTH, f"data.root={synth}", "data.train_subset=4", "data.test_subset=2",
+                                          "epochs=2", "optim.milestones=[1]", "data.flip=copy",
+                                          "optim.bias_decay=false", "optim.bias_lr_mult=2",
+                                          "model.roi_output_size=7", "model.roi_sampling_ratio=0",
+                                          f"out_dir={tmp_path}"])
+    train_set, _ = build_data(cfg)
+    assert train_set.flip_prob == 0.0 and len(epoch_data(cfg, train_set)) == 8
+    model = build_model(cfg, train_set.num_classes)[0]
+    pool = model.roi_heads.box_roi_pool
+    assert tuple(pool.output_size) == (7, 7) and pool.sampling_ratio == 0
+    run = train(cfg)
+    meta = read_run_log(run / "log.jsonl", strict=True).meta
+    assert (meta["train_images"], meta["epoch_samples"]) == (4, 8)
+    groups = torch.load(run / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.002, 0.004])  # epoch 2: lr 0.02 x 0.1, biases x2
+    assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from detection.voc import (VOC_CLASSES, VOCDetection, VOCFormatError, collate_detection,
+from detection.voc import (VOC_CLASSES, FlippedCopies, VOCDetection, VOCFormatError, collate_detection,
                            continuous_to_devkit, devkit_to_continuous, flip_decision, hflip,
                            parse_annotation, parse_splits, read_image_set, resize_scale)
 from tests.detection.helpers import write_devkit
@@ -48,6 +48,35 @@ def test_real_sample_resize_flip_and_loader(voc_sample):
     loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate_detection)
     images, targets = next(iter(loader))
     assert len(images) == len(targets) == 2
+
+
+def test_flipped_copy_epoch_on_real_sample(voc_sample):
+    """py-faster-rcnn's USE_FLIPPED epoch: 2 x 10 items, the second half the first mirrored, and a
+    shuffled epoch shows every image exactly once as is and once flipped."""
+    from core.sampler import EpochSampler
+    ds = VOCDetection(voc_sample, "2007:trainval+2012:trainval", skip_difficult=True)
+    copies = FlippedCopies(ds)
+    assert len(copies) == 20 and len(ds) == 10
+    for i in range(10):
+        img, t = copies[i]
+        fimg, ft = copies[i + 10]
+        torch.testing.assert_close(img, ds[i][0])
+        torch.testing.assert_close(fimg, img.flip(-1))
+        torch.testing.assert_close(ft["boxes"], hflip(img, t["boxes"])[1])
+        assert not t["flipped"].item() and ft["flipped"].item()
+        assert ft["image_id"].item() == t["image_id"].item() == i
+        assert ft["labels"].tolist() == t["labels"].tolist()
+    seen = {}
+    for k in EpochSampler(len(copies), 0, 1):
+        _, t = copies[k]
+        seen.setdefault(t["image_id"].item(), []).append(t["flipped"].item())
+    assert {i: sorted(f) for i, f in seen.items()} == {i: [False, True] for i in range(10)}
+    sub = FlippedCopies(torch.utils.data.Subset(ds, range(3)))
+    assert len(sub) == 6 and sub[4][1]["image_id"].item() == 1 and sub[4][1]["flipped"].item()
+    with pytest.raises(IndexError):
+        copies[20]
+    with pytest.raises(ValueError, match="flip_prob=0.5"):
+        FlippedCopies(VOCDetection(voc_sample, "2007:trainval", flip_prob=0.5))
 
 
 def test_skip_difficult_keeps_them_in_annotations(voc_sample):
