@@ -233,6 +233,7 @@ class ClassificationCheckpoint:
     dataset: str | None = None
     epoch: int | None = None
     epochs: int | None = None
+    config: dict = field(default_factory=dict)  # the run's resolved config, as saved
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -261,7 +262,7 @@ def read_classification_checkpoint(path: str | Path) -> ClassificationCheckpoint
         return ClassificationCheckpoint(
             str(path), strip_wrapper_prefixes(obj["model"]), cfg.get("model"),
             dict(cfg.get("model_kwargs") or {}), obj.get("num_classes"), data.get("name"),
-            obj.get("epoch"), cfg.get("epochs"))
+            obj.get("epoch"), cfg.get("epochs"), dict(cfg))
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return ClassificationCheckpoint(str(path), strip_wrapper_prefixes(obj))
     raise BackboneCheckpointError(f"{path} is neither a classification checkpoint "

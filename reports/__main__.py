@@ -1,4 +1,4 @@
-"""CLI: python -m reports {table1..table5,regime,table4-runs,tables,figures,check-repro,demo} [options]."""
+"""CLI: python -m reports {table1..table5,regime,table4-runs,tables,figures,check-repro,demo,qualitative} [options]."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,10 @@ def _warn(warnings) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["qualitative"]:  # Figs. 3 and 8, options of its own (python -m reports qualitative -h)
+        from .qualitative import main as qualitative_main
+        return qualitative_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     ap.add_argument("target", choices=list(TABLES) + ["regime", "table4-runs", "tables", "figures", "check-repro", "demo"])
     ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
