@@ -41,6 +41,27 @@ IN_CHANNELS = {"digits": 1}
 # Per-channel statistics of the CIFAR training sets (the usual values in CIFAR code bases).
 CIFAR_MEAN = {10: (0.4914, 0.4822, 0.4465), 100: (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {10: (0.2470, 0.2435, 0.2616), 100: (0.2673, 0.2564, 0.2762)}
+# What the official PS-KD code normalises with (loader/custom_dataloader.py): CIFAR-10 with
+# (125.3, 123.0, 113.9) / 255 and (63.0, 62.1, 66.7) / 255, its own statistics to 3e-4; CIFAR-100
+# with (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010), CIFAR-10's mean and a std copied
+# among CIFAR-10 training scripts (CIFAR-10's pixel std is 0.247, 0.243, 0.261), not CIFAR-100's:
+# its inputs come out about 1.3x wider than unit variance.
+PSKD_CIFAR_MEAN = {10: (125.3 / 255, 123.0 / 255, 113.9 / 255), 100: (0.4914, 0.4822, 0.4465)}
+PSKD_CIFAR_STD = {10: (63.0 / 255, 62.1 / 255, 66.7 / 255), 100: (0.2023, 0.1994, 0.2010)}
+# data.normalization: "own" = the dataset's own statistics, "official" = the official code's
+CIFAR_NORMALIZATIONS = ("own", "official")
+
+
+def cifar_normalization(num_classes: int, kind: str = "own") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per RGB channel for CIFAR-``num_classes`` (10 or 100): ``own`` statistics of
+    its training set or the ``official`` PS-KD code's constants."""
+    if kind not in CIFAR_NORMALIZATIONS:
+        raise ValueError(f"unknown CIFAR normalization {kind!r}; expected one of {', '.join(CIFAR_NORMALIZATIONS)}")
+    if num_classes not in CIFAR_MEAN:
+        raise ValueError(f"no CIFAR statistics for {num_classes} classes; expected 10 or 100")
+    if kind == "official":
+        return PSKD_CIFAR_MEAN[num_classes], PSKD_CIFAR_STD[num_classes]
+    return CIFAR_MEAN[num_classes], CIFAR_STD[num_classes]
 
 
 class Indexed(Dataset):
@@ -85,9 +106,9 @@ class DigitsTensor(Dataset):
         return self.x[i], int(self.y[i])
 
 
-def cifar_transforms(num_classes: int, train: bool, augment: bool = True):
+def cifar_transforms(num_classes: int, train: bool, augment: bool = True, normalization: str = "own"):
     import torchvision.transforms as T
-    norm = [T.ToTensor(), T.Normalize(CIFAR_MEAN[num_classes], CIFAR_STD[num_classes])]
+    norm = [T.ToTensor(), T.Normalize(*cifar_normalization(num_classes, normalization))]
     if train and augment:  # Sec. 3.1: 32x32 random crop after 4-pixel padding, horizontal flip
         return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), *norm])
     return T.Compose(norm)
@@ -239,8 +260,9 @@ def check_data_path(name: str, root: str, download: bool) -> None:
 
 
 def _base_datasets(name: str, root: str, download: bool, augment: bool, train_subset: int = 0,
-                   test_subset: int = 0):
-    """(train with training transforms, train with eval transforms, test, num_classes)."""
+                   test_subset: int = 0, normalization: str = "own"):
+    """(train with training transforms, train with eval transforms, test, num_classes).
+    ``normalization``: CIFAR's statistics, ``cifar_normalization``'s ``kind``."""
     if name in _CUSTOM:
         return _CUSTOM[name](root, augment)
     if name == "digits":
@@ -255,16 +277,16 @@ def _base_datasets(name: str, root: str, download: bool, augment: bool, train_su
     if name == "cifar10_npz":
         n_train, n_test = npz_length(Path(root), "train"), npz_length(Path(root), "test")
         imgs, labels = load_cifar10_npz(Path(root), "train", _subset(n_train, train_subset))
-        train = ArrayImages(imgs, labels, cifar_transforms(10, True, augment))
-        train_eval = ArrayImages(imgs, labels, cifar_transforms(10, False))
+        train = ArrayImages(imgs, labels, cifar_transforms(10, True, augment, normalization))
+        train_eval = ArrayImages(imgs, labels, cifar_transforms(10, False, normalization=normalization))
         test = ArrayImages(*load_cifar10_npz(Path(root), "test", _subset(n_test, test_subset)),
-                           cifar_transforms(10, False))
+                           cifar_transforms(10, False, normalization=normalization))
         return train, train_eval, test, k
     import torchvision
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    train = cls(root, train=True, download=download, transform=cifar_transforms(k, True, augment))
-    train_eval = cls(root, train=True, download=False, transform=cifar_transforms(k, False))
-    test = cls(root, train=False, download=download, transform=cifar_transforms(k, False))
+    train = cls(root, train=True, download=download, transform=cifar_transforms(k, True, augment, normalization))
+    train_eval = cls(root, train=True, download=False, transform=cifar_transforms(k, False, normalization=normalization))
+    test = cls(root, train=False, download=download, transform=cifar_transforms(k, False, normalization=normalization))
     return train, train_eval, test, k
 
 
@@ -280,14 +302,18 @@ def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], li
 
 def build_datasets(name: str, root: str = "", download: bool = False, augment: bool = True,
                    train_subset: int = 0, test_subset: int = 0, holdout_fraction: float = 0.0,
-                   holdout_seed: int = 0, fit_subset: int = 0):
+                   holdout_seed: int = 0, fit_subset: int = 0, normalization: str = "own"):
     """(train, eval, fit, num_classes): datasets of (x, y, index) items. With holdout_fraction > 0
     the eval set is a random holdout of the training set (eval transforms) and train is the rest.
     fit: a fixed random subset of `fit_subset` training images (all of them if it is < 0) with the
     eval transforms (no augmentation), to measure how well the model fits its training data;
-    None when fit_subset == 0."""
+    None when fit_subset == 0. normalization: "own" or "official" (``cifar_normalization``), CIFAR only."""
     check_data_path(name, root, download)
-    train, train_eval, test, k = _base_datasets(name, root, download, augment, train_subset, test_subset)
+    if normalization not in CIFAR_NORMALIZATIONS:
+        raise ValueError(f"unknown data.normalization {normalization!r}; expected one of "
+                         f"{', '.join(CIFAR_NORMALIZATIONS)}")
+    train, train_eval, test, k = _base_datasets(name, root, download, augment, train_subset, test_subset,
+                                                normalization)
     tr_idx = _subset(len(train), train_subset)
     if holdout_fraction:
         keep, ho = holdout_split(len(tr_idx), holdout_fraction, holdout_seed)

@@ -36,17 +36,19 @@ PY_FASTER_RCNN = {
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def backbone_normalization(dataset: str | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the backbone was trained with, from the checkpoint's ``data.name`` (the values
-    classification/data.py normalises with); ImageNet's when the dataset is not recorded."""
+def backbone_normalization(dataset: str | None, normalization: str = "own"
+                           ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the backbone was trained with, from the checkpoint's ``data.name`` and
+    ``data.normalization`` (the values classification/data.py normalises with); ImageNet's when
+    the dataset is not recorded."""
     if dataset in (None, "imagenet"):
         return IMAGENET_MEAN, IMAGENET_STD
-    from classification.data import CIFAR_MEAN, CIFAR_STD
+    from classification.data import cifar_normalization
     n = {"cifar10": 10, "cifar10_npz": 10, "cifar100": 100}.get(dataset)
     if n is None:
         raise ValueError(f"no image statistics known for a backbone trained on {dataset!r}; "
                          f"pass image_mean and image_std")
-    return CIFAR_MEAN[n], CIFAR_STD[n]
+    return cifar_normalization(n, normalization)
 
 
 def build_faster_rcnn(backbone: str, num_classes: int, *, model_kwargs: Mapping | None = None,
@@ -104,7 +106,8 @@ def faster_rcnn_from_checkpoint(path: str | Path | ClassificationCheckpoint, num
     if name is None:
         raise ValueError(f"checkpoint {path} does not record its model; pass backbone=<model name>")
     if "image_mean" not in kwargs and "image_std" not in kwargs:
-        kwargs["image_mean"], kwargs["image_std"] = backbone_normalization(ckpt.dataset)
+        kwargs["image_mean"], kwargs["image_std"] = backbone_normalization(
+            ckpt.dataset, (ckpt.config.get("data") or {}).get("normalization", "own"))
     kwargs.setdefault("model_kwargs", ckpt.model_kwargs)
     model = build_faster_rcnn(name, num_classes, **kwargs)
     return model, load_backbone_checkpoint(model, ckpt, num_classes=backbone_classes)

@@ -206,3 +206,21 @@ def test_detectron2_key_renaming(tmp_path):
     np.testing.assert_array_equal(d2["res3.0.shortcut.weight"], sd["layer2.0.downsample.0.weight"].numpy())
     with open(tmp_path / "r18.pkl", "wb") as f:
         pickle.dump({"model": d2, "__author__": "torchvision", "matching_heuristics": True}, f)
+
+
+def test_backbone_normalisation_follows_the_runs_choice(tmp_path):
+    """A CIFAR backbone trained with data.normalization=official is normalised as it was trained."""
+    from classification.data import cifar_normalization
+    from detection.model import backbone_normalization
+    assert backbone_normalization("cifar100", "official") == cifar_normalization(100, "official")
+    assert backbone_normalization("cifar100") == cifar_normalization(100, "own")
+    clf = trained_like("resnet20", 100)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": clf.state_dict(), "num_classes": 100, "epoch": 3,
+                "config": {"model": "resnet20", "epochs": 5, "data": {"name": "cifar100", "normalization": "official"}}},
+               path)
+    det, _ = faster_rcnn_from_checkpoint(path, num_classes=3, **TINY)
+    assert det.transform.image_std == [0.2023, 0.1994, 0.2010]
+    from detection.backbone import read_classification_checkpoint
+    ckpt = read_classification_checkpoint(path)
+    assert (ckpt.epoch, ckpt.epochs, ckpt.config["data"]["normalization"]) == (3, 5, "official")

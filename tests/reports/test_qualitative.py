@@ -139,3 +139,14 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, cifar_folder, check
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     assert not out.exists()
+
+
+def test_each_model_sees_its_own_evaluation_transform():
+    from reports.qualitative import QualitativeError, eval_transform
+    norm = eval_transform("cifar100", {"data": {"normalization": "official"}}).transforms[-1]
+    assert tuple(norm.std) == (0.2023, 0.1994, 0.2010)
+    assert tuple(eval_transform("cifar10_npz", {}).transforms[-1].mean) == (0.4914, 0.4822, 0.4465)
+    names = [type(t).__name__ for t in eval_transform("imagenet", {}).transforms]
+    assert names == ["Resize", "CenterCrop", "ToTensor", "Normalize"]
+    with pytest.raises(QualitativeError, match="digits"):
+        eval_transform("digits", {})
