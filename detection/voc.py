@@ -257,7 +257,8 @@ class VOCDetection(Dataset):
 
     ``min_size``/``max_size``: optionally resize so the shorter side is ``min_size`` (longer side
     at most ``max_size``) here rather than in the model. ``flip_prob``: horizontal flip with this
-    probability, decided by ``flip_decision(seed, epoch, i)``; call ``set_epoch`` each epoch.
+    probability, decided by ``flip_decision(seed, epoch, i)``; call ``set_epoch`` each epoch
+    (``FlippedCopies`` instead: each image as is and mirrored in every epoch).
     ``skip_difficult``: drop difficult objects from ``target`` (py-faster-rcnn trains without
     them, ``USE_DIFF = False``); ``annotations`` always keep them, as evaluation needs them.
 
