@@ -7,9 +7,10 @@ measurement: no GPU has run these configs. What is counted and what is assumed:
   costs 3 forwards (forward + backward), plus 1 for Self-KD's snapshot teacher; every epoch also
   evaluates the test set and the 2,000-image fit subset. Data sizes: CIFAR-100 50,000 / 10,000,
   ImageNet 1,281,167 / 50,000.
-- detection (Tables 3, 5): the forward FLOPs of the C4 Faster R-CNN (ResNet-152) on one 600x800
-  image (VOC's 500x375 after the model's resize), counted the same way, x3 for training, 16,551
-  VOC07+12 trainval images a epoch, one VOC07 test pass (4,952 images) at the end.
+- detection (Tables 3, 5): the forward FLOPs of the row config's C4 Faster R-CNN (ResNet-152) on
+  one 600x800 image (VOC's 500x375 after the model's resize), counted the same way, x3 for
+  training, 16,551 VOC07+12 trainval images a epoch (twice with data.flip=copy), one VOC07 test
+  pass (4,952 images) at the end.
 - translation (Table 4): 6 x parameters x tokens (forward + backward; +2 x for the Self-KD
   teacher's forward), parameters from the config (embeddings excluded, the output projection
   included), tokens a epoch: Multi30k measured (the converged CPU runs' updates a epoch x the
@@ -79,12 +80,19 @@ def classification_rows(prefix: str):
 
 
 def detection_rows():
-    from detection.model import build_faster_rcnn
-    model = build_faster_rcnn("timm/resnet152", 20)
-    fwd = forward_flops(model, [torch.zeros(3, *VOC_HW)])
+    from core.config import load_config
+    from detection.train import TrainConfig, build_model
+    fwd = None
     for method in ("baseline", "ls", "selfkd"):
-        yield ("table3", "resnet152 (VOC07+12)", method, "Faster R-CNN C4, ResNet-152", fwd, 10,
-               10 * VOC_TRAIN * 3 * fwd + VOC_TEST * fwd)
+        # the row's own model settings (RoIAlign size, resize), the backbone untrained: same FLOPs
+        cfg = load_config(TrainConfig, REPO / "detection" / "configs" / f"resnet152_{method}.yaml",
+                          ["model.backbone_checkpoint=''", "model.backbone=timm/resnet152"])
+        if fwd is None:
+            model, _ = build_model(cfg, 20)
+            fwd = forward_flops(model, [torch.zeros(3, *VOC_HW)])
+        per_epoch = VOC_TRAIN * (2 if cfg.data.flip == "copy" else 1)  # copy: each image twice
+        yield ("table3", "resnet152 (VOC07+12)", method, "Faster R-CNN C4, ResNet-152", fwd, cfg.epochs,
+               cfg.epochs * per_epoch * 3 * fwd + VOC_TEST * fwd)
 
 
 def _transformer_params(layers: int, d: int, ff: int, vocab: int) -> int:
