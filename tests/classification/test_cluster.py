@@ -13,6 +13,7 @@ import torch
 
 from classification.cluster import slurm_array, torchrun_args
 from classification.launch import main as launch_main
+from classification.train import main as train_main
 from core.config import ConfigError
 from core.runlog import read_run_log
 from tests.conftest import REPO
@@ -34,17 +35,16 @@ def _checkpoint(run_dir):
 
 def test_two_node_rendezvous_matches_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    train = ["-m", "classification.train", *TINY]
-    one = subprocess.Popen([sys.executable, *train, f"out_dir={tmp_path}/one"], env=env, cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # the launcher's line for 2 nodes x 1 process, started twice: two agents meet at the c10d
     # rendezvous on localhost (the first to bind the port hosts its store), world size 2, gloo
     dist = torchrun_args(2, 1, f"127.0.0.1:{_free_port()}", "test")
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *dist, *train,
-                               f"out_dir={tmp_path}/two"], env=env, cwd=REPO,
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *dist, "-m", "classification.train",
+                               *TINY, f"out_dir={tmp_path}/two"], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
-    for p in (one, *nodes):
+    # meanwhile the one-process run, in this process (one thread, like the workers)
+    assert train_main([*TINY, f"out_dir={tmp_path}/one"]) == 0
+    for p in nodes:
         out, _ = p.communicate(timeout=240)
         assert p.returncode == 0, out[-3000:]
     a = read_run_log(tmp_path / "one/table1/r/log.jsonl", strict=True)
