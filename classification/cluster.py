@@ -17,12 +17,16 @@ from core.config import ConfigError
 _OWN = {"array", "nodes", "ntasks-per-node", "gpus-per-node", "requeue", "open-mode", "output", "job-name"}
 
 
+def check_counts(nnodes: int, nproc: int) -> None:
+    if nnodes < 1 or nproc < 1:
+        raise ConfigError(f"--nnodes and --nproc-per-node must be >= 1, got {nnodes} and {nproc}")
+
+
 def torchrun_args(nnodes: int, nproc: int, endpoint: str | None, rdzv_id: str) -> list[str]:
     """The torchrun options for nnodes x nproc processes; [] for one process (plain python).
     One node: --standalone (a local rendezvous). More: c10d at endpoint (HOST:PORT, a port on the
     first node that every node can reach); rdzv_id names the run so two runs never meet."""
-    if nnodes < 1 or nproc < 1:
-        raise ConfigError(f"--nnodes and --nproc-per-node must be >= 1, got {nnodes} and {nproc}")
+    check_counts(nnodes, nproc)
     if nnodes == 1:
         return [] if nproc == 1 else ["--standalone", f"--nproc-per-node={nproc}"]
     if not endpoint:

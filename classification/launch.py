@@ -24,7 +24,7 @@ from pathlib import Path
 from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import read_run_log
 
-from .cluster import slurm_array, slurm_options, torchrun_args, write_slurm_job
+from .cluster import check_counts, slurm_array, slurm_options, torchrun_args, write_slurm_job
 from .train import TrainConfig, run_dir_of
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -62,7 +62,9 @@ def main(argv=None) -> int:
     p.epilog = "key=value overrides (anywhere on the line) apply to every run, e.g. data.root=..."
     args = parse_with_overrides(p, argv)
     try:
-        torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint, "check")
+        check_counts(args.nnodes, args.nproc_per_node)
+        if not args.slurm:  # under Slurm the job file finds the rendezvous (the allocation's first node)
+            torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint, "check")
         slurm_opts = slurm_options(args.slurm_opt)
         if args.slurm and not args.dry_run and not shutil.which("sbatch"):
             raise ConfigError("--slurm: sbatch is not on PATH here (not a Slurm login node?); "
@@ -90,8 +92,8 @@ def main(argv=None) -> int:
             rel = os.path.relpath(f)  # commands (and the logs' meta) stay free of this machine's paths
             train_args = ["--config", rel, *ov, "resume=true"]
             # one rendezvous id per run (its table and run id), so two runs never meet
-            dist = torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint,
-                                 f"{run_dir.parent.name}-{run_dir.name}")
+            dist = [] if args.slurm else torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint,
+                                                       f"{run_dir.parent.name}-{run_dir.name}")
             cmd = ([sys.executable, "-m", "torch.distributed.run", *dist] if dist else [sys.executable]) + [
                 "-m", "classification.train", *train_args]
             shown = (["torchrun", *dist] if dist else ["python"]) + ["-m", "classification.train", *train_args]

@@ -144,6 +144,15 @@ def test_slurm_dry_run_writes_the_job_array(tmp_path, capsys):
     assert ("table1_resnet50_baseline", "seed=0") not in seen and len(seen) == 5
 
 
+def test_slurm_multi_node_dry_run_needs_no_endpoint(tmp_path, capsys):
+    job = tmp_path / "job"
+    assert launch_main(["table2", "--rows", "resnet152", "--methods", "selfkd", "--seeds", "0", "--nnodes", "2",
+                        "--nproc-per-node", "8", "--slurm", str(job), "--dry-run", f"out_dir={tmp_path}/runs"]) == 0
+    assert "todo  python -m classification.train" in capsys.readouterr().out  # the job file wraps it
+    script = (job / "table2.sbatch").read_text()
+    assert "#SBATCH --nodes=2\n" in script and "-m torch.distributed.run" in script
+
+
 def test_slurm_multi_node_job_runs_torchrun_per_node(tmp_path):
     script = slurm_array("table2", [["--config", "c.yaml", "seed=0", "resume=true"]], tmp_path, "/venv/bin/python",
                          nnodes=2, nproc=8, options={}, job_dir=tmp_path / "job")
