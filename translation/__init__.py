@@ -19,6 +19,7 @@ import when fairseq is already loaded, else by the entry points once they import
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 _registered = False
@@ -31,16 +32,33 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    import torch
-
-    # torch >= 2.6 loads checkpoints with weights_only=True; fairseq checkpoints hold an
-    # argparse.Namespace ("Weights only load failed ... argparse.Namespace"). Allow exactly that
-    # class instead of turning weights_only off globally.
-    if hasattr(torch.serialization, "add_safe_globals"):
-        torch.serialization.add_safe_globals([argparse.Namespace])
-
+    allow_fairseq_checkpoints()
     from translation import criterion, task  # noqa: F401  (register with fairseq)
     _registered = True
+
+
+def allow_fairseq_checkpoints() -> None:
+    """Let weights_only=True loads (every load of this package, and fairseq's own under torch >=
+    2.6, whose default it is) read fairseq checkpoints, which hold an argparse.Namespace ("Weights
+    only load failed ... argparse.Namespace"): exactly that class is allowed, weights_only stays
+    on. Needs torch only, so a checkpoint can be checked before fairseq is imported."""
+    import torch
+    torch.serialization.add_safe_globals([argparse.Namespace])
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def os_error_line(e: OSError) -> str | None:
+    """The one-line message of a full disk or a folder that cannot be written (the path, then
+    what is wrong), or None for any other OSError (a bug: it stays a traceback)."""
+    where = e.filename if e.filename is not None else "a file"
+    if e.errno in DISK_FULL:
+        return f"{where}: disk full ({e.strerror}); free some space and run the same command again"
+    if e.errno in NOT_WRITABLE:
+        return f"{where}: not writable ({e.strerror})"
+    return None
 
 
 if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ConfigError, load_config, to_dict
-from core.run import config_changes
+from core.run import check_name, config_changes
 
 CORPORA = ("multi30k", "iwslt15")
 SPLITS = ("train", "valid", "test")
@@ -96,8 +96,12 @@ def recorded_settings(cfg: PrepConfig) -> dict:
 
 def _read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.rstrip("\n").strip() for line in f]
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return [line.rstrip("\n").strip() for line in f]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                         f"{e.start} of a read block)") from None
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -237,10 +241,26 @@ def binarize(bpe_dir: Path, bin_dir: Path, l1: str, l2: str, joined: bool, worke
     preprocess.main(args)
 
 
-def prepare(cfg: PrepConfig) -> dict:
-    """Run the whole pipeline; returns the counts written to prep.json."""
+def check(cfg: PrepConfig) -> None:
+    """Value checks the dataclass types cannot express; ValueError names the key."""
     if cfg.corpus not in CORPORA:
         raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
+    for key, low in (("bpe_merges", 1), ("workers", 1), ("clean_max_len", 1), ("valid_size", 0),
+                     ("max_train_pairs", 0), ("max_eval_pairs", 0)):
+        if getattr(cfg, key) < low:
+            raise ValueError(f"{key} must be >= {low}, got {getattr(cfg, key)}")
+    if not cfg.clean_ratio >= 1:
+        raise ValueError(f"clean_ratio must be >= 1, got {cfg.clean_ratio}")
+    for key in ("lang1", "lang2"):  # file name suffixes
+        check_name(getattr(cfg, key), key)
+    if cfg.lang1 == cfg.lang2:
+        raise ValueError(f"lang1 and lang2 must differ, got {cfg.lang1!r} twice")
+
+
+def prepare(cfg: PrepConfig) -> dict:
+    """Run the whole pipeline; returns the counts written to prep.json. Nothing is left behind
+    when it fails: the ``.<name>.tmp`` folder it was writing is removed."""
+    check(cfg)
     raw, final = Path(cfg.raw_path), Path(cfg.out_dir)
     done = check_prepared(final, recorded_settings(cfg), cfg.overwrite)
     if done is not None:
@@ -249,6 +269,22 @@ def prepare(cfg: PrepConfig) -> dict:
     if not raw.exists():
         raise FileNotFoundError(f"raw_path not found: {raw}")
     out = _fresh_tmp(final)
+    try:
+        counts = _prepare_into(cfg, raw, out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    (out / TMP_MARK).unlink()
+    if (final / "prep.json").is_file():  # overwrite=true, checked by check_prepared
+        shutil.rmtree(final)
+    elif final.exists():
+        final.rmdir()  # empty (check_prepared); fails rather than delete anything put there since
+    os.replace(out, final)
+    return counts
+
+
+def _prepare_into(cfg: PrepConfig, raw: Path, out: Path) -> dict:
+    """The pipeline, written into ``out`` (prep.json last); returns the counts."""
     l1, l2 = cfg.lang1, cfg.lang2
     if cfg.corpus == "multi30k":
         splits = read_multi30k(raw, l1, l2)
@@ -291,12 +327,6 @@ def prepare(cfg: PrepConfig) -> dict:
     binarize(out / "bpe", out / "bin", l1, l2, cfg.joined_dictionary, cfg.workers)
     info = {"config": recorded_settings(cfg), "counts": counts}
     (out / "prep.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    (out / TMP_MARK).unlink()
-    if (final / "prep.json").is_file():  # overwrite=true, checked by check_prepared
-        shutil.rmtree(final)
-    elif final.exists():
-        final.rmdir()  # empty (check_prepared); fails rather than delete anything put there since
-    os.replace(out, final)
     return counts
 
 
@@ -357,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         counts = prepare(cfg)
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"translation.data: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        from translation import os_error_line
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"translation.data: error: {line}", file=sys.stderr)
         return 2
     print(f"translation.data: {cfg.out_dir}: " +
           ", ".join(f"{k} {v}" for k, v in counts.items()))

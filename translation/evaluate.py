@@ -27,16 +27,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
 
+from core.checkpoint import CheckpointError
+from translation import os_error_line
+from translation.checkpoints import read_checkpoint
 from translation.data import _read_lines, detokenize, load_bpe, tokenize
+
+
+def check_checkpoint(checkpoint, langs: tuple[str, str] | None) -> None:
+    """A one-line error (before fairseq is imported, let alone prints anything) unless checkpoint
+    is a readable translation checkpoint for langs: read with weights_only=True (nothing in the
+    file can run), then its task's languages."""
+    state = read_checkpoint(checkpoint)
+    task = state["cfg"].get("task")
+    if not isinstance(task, dict) or "source_lang" not in task or "target_lang" not in task:
+        raise CheckpointError(f"checkpoint {checkpoint} is not a translation checkpoint (its "
+                              f"task is {task.get('_name') if isinstance(task, dict) else None!r})")
+    if langs is not None and (task["source_lang"], task["target_lang"]) != tuple(langs):
+        raise ValueError(f"{checkpoint} translates {task['source_lang']}->{task['target_lang']}, "
+                         f"not {langs[0]}->{langs[1]} (-s/-t)")
 
 
 def _load(checkpoint, bin_dir, device: str, fp16: bool, langs: tuple[str, str] | None):
     """(models, task, use_cuda) with the checkpoint's task reading dictionaries from bin_dir."""
+    check_checkpoint(checkpoint, langs)  # fairseq's own load then reads a file known to be safe
     from fairseq import checkpoint_utils
 
     import translation
@@ -44,9 +63,6 @@ def _load(checkpoint, bin_dir, device: str, fp16: bool, langs: tuple[str, str] |
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], arg_overrides={"data": str(bin_dir)})
-    if langs is not None and (task.cfg.source_lang, task.cfg.target_lang) != tuple(langs):
-        raise ValueError(f"{checkpoint} translates {task.cfg.source_lang}->{task.cfg.target_lang}, "
-                         f"not {langs[0]}->{langs[1]} (-s/-t)")
     use_cuda = torch.cuda.is_available() and device != "cpu"
     for m in models:
         m.eval()
@@ -226,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         prep_dir = Path(args.prep_dir)
         _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
         langs = (args.source_lang, args.target_lang)
+        if args.hyps_out:
+            _check_writable(Path(args.hyps_out))  # now, not after the beam search
         if args.record is not None:
             key = _record_key(args)
             lock, log = _lock_finished_run(Path(args.record))  # until the record is written
@@ -246,14 +264,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.record is not None:
             from core.runlog import RunLogWriter, now_iso
             RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
-    except (FileNotFoundError, ValueError) as e:  # core.config.ConfigError is a ValueError
+    except (FileNotFoundError, ValueError) as e:  # ConfigError, CheckpointError are ValueErrors
         print(f"translation.evaluate: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"translation.evaluate: error: {line}", file=sys.stderr)
         return 2
     finally:
         if lock is not None:
             lock.release()
     print(json.dumps(scores))
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """--hyps-out: a file that can be written in an existing folder."""
+    folder = path.parent
+    if path.is_dir():
+        raise ValueError(f"--hyps-out {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--hyps-out {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--hyps-out {path}: not writable")
 
 
 def _lock_finished_run(run_dir: Path):

@@ -11,9 +11,13 @@ Steps, top to bottom:
    teacher is the restored model, see task.py) and the log is cut back to the last checkpointed
    epoch, unless the config differs from its ``config.yaml`` (refused with the changed keys;
    ``resume_changed=allow`` goes on and logs them); a folder with nothing to resume is moved aside
-   to ``<out_dir>/.aside/``, never deleted;
-3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``. Its
-   JSON progress lines ("train"/"valid" per epoch) become one ``epoch`` record each;
+   to ``<out_dir>/.aside/``, never deleted. Checkpoints are read with weights_only=True, an
+   unreadable ``checkpoint_last.pt`` falls back to ``checkpoint_best.pt`` (checkpoints.py), and a
+   log that lacks its meta record or an epoch the checkpoint holds is refused;
+3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``, once
+   every check has passed (fairseq imports ``--user-dir`` code while parsing its command line).
+   Each epoch's record is written just before that epoch's checkpoint (EpochRecords), so any
+   kill resumes to the uninterrupted run's log;
 4. when all epochs are done (or, with ``optim.patience``, valid NLL has stopped improving): beam search on the test set, BLEU (evaluate.py), ``final`` record.
 Bad input gives a one-line error and exit status 2.
 """
@@ -30,8 +34,10 @@ from pathlib import Path
 
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import method_names
-from core.run import check_name, check_out_dir, owned_run, record_resume
+from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
+from translation import os_error_line
+from translation.checkpoints import LAST, Position, checkpoint_position, fairseq_saves, restore_point, use_fallback
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
@@ -114,8 +120,34 @@ class TrainConfig:
     fairseq_args: list[str] = field(default_factory=list)  # appended verbatim to fairseq-train
 
 
+def _at_least(cfg, low, *keys) -> None:
+    for key in keys:
+        value = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value < low:
+            raise ValueError(f"{key} must be >= {low}, got {value}")
+
+
 def check(cfg) -> None:
     """Value checks the dataclass types cannot express; ValueError names the key."""
+    _at_least(cfg, 1, "optim.max_tokens", "optim.update_freq", "model.layers", "model.embed_dim",
+              "model.ffn_dim", "model.heads", "eval.beam", "log_interval")
+    _at_least(cfg, 0, "optim.warmup_updates", "data.num_workers", "seed")
+    m, o = cfg.model, cfg.optim
+    if m.embed_dim % m.heads:
+        raise ValueError(f"model.heads={m.heads} must divide model.embed_dim={m.embed_dim} "
+                         "(each head attends in embed_dim / heads dimensions)")
+    for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
+                       ("method.ls_eps", cfg.method.ls_eps)):
+        if not 0 <= value < 1:
+            raise ValueError(f"{key} must be in [0, 1), got {value}")
+    if not 0 <= cfg.method.alpha_T <= 1:
+        raise ValueError(f"method.alpha_T must be in [0, 1], got {cfg.method.alpha_T}")
+    if not o.lr > 0 or not math.isfinite(o.lr):
+        raise ValueError(f"optim.lr must be a positive number, got {o.lr}")
+    for key in ("table", "row"):  # names reports build file names from
+        plain_name(getattr(cfg, key), key)
     if cfg.method.name not in METHODS:
         raise ValueError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
     if cfg.optim.precision not in PRECISIONS:
@@ -141,9 +173,18 @@ def check(cfg) -> None:
                              "(run python -m translation.data first)")
 
 
+def plain_name(value: str, what: str) -> str:
+    """core.run.check_name (no '/', not '.' or '..'), and printable: a newline or other control
+    character in a run_id would break the log-derived tables and file names."""
+    check_name(value, what)
+    if not str(value).isprintable():
+        raise ConfigError(f"{what} must be printable (no newline or control character), got {value!r}")
+    return str(value)
+
+
 def run_dir_of(cfg) -> Path:
     run_id = cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}"
-    return Path(cfg.out_dir) / check_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
+    return Path(cfg.out_dir) / plain_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
 
 
 def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
@@ -200,29 +241,22 @@ def converged(log, patience: int) -> bool:
     return patience > 0 and bool(valid) and epochs_since_best(valid) >= patience
 
 
-def checkpoint_position(checkpoint: Path) -> tuple[int, bool, float]:
-    """(epochs fully trained, saved mid-epoch?, seconds of training) of a fairseq checkpoint.
-    The position comes from its data iterator (fairseq stores (epoch t + 1, 0 iterations) once
-    epoch t is finished); the seconds are fairseq's ``previous_training_time``, which adds up every
-    process that trained the checkpoint, so a resumed run's ``wall_s`` covers all of them."""
-    import torch
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
-    extra = state["extra_state"]
-    itr = extra["train_iterator"]
-    return itr["epoch"] - 1, itr["iterations_in_epoch"] > 0, float(extra.get("previous_training_time", 0.0))
-
-
 class StopAfterEpoch(Exception):
     """Raised by EpochRecords once the epoch ``stop_after_epochs`` asked for is logged."""
 
 
 class EpochRecords(logging.Handler):
-    """Turns fairseq's JSON end-of-epoch lines into run-log ``epoch`` records.
+    """Writes one run-log ``epoch`` record per epoch of fairseq-train.
 
-    fairseq validates (and checkpoints) before it prints the epoch's training averages, so the
-    "valid" line of epoch t is held until the "train" line of epoch t arrives. By then epoch t's
-    checkpoint is on disk, so ``stop_at`` (an epoch, 0 = never) ends training there: the record is
-    written, then StopAfterEpoch is raised through fairseq's print to run_fairseq_train."""
+    At the end of epoch t fairseq validates (its JSON "valid" line, held here), saves the
+    checkpoint, then prints the epoch's training averages (its "train" line). The record is
+    written when the checkpoint is about to be saved (before_checkpoint: the training meters
+    the "train" line is printed from, formatted as it formats them), so a checkpoint never holds
+    an epoch the log lacks: a kill in between leaves the log one epoch ahead, and the resume cuts
+    it back and trains that epoch again. An epoch that gets no checkpoint (fairseq's
+    --save-interval > 1 in fairseq_args) is recorded from its "train" line. By the "train" line
+    epoch t's checkpoint is on disk, so ``stop_at`` (an epoch, 0 = never) ends training there:
+    StopAfterEpoch is raised through fairseq's print to run_fairseq_train."""
 
     def __init__(self, writer: RunLogWriter, progress=None, stop_at: int = 0):
         super().__init__(level=logging.INFO)
@@ -250,6 +284,21 @@ class EpochRecords(logging.Handler):
         if record.name == "valid":
             self.valid[epoch] = stats
             return
+        if epoch > self.last_epoch:
+            self._write(stats)
+        if self.stop_at and epoch >= self.stop_at:
+            raise StopAfterEpoch(epoch)
+
+    def before_checkpoint(self, epoch: int) -> None:
+        from fairseq.logging import metrics
+        from fairseq.logging.progress_bar import format_stat
+        train = metrics.get_smoothed_values("train")
+        self._write({"epoch": epoch, **{f"train_{k}": format_stat(v) for k, v in train.items()}})
+
+    def _write(self, stats: dict) -> None:
+        """The record (and the progress line) of the epoch whose training averages are ``stats``
+        (keys as fairseq's "train" line)."""
+        epoch = int(stats["epoch"])
         v = self.valid.pop(epoch, {})
         if self.progress is not None:
             vn = None if v.get("valid_nll_loss") is None else float(v["valid_nll_loss"]) * LN2
@@ -275,8 +324,10 @@ class EpochRecords(logging.Handler):
             epoch_wall_s=float(stats.get("train_train_wall", 0.0)),
         )
         self.last_epoch = epoch
-        if self.stop_at and epoch >= self.stop_at:
-            raise StopAfterEpoch(epoch)
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Traceback")
 
 
 def quiet_fairseq() -> None:
@@ -292,6 +343,9 @@ def quiet_fairseq() -> None:
     root.setLevel(logging.WARNING)
     for name in ("fairseq", "fairseq_cli", "hydra", "torch", "sacrebleu"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # fairseq logs the traceback of a failed checkpoint write before raising the error, which
+    # main() reports in one line (a full disk, a folder that cannot be written)
+    logging.getLogger("fairseq.checkpoint_utils").addFilter(_no_traceback)  # (once: a set)
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category)
 
@@ -324,15 +378,13 @@ def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = ()
     ``valid_so_far``: the valid losses (nats) of the epochs a resumed run has done, so fairseq's
     early-stopping counter continues where it was (fairseq keeps it in memory only). ``stop_at``:
     stop once this epoch is logged and checkpointed (0: train to the end)."""
-    from fairseq import checkpoint_utils, distributed_utils
+    from fairseq import distributed_utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train as fairseq_train
 
-    # fairseq keeps the best validation loss seen as a function attribute: a second run in this
-    # process would inherit the first one's (a resumed run gets its own back from the checkpoint).
-    if hasattr(checkpoint_utils.save_checkpoint, "best"):
-        del checkpoint_utils.save_checkpoint.best
-    for attr in ("best", "num_runs"):  # the same for the early-stopping counter
+    # fairseq keeps the early-stopping counter as function attributes: a second run in this
+    # process would inherit the first one's (the best loss of checkpoints: see fairseq_saves).
+    for attr in ("best", "num_runs"):
         if hasattr(fairseq_train.should_stop_early, attr):
             delattr(fairseq_train.should_stop_early, attr)
     if valid_so_far:
@@ -348,13 +400,35 @@ def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = ()
     old_level = progress_logger.level
     progress_logger.setLevel(logging.INFO)  # the epoch lines are INFO, whatever the root level
     try:
-        distributed_utils.call_main(fs_cfg, fairseq_train.main)
+        with fairseq_saves(handler.before_checkpoint):
+            distributed_utils.call_main(fs_cfg, fairseq_train.main)
     except StopAfterEpoch:
         pass
     finally:
         progress_logger.removeHandler(handler)
         progress_logger.setLevel(old_level)
     return handler.last_epoch
+
+
+@dataclass
+class Job:
+    """One invocation of a run, once its folder is owned: what _train needs."""
+    cfg: object
+    command: str
+    start: RunStart
+    use_cuda: bool
+    argv: list[str]  # the fairseq-train command line (the meta record's)
+    fs_args: object = None  # its parse (parse_fairseq_args)
+    resume: Position | None = None  # the checkpoint a resume starts from
+    progress: object = print
+
+    @property
+    def save_dir(self) -> Path:
+        return self.start.run_dir / "checkpoints"
+
+    @property
+    def log_path(self) -> Path:
+        return self.start.run_dir / "log.jsonl"
 
 
 def train(cfg, command: str, progress=print) -> Path:
@@ -365,77 +439,119 @@ def train(cfg, command: str, progress=print) -> Path:
 
     run_dir = run_dir_of(cfg)
     check_out_dir(cfg.out_dir)
-    save_dir = run_dir / "checkpoints"
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but torch.cuda.is_available() is False")
-    argv = fairseq_argv(cfg, save_dir, use_cuda)
-    fs_args = parse_fairseq_args(argv)  # before anything is written
-    last = save_dir / "checkpoint_last.pt"
-    # the folder: locked, config checked against config.yaml, nothing deleted (core.run); a rerun
-    # of the same command always resumes (translation has no resume flag)
-    with owned_run(run_dir, to_dict(cfg), True, last, cfg.resume_changed, ignore=RUNTIME_KEYS) as start:
-        if start.state == "complete":
-            print(f"translation.train: {run_dir} is complete; nothing to do")
-            return run_dir
-        return _train(cfg, command, progress, start, fs_args, argv, use_cuda)
+    argv = fairseq_argv(cfg, run_dir / "checkpoints", use_cuda)
+    try:
+        # the folder: locked, config checked against config.yaml, nothing deleted (core.run); a
+        # rerun of the same command always resumes (translation has no resume flag)
+        with owned_run(run_dir, to_dict(cfg), True, run_dir / "checkpoints" / LAST,
+                       cfg.resume_changed, ignore=RUNTIME_KEYS) as start:
+            if start.state == "complete":
+                print(f"translation.train: {run_dir} is complete; nothing to do")
+                return run_dir
+            job = Job(cfg, command, start, use_cuda, argv, progress=progress)
+            if start.state == "resume":
+                job.resume = resume_point(job)
+            # fairseq's parse imports the --user-dir modules fairseq_args may name: only now that
+            # every check of the config and of the run folder has passed
+            job.fs_args = parse_fairseq_args(argv)
+            return _train(job)
+    except OSError as e:
+        if e.filename is None and os_error_line(e):  # fairseq writes through file objects
+            e.filename = str(run_dir)
+        raise
 
 
-def _train(cfg, command: str, progress, start, fs_args, argv: list[str], use_cuda: bool) -> Path:
-    """train() inside the run folder it owns (start: core.run.RunStart, 'fresh' or 'resume')."""
-    import torch
+def resume_point(job: Job) -> Position:
+    """Every check of a resume, before anything in the folder changes: the log is there with its
+    meta record, a checkpoint is readable (checkpoint_last.pt, else checkpoint_best.pt), and the
+    log holds a record of each epoch that checkpoint has trained (the records are written before
+    their checkpoints, so a missing one means a damaged log: refused, not silently dropped)."""
+    run_dir = job.start.run_dir
+    if not job.log_path.is_file():
+        raise ValueError(f"{job.save_dir / LAST} exists but {job.log_path} does not: cannot resume "
+                         f"the run log; move {run_dir} away to start afresh")
+    remove_stale_temp_files(job.save_dir)  # a checkpoint write cut off by a kill
+    pos = restore_point(job.save_dir)
+    if pos.mid_epoch and job.cfg.method.name == "selfkd":
+        raise ValueError(f"{pos.path} was saved mid-epoch: the Self-KD teacher (the model at the "
+                         "end of the previous epoch) cannot be rebuilt from it")
+    log = read_run_log(job.log_path)
+    why = f" ({log.warnings[0]})" if log.warnings else ""
+    if log.meta is None:
+        raise ValueError(f"{job.log_path} has no meta record{why}: cannot resume the run log; "
+                         f"move {run_dir} away to start afresh")
+    have = {e["epoch"] for e in log.epochs}
+    missing = [t for t in range(1, pos.epochs + 1) if t not in have]
+    if missing:
+        raise ValueError(f"{job.log_path} lacks the record of epoch {missing[0]}, which "
+                         f"{pos.path.name} has trained{why}: cannot resume the run log; move "
+                         f"{run_dir} away to start afresh")
+    return pos
+
+
+def _write_meta(job: Job, writer: RunLogWriter) -> None:
     import fairseq
+    import torch
+    cfg, me = job.cfg, job.cfg.method
+    commit, dirty = git_info(PLUGIN_DIR)
+    writer.meta(
+        run_id=job.start.run_dir.name, task="translation", method=me.name,
+        model=(f"{cfg.model.arch} N={cfg.model.layers} d_model={cfg.model.embed_dim} "
+               f"h={cfg.model.heads} d_ff={cfg.model.ffn_dim}"),
+        dataset=cfg.row, seed=cfg.seed, config=to_dict(cfg), git_commit=commit,
+        git_dirty=dirty, torch=torch.__version__, device="cuda" if job.use_cuda else "cpu",
+        started=now_iso(), table=cfg.table, row=cfg.row, epochs=cfg.optim.epochs,
+        alpha_T=me.alpha_T if me.name == "selfkd" else 0.0,
+        alpha_kind=me.alpha_kind if me.name == "selfkd" else None,
+        ls_eps=me.ls_eps if me.name == "ls" else 0.0, command=job.command,
+        fairseq=fairseq.__version__, fairseq_train_args=job.argv,
+    )
 
-    run_dir = start.run_dir
-    save_dir = run_dir / "checkpoints"
-    log_path = run_dir / "log.jsonl"
-    last = save_dir / "checkpoint_last.pt"
-    writer = RunLogWriter(log_path)
+
+def _train(job: Job) -> Path:
+    """train() inside the run folder it owns: the log's head, fairseq-train, the evaluation."""
+    cfg, run_dir = job.cfg, job.start.run_dir
+    writer = RunLogWriter(job.log_path)
     done = 0
-    if start.state == "resume":
-        if not log_path.is_file():
-            raise ValueError(f"{last} exists but {log_path} does not: cannot resume the run log; "
-                             f"move {run_dir} away to start afresh")
-        done, mid_epoch, _ = checkpoint_position(last)
-        if mid_epoch and cfg.method.name == "selfkd":
-            raise ValueError(f"{last} was saved mid-epoch: the Self-KD teacher (the model at the "
-                             "end of the previous epoch) cannot be rebuilt from it")
-        record_resume(writer, run_dir, done, cfg.optim.epochs, start.changes, to_yaml(cfg), command)
+    if job.resume is not None:
+        note = use_fallback(job.resume, job.save_dir)
+        if note:
+            print(f"translation.train: {note}", file=sys.stderr)
+        done = job.resume.epochs
+        record_resume(writer, run_dir, done, cfg.optim.epochs, job.start.changes, to_yaml(cfg),
+                      job.command)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
-        commit, dirty = git_info(PLUGIN_DIR)
-        me = cfg.method
-        writer.meta(
-            run_id=run_dir.name, task="translation", method=me.name,
-            model=(f"{cfg.model.arch} N={cfg.model.layers} d_model={cfg.model.embed_dim} "
-                   f"h={cfg.model.heads} d_ff={cfg.model.ffn_dim}"),
-            dataset=cfg.row, seed=cfg.seed, config=to_dict(cfg), git_commit=commit,
-            git_dirty=dirty, torch=torch.__version__, device="cuda" if use_cuda else "cpu",
-            started=now_iso(), table=cfg.table, row=cfg.row, epochs=cfg.optim.epochs,
-            alpha_T=me.alpha_T if me.name == "selfkd" else 0.0,
-            alpha_kind=me.alpha_kind if me.name == "selfkd" else None,
-            ls_eps=me.ls_eps if me.name == "ls" else 0.0, command=command,
-            fairseq=fairseq.__version__, fairseq_train_args=argv,
-        )
-    log = read_run_log(log_path)
+        _write_meta(job, writer)
+    log = read_run_log(job.log_path)
     valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
     if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
         stop_at = done + cfg.stop_after_epochs if cfg.stop_after_epochs > 0 else 0
-        run_fairseq_train(fs_args, writer, valid, progress, stop_at)
-    done, _, train_s = checkpoint_position(last) if last.is_file() else (0, False, 0.0)
+        run_fairseq_train(job.fs_args, writer, valid, job.progress, stop_at)
+    last = job.save_dir / LAST
+    pos = checkpoint_position(last) if last.is_file() else Position(last, 0, False, 0.0)
+    return _finish(job, writer, pos)
+
+
+def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
+    """Beam search and BLEU once all epochs are trained (or early stopping has stopped the run),
+    and the final record; else a note that the run can be resumed."""
+    cfg, run_dir, done = job.cfg, job.start.run_dir, pos.epochs
     t_eval = time.time()
-    log = read_run_log(log_path)
+    log = read_run_log(job.log_path)
     stopped_early = done < cfg.optim.epochs and converged(log, cfg.optim.patience)
     if done < cfg.optim.epochs and not stopped_early:
         print(f"translation.train: stopped after epoch {done} of {cfg.optim.epochs}; "
               "run the same command again to resume")
         return run_dir
     from translation.evaluate import bleu_scores, translate
-    ckpt = save_dir / cfg.eval.checkpoint
-    hyps = translate(ckpt, Path(cfg.data.prep_dir) / "bin", cfg.eval.subset, cfg.eval.beam,
-                     cfg.eval.lenpen, device="cuda" if use_cuda else "cpu",
-                     fp16=cfg.optim.precision == "fp16")
+    hyps = translate(job.save_dir / cfg.eval.checkpoint, Path(cfg.data.prep_dir) / "bin",
+                     cfg.eval.subset, cfg.eval.beam, cfg.eval.lenpen,
+                     device="cuda" if job.use_cuda else "cpu", fp16=cfg.optim.precision == "fp16")
     scores = bleu_scores(hyps, cfg.data.prep_dir, cfg.eval.subset, cfg.data.target_lang)
     print(f"translation.train: {run_dir.name}: BLEU {scores['bleu']:.2f} (detok, "
           f"{scores['sacrebleu_signature']}), tokenised BLEU {scores['bleu_tok']:.2f}")
@@ -450,7 +566,7 @@ def _train(cfg, command: str, progress, start, fs_args, argv: list[str], use_cud
                  "checkpoint": cfg.eval.checkpoint, "subset": cfg.eval.subset,
                  "beam": cfg.eval.beam, "lenpen": cfg.eval.lenpen, "test_sentences": len(hyps)},
         # the training kept in the checkpoint (every process that trained it) + this evaluation
-        reliability=None, wall_s=train_s + time.time() - t_eval,
+        reliability=None, wall_s=pos.train_s + time.time() - t_eval,
     )
     return run_dir
 
@@ -471,8 +587,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides)
         train(cfg, command)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
         print(f"translation.train: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"translation.train: error: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -22,9 +22,8 @@ def _args(prep_dir, out_dir, *extra):
 
 
 def _params(run_dir):
-    ckpt = torch.load(run_dir / "checkpoints" / "checkpoint_last.pt", map_location="cpu",
-                      weights_only=False)
-    return ckpt["model"]
+    from translation.checkpoints import read_checkpoint
+    return read_checkpoint(run_dir / "checkpoints" / "checkpoint_last.pt")["model"]
 
 
 def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
@@ -56,7 +55,8 @@ def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
     # the first process's training time travels in the checkpoint (fairseq's
     # previous_training_time); make it unmistakable, then check that wall_s counts it
     last = tmp_path / "resumed" / "checkpoints" / "checkpoint_last.pt"
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    from translation.checkpoints import read_checkpoint
+    state = read_checkpoint(last)
     assert 0 < state["extra_state"]["previous_training_time"] < 1e5
     state["extra_state"]["previous_training_time"] = 1e6
     torch.save(state, last)

@@ -1,0 +1,134 @@
+"""A translation run's checkpoints: read safely, written atomically, resumed from a readable one.
+
+* Reading: every checkpoint this package opens goes through core.checkpoint.load_checkpoint
+  (weights_only=True: a file dropped into a run folder cannot run code) before fairseq loads it,
+  so fairseq's own torch.load only ever sees a file that has passed the restricted unpickler.
+* Writing: fairseq writes ``checkpoint_best.pt`` atomically (temp file + rename) but then copies
+  it to ``checkpoint_last.pt`` in place; during a run ``fairseq_saves`` makes that copy atomic too
+  (temp file in the same folder, fsync, os.replace), so a kill or a full disk mid-copy leaves the
+  previous ``checkpoint_last.pt`` whole.
+* Resuming: ``restore_point`` reads ``checkpoint_last.pt``; if it is unreadable (damaged outside
+  this code, or torn by an older version's copy), ``checkpoint_best.pt``, which holds the same
+  full training state as of its epoch, is the fallback.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.checkpoint import CheckpointError, load_checkpoint
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The state of a fairseq checkpoint, loaded with weights_only=True (CheckpointError, one
+    line naming the file, when it is unreadable or not a fairseq checkpoint)."""
+    from translation import allow_fairseq_checkpoints
+    allow_fairseq_checkpoints()
+    state = load_checkpoint(path)
+    if not isinstance(state.get("cfg"), dict) or not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"checkpoint {path} is not a fairseq checkpoint (no cfg and model); "
+                              "a translation.train checkpoint is checkpoints/checkpoint_*.pt")
+    return state
+
+
+@dataclass
+class Position:
+    """Where a training checkpoint stands: ``epochs`` fully trained, whether it was saved
+    mid-epoch, fairseq's ``previous_training_time`` (seconds, every process that trained it)."""
+    path: Path
+    epochs: int
+    mid_epoch: bool
+    train_s: float
+
+
+def checkpoint_position(path: Path) -> Position:
+    """The Position of a training checkpoint. It comes from the data iterator (fairseq stores
+    (epoch t + 1, 0 iterations) once epoch t is finished)."""
+    state = read_checkpoint(path)
+    try:
+        extra = state["extra_state"]
+        itr = extra["train_iterator"]
+        return Position(Path(path), int(itr["epoch"]) - 1, int(itr["iterations_in_epoch"]) > 0,
+                        float(extra.get("previous_training_time", 0.0)))
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {path} holds no training state (extra_state."
+                              "train_iterator); it is not a checkpoint to resume from") from None
+
+
+def restore_point(save_dir: Path) -> Position:
+    """The checkpoint a resume starts from: checkpoint_last.pt, or checkpoint_best.pt when the
+    former is unreadable and the latter is not (CheckpointError naming checkpoint_last.pt when
+    neither can be used). Reads only: the caller copies a fallback into place once every other
+    check of the resume has passed (use_fallback)."""
+    try:
+        return checkpoint_position(save_dir / LAST)
+    except CheckpointError as e:
+        if not (save_dir / BEST).is_file():
+            raise
+        try:
+            return checkpoint_position(save_dir / BEST)
+        except CheckpointError:
+            raise e from None
+
+
+def use_fallback(pos: Position, save_dir: Path) -> str | None:
+    """Put a fallback restore point in place as checkpoint_last.pt (fairseq resumes from that
+    name); returns the note to print, or None when checkpoint_last.pt itself is the point."""
+    last = save_dir / LAST
+    if pos.path == last:
+        return None
+    atomic_copy(pos.path, last)
+    return (f"{last} was unreadable; resuming from {pos.path.name} (epoch {pos.epochs}), the epochs "
+            "after it are trained again")
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = True) -> bool:
+    """Copy src to dst through a temp file in dst's folder (``<name>.*.tmp``, the pattern
+    core.run.remove_stale_temp_files clears) and os.replace: dst is the old file or the new one,
+    never a part. Signature and return value as fairseq's PathManager.copy."""
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def fairseq_saves(before_epoch_checkpoint):
+    """For the fairseq-train run inside: ``before_epoch_checkpoint(epoch)`` is called when an
+    end-of-epoch checkpoint is about to be written (the run log's epoch record goes first, so
+    a checkpoint never holds an epoch the log lacks), and the copies to checkpoint_last.pt are
+    atomic. fairseq keeps the best validation loss seen as an attribute of its module's
+    save_checkpoint: the wrapper, a new function each run, starts every run without one (a
+    resumed run gets its own back from the checkpoint)."""
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
+
+    save, copy = checkpoint_utils.save_checkpoint, PathManager.__dict__["copy"]
+
+    def save_checkpoint(cfg, trainer, epoch_itr, val_loss):
+        if epoch_itr.end_of_epoch():
+            before_epoch_checkpoint(epoch_itr.epoch)
+        return save(cfg, trainer, epoch_itr, val_loss)
+
+    checkpoint_utils.save_checkpoint = save_checkpoint
+    PathManager.copy = staticmethod(atomic_copy)
+    try:
+        yield
+    finally:
+        checkpoint_utils.save_checkpoint = save
+        PathManager.copy = copy
