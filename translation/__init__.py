@@ -13,8 +13,9 @@ Read top to bottom:
 
 fairseq imports this package (``--user-dir translation``) before it builds the task or loads a
 checkpoint, so registration and the checkpoint-loading fix live here (``register()``; run at
-import when fairseq is already loaded, else by the entry points once they import it). Without fairseq installed
-(``make install-translation``) only data.py's pure-Python parts and the configs are usable.
+import when fairseq is already loaded, else by the entry points once they import it). Without
+fairseq installed (``make install-translation``) only data.py's pure-Python parts and the configs
+are usable.
 """
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ def os_error_line(e: OSError) -> str | None:
     if e.errno in NOT_WRITABLE:
         return f"{where}: not writable ({e.strerror})"
     return None
+
+
+def run_main(prog: str, body) -> int:
+    """The exit status of an entry point's ``body()`` (None: 0). A user's mistake (ValueError,
+    which ConfigError and CheckpointError are; FileNotFoundError) and a full disk or a folder that
+    cannot be written are one line ``<prog>: error: ...`` on stderr and status 2; anything else
+    is a bug and stays a traceback."""
+    try:
+        return body() or 0
+    except (ValueError, FileNotFoundError) as e:
+        line = str(e)
+    except OSError as e:
+        line = os_error_line(e)
+        if line is None:
+            raise
+    print(f"{prog}: error: {line}", file=sys.stderr)
+    return 2
 
 
 if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it

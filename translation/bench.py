@@ -21,7 +21,8 @@ from itertools import islice
 
 import torch
 
-from core.config import ConfigError, load_config
+from core.config import load_config
+from translation import run_main
 from translation.train import TrainConfig, check, fairseq_argv
 
 
@@ -92,13 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
-    try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-        print(json.dumps(bench(cfg, args.steps, args.repeats)))
-    except (ConfigError, ValueError) as e:
-        print(f"translation.bench: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main("translation.bench", lambda: print(json.dumps(bench(
+        load_config(TrainConfig, args.config, args.overrides), args.steps, args.repeats))))
 
 
 if __name__ == "__main__":

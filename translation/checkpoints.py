@@ -31,10 +31,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     from translation import allow_fairseq_checkpoints
     allow_fairseq_checkpoints()
     state = load_checkpoint(path)
-    if not isinstance(state.get("cfg"), dict) or not isinstance(state.get("model"), dict):
+    has_cfg = isinstance(state.get("cfg"), dict) or state.get("args") is not None  # (args: older fairseq)
+    if not has_cfg or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"checkpoint {path} is not a fairseq checkpoint (no cfg and model); "
                               "a translation.train checkpoint is checkpoints/checkpoint_*.pt")
     return state
+
+
+def task_settings(state: dict) -> dict:
+    """The task section of a read_checkpoint state (source_lang, target_lang, ...)."""
+    if isinstance(state.get("cfg"), dict):
+        task = state["cfg"].get("task")
+        return task if isinstance(task, dict) else {}
+    return dict(vars(state["args"]))
 
 
 @dataclass

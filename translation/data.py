@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import ConfigError, load_config, to_dict
+from core.config import load_config, to_dict
 from core.run import check_name, config_changes
 
 CORPORA = ("multi30k", "iwslt15")
@@ -96,12 +96,16 @@ def recorded_settings(cfg: PrepConfig) -> dict:
 
 def _read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n").strip() for line in f]
+
+
+def _read_corpus_file(path: Path) -> list[str]:
+    """_read_lines, with a file that is not UTF-8 named in a one-line ValueError."""
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return [line.rstrip("\n").strip() for line in f]
+        return _read_lines(path)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
-                         f"{e.start} of a read block)") from None
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x})") from None
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -115,7 +119,8 @@ def read_multi30k(raw: Path, l1: str, l2: str) -> dict:
     """{split: (lines_l1, lines_l2)} from the Multi30k raw folder."""
     out = {}
     for split, stem in MULTI30K_FILES.items():
-        a, b = _read_lines(_find(raw, f"{stem}.{l1}")), _read_lines(_find(raw, f"{stem}.{l2}"))
+        a = _read_corpus_file(_find(raw, f"{stem}.{l1}"))
+        b = _read_corpus_file(_find(raw, f"{stem}.{l2}"))
         if len(a) != len(b):
             raise ValueError(f"Multi30k {stem}: {len(a)} {l1} lines but {len(b)} {l2} lines")
         out[split] = (a, b)
@@ -124,7 +129,7 @@ def read_multi30k(raw: Path, l1: str, l2: str) -> dict:
 
 def _iwslt_train_lines(path: Path) -> list[str]:
     lines = []
-    for line in _read_lines(path):
+    for line in _read_corpus_file(path):
         if line.startswith(_IWSLT_DROP):
             continue
         lines.append(_IWSLT_STRIP.sub("", line).strip())
@@ -132,8 +137,8 @@ def _iwslt_train_lines(path: Path) -> list[str]:
 
 
 def _iwslt_segs(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [m.group(1).replace("\u2019", "'") for m in _SEG.finditer(f.read())]
+    text = "\n".join(_read_corpus_file(path))  # a <seg> is one line
+    return [m.group(1).replace("\u2019", "'") for m in _SEG.finditer(text)]
 
 
 def _iwslt_folder(raw: Path, l1: str, l2: str, tmp: str) -> Path:
@@ -382,22 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="translation/configs/prep/<corpus>.yaml")
     ap.add_argument("overrides", nargs="*", help="key=value")
     args = ap.parse_args(argv)
-    try:
+
+    def body():
         cfg = load_config(PrepConfig, args.config, args.overrides)
         counts = prepare(cfg)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"translation.data: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        from translation import os_error_line
-        line = os_error_line(e)
-        if line is None:
-            raise
-        print(f"translation.data: error: {line}", file=sys.stderr)
-        return 2
-    print(f"translation.data: {cfg.out_dir}: " +
-          ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return 0
+        print(f"translation.data: {cfg.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    from translation import run_main
+    return run_main("translation.data", body)
 
 
 if __name__ == "__main__":

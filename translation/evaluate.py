@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import CheckpointError
-from translation import os_error_line
-from translation.checkpoints import read_checkpoint
+from translation import run_main
+from translation.checkpoints import read_checkpoint, task_settings
 from translation.data import _read_lines, detokenize, load_bpe, tokenize
 
 
@@ -43,11 +43,10 @@ def check_checkpoint(checkpoint, langs: tuple[str, str] | None) -> None:
     """A one-line error (before fairseq is imported, let alone prints anything) unless checkpoint
     is a readable translation checkpoint for langs: read with weights_only=True (nothing in the
     file can run), then its task's languages."""
-    state = read_checkpoint(checkpoint)
-    task = state["cfg"].get("task")
-    if not isinstance(task, dict) or "source_lang" not in task or "target_lang" not in task:
+    task = task_settings(read_checkpoint(checkpoint))
+    if "source_lang" not in task or "target_lang" not in task:
         raise CheckpointError(f"checkpoint {checkpoint} is not a translation checkpoint (its "
-                              f"task is {task.get('_name') if isinstance(task, dict) else None!r})")
+                              f"task is {task.get('_name', task.get('task'))!r})")
     if langs is not None and (task["source_lang"], task["target_lang"]) != tuple(langs):
         raise ValueError(f"{checkpoint} translates {task['source_lang']}->{task['target_lang']}, "
                          f"not {langs[0]}->{langs[1]} (-s/-t)")
@@ -230,27 +229,31 @@ def main(argv: list[str] | None = None) -> int:
                          "run must have finished and not be in use, the checkpoint must be one "
                          "of its own); an identical evaluation already recorded is not run again")
     args = ap.parse_args(argv)
+    return run_main("translation.evaluate", lambda: print(json.dumps(_scores(args))))
+
+
+def _scores(args) -> dict:
+    """main()'s work: the checks, then the scores (an identical recorded evaluation's, if any)."""
+    if (args.src is None) != (args.ref is None):
+        raise ValueError("--src and --ref go together (a test set and its references)")
+    if args.src is not None and args.subset is not None:
+        raise ValueError("--subset scores a prepared split, --src/--ref another test set: "
+                         "give one of them")
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    prep_dir = Path(args.prep_dir)
+    _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
+    langs = (args.source_lang, args.target_lang)
+    if args.hyps_out:
+        _check_writable(Path(args.hyps_out))  # now, not after the beam search
     lock = None
     try:
-        if (args.src is None) != (args.ref is None):
-            raise ValueError("--src and --ref go together (a test set and its references)")
-        if args.src is not None and args.subset is not None:
-            raise ValueError("--subset scores a prepared split, --src/--ref another test set: "
-                             "give one of them")
-        if not Path(args.checkpoint).is_file():
-            raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
-        prep_dir = Path(args.prep_dir)
-        _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
-        langs = (args.source_lang, args.target_lang)
-        if args.hyps_out:
-            _check_writable(Path(args.hyps_out))  # now, not after the beam search
         if args.record is not None:
             key = _record_key(args)
             lock, log = _lock_finished_run(Path(args.record))  # until the record is written
             done = _recorded(log, Path(args.record), Path(args.checkpoint), key)
             if done is not None:
-                print(json.dumps(done["metrics"]))
-                return 0
+                return done["metrics"]
         if args.src is not None:
             scores, hyps = evaluate_files(args.checkpoint, prep_dir, args.src, args.ref, *langs,
                                           beam=args.beam, lenpen=args.lenpen)
@@ -264,20 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.record is not None:
             from core.runlog import RunLogWriter, now_iso
             RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
-    except (FileNotFoundError, ValueError) as e:  # ConfigError, CheckpointError are ValueErrors
-        print(f"translation.evaluate: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        line = os_error_line(e)
-        if line is None:
-            raise
-        print(f"translation.evaluate: error: {line}", file=sys.stderr)
-        return 2
+        return scores
     finally:
         if lock is not None:
             lock.release()
-    print(json.dumps(scores))
-    return 0
 
 
 def _check_writable(path: Path) -> None:

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from core.run import RUNTIME_KEYS, config_changes
-from core.runlog import RunLogError, now_iso, read_run_log
+from core.runlog import now_iso, read_run_log
+from translation import run_main
 from translation.train import RUNTIME_KEYS as TRANSLATION_RUNTIME_KEYS
 
 # keys that may differ between candidates: the candidate itself, its name, and how it was run
@@ -92,18 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="complete Self-KD run folders, one per alpha_T")
     ap.add_argument("--out", type=Path, default=None, help="also write the choice to this JSON file")
     args = ap.parse_args(argv)
-    try:
-        result = select(args.runs)
-    except (ValueError, RunLogError, FileNotFoundError) as e:
-        print(f"translation.select_alpha: error: {e}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=1)
-    if args.out is not None:
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.out)
-    print(text)
-    return 0
+
+    def body():
+        text = json.dumps(select(args.runs), indent=1)
+        if args.out is not None:
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(args.out)
+        print(text)
+
+    return run_main("translation.select_alpha", body)
 
 
 if __name__ == "__main__":

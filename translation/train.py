@@ -36,8 +36,9 @@ from core.config import ConfigError, load_config, parse_with_overrides, to_dict,
 from core.methods import method_names
 from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
-from translation import os_error_line
-from translation.checkpoints import LAST, Position, checkpoint_position, fairseq_saves, restore_point, use_fallback
+from translation import os_error_line, run_main
+from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
+                                     use_fallback)
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
@@ -584,19 +585,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         quiet_fairseq()
     command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv if a != "--verbose")
-    try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-        train(cfg, command)
-    except (ConfigError, ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
-        print(f"translation.train: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        line = os_error_line(e)
-        if line is None:
-            raise
-        print(f"translation.train: error: {line}", file=sys.stderr)
-        return 2
-    return 0
+
+    def body():
+        train(load_config(TrainConfig, args.config, args.overrides), command)
+
+    return run_main("translation.train", body)
 
 
 if __name__ == "__main__":

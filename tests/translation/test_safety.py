@@ -231,7 +231,10 @@ def test_catalogue_evaluate(tiny_multi30k, run, tmp_path, capsys, monkeypatch):
     from core.checkpoint import save_checkpoint
     cls = tmp_path / "classification.pt"
     save_checkpoint(cls, {"model": {"w": torch.zeros(2)}, "optimizer": {}, "epoch": 1})
+    lm = tmp_path / "language_model.pt"
+    save_checkpoint(lm, {"cfg": {"task": {"_name": "language_modeling"}}, "model": {}})
     cases = [
+        (_ev(lm, tiny_multi30k), "is not a translation checkpoint (its task is 'language_modeling')"),
         (_ev(zeroed, tiny_multi30k), "is unreadable"),
         (_ev(cls, tiny_multi30k), "is not a fairseq checkpoint"),
         (_ev(last, tiny_multi30k, src="en", tgt="de"), "translates de->en, not en->de"),
