@@ -36,6 +36,19 @@ def check_model_name(name: str) -> None:
                          f"or {TIMM_PREFIX}<timm architecture>")
 
 
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """Raise ValueError (one line) when a registered model's constructor does not take one of
+    `kwargs` (model_kwargs), before anything is written. timm models take **kwargs: checked when
+    built."""
+    import inspect
+    if name.startswith(TIMM_PREFIX) or name not in _MODELS:
+        return
+    try:
+        inspect.signature(_MODELS[name]).bind_partial(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"model_kwargs: model {name!r} does not take these arguments ({e})") from None
+
+
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
     check_model_name(name)
