@@ -203,7 +203,10 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
                     warnings.append(f"{d / LOG_NAME}: skipped (no readable meta record)")
                     continue
                 if not log.epochs and log.final is None:
-                    warnings.append(f"{d / LOG_NAME}:1: no epoch or final record yet; skipped")
+                    failed = [r for r in log.extra if r.get("type") == "failed"]
+                    why = (f"failed at epoch {failed[-1].get('epoch', '?')} ({failed[-1].get('reason', '?')}) "
+                           f"before its first epoch record" if failed else "no epoch or final record yet")
+                    warnings.append(f"{d / LOG_NAME}:1: {why}; skipped")
                     continue
                 run = Run(log, root)
                 try:  # reports build file names from them: a log must not point them elsewhere

@@ -375,6 +375,9 @@ def test_diverged_run_before_its_first_checkpoint_keeps_its_log_marked_failed(tm
     assert log.meta["run_id"] == "n"
     assert [(r["type"], r["epoch"]) for r in log.extra] == [("failed", 1)]
     assert not (tmp_path / "table1/n/checkpoint.pt").exists()
+    from reports.logs import find_runs
+    _, warnings = find_runs([tmp_path])
+    assert any("table1/n/log.jsonl:1: failed at epoch 1 (training loss is nan" in w for w in warnings), warnings
     # --resume: no checkpoint, so the failed run is moved aside (kept) and a new one starts
     assert _train(tmp_path, "run_id=n", "optim.lr=1e30", "epochs=3", "--resume") == 2
     aside = list((tmp_path / "table1/.aside").iterdir())
