@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from core.config import ConfigError, load_config
-from core.run import check_name
+from core.run import RunLock, check_name
 
 from .train import TrainConfig, run_dir_of, train
 
@@ -26,24 +26,30 @@ DEMO_COMMAND = "python -m classification.demo"
 def _remove_own_runs(out: Path, seeds) -> None:
     """The demo starts its runs afresh each time: it deletes the run folders it is about to write
     (<out>/<row>_<method>_s<seed>), and only those, and only when their log says the demo made
-    them. Anything else under --out is left alone; a foreign folder in the way is an error."""
+    them. Each is locked first (core.run.RunLock), so a run another demo is training is never
+    touched: its lock makes this one stop with a one-line error before anything is deleted.
+    Anything else under --out is left alone; a foreign folder in the way is an error."""
     from core.runlog import read_run_log
-    mine = []
-    for method in METHODS:
-        for seed in seeds:
-            cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
-                                                    f"out_dir={out.parent}", f"table={out.name}"])
-            run_dir = run_dir_of(cfg)
-            if not run_dir.exists():
-                continue
-            log = run_dir / "log.jsonl"
-            meta = read_run_log(log).meta if log.is_file() else None
-            if not (meta and str(meta.get("command", "")).startswith(DEMO_COMMAND)):
-                raise ConfigError(f"{run_dir} exists and is not a demo run; refusing to replace it "
-                                  f"(choose another --out)")
-            mine.append(run_dir)
-    for run_dir in mine:  # only once every folder in the way is known to be the demo's
-        shutil.rmtree(run_dir)
+    locks = []
+    try:
+        for method in METHODS:
+            for seed in seeds:
+                cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
+                                                        f"out_dir={out.parent}", f"table={out.name}"])
+                run_dir = run_dir_of(cfg)
+                if not run_dir.is_dir():
+                    continue
+                log = run_dir / "log.jsonl"
+                meta = read_run_log(log).meta if log.is_file() else None
+                if not (meta and str(meta.get("command", "")).startswith(DEMO_COMMAND)):
+                    raise ConfigError(f"{run_dir} exists and is not a demo run; refusing to replace it "
+                                      f"(choose another --out)")
+                locks.append(RunLock(run_dir).acquire())  # (a foreign folder never gets a lock file)
+        for lock in locks:  # only once every folder in the way is known to be the demo's, and held
+            shutil.rmtree(lock.path.parent)
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def main(argv=None) -> int:
@@ -70,7 +76,11 @@ def main(argv=None) -> int:
             cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
                                                     f"out_dir={out.parent}", f"table={out.name}",
                                                     "progress=false"])
-            train(cfg, command=f"{DEMO_COMMAND} --seeds {' '.join(map(str, args.seeds))}")
+            try:  # another demo writing the same --out meets this one here: one line, nothing deleted
+                train(cfg, command=f"{DEMO_COMMAND} --seeds {' '.join(map(str, args.seeds))}")
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
     from reports import render_demo
     table = render_demo(out, Path(args.report))
     print(f"\nTable 1 on digits ({len(args.seeds)} seeds per method, {time.time() - t0:.0f}s; "

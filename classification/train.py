@@ -31,7 +31,7 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, s
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.losses import soft_cross_entropy
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
-                      run_dir_for)
+                      run_dir_for, storage_error)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
 from core.schedules import KINDS, alpha_at, step_lr
 from core.tensorboard import TensorBoardMirror
@@ -44,7 +44,7 @@ from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageErr
                    build_datasets, check_data_path)
 from .evaluate import evaluate
 from .fastpath import device_data_from
-from .models import build_model, check_model_name
+from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name
 
 
 @dataclass
@@ -123,16 +123,11 @@ def import_plugins(modules) -> None:
 
 
 def validate(cfg) -> None:
-    """Every check that can fail on bad input, run before anything is written to disk."""
-    import_plugins(cfg.imports)
+    """Every check that can fail on bad input, run before anything is written to disk. The plugins
+    named in `imports` are code: they are imported only after every check that does not need them
+    has passed (the model and dataset names they may register are checked after them)."""
     if cfg.method.name not in METHODS:
         raise ConfigError(f"unknown method {cfg.method.name!r}; expected one of {', '.join(METHODS)}")
-    try:
-        check_model_name(cfg.model)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if cfg.data.name not in DATASETS:
-        raise ConfigError(f"unknown dataset {cfg.data.name!r}; expected one of {', '.join(DATASETS)}")
     check_method_config(cfg.method)  # each sub-config's values, and none set that the method does not read
     if cfg.amp not in ("none", "bf16"):
         raise ConfigError(f"amp must be one of none, bf16, got {cfg.amp!r}")
@@ -140,14 +135,40 @@ def validate(cfg) -> None:
         raise ConfigError(f"data.holdout_fraction must be in (0, 1), got {cfg.data.holdout_fraction}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1:
         raise ConfigError(f"epochs and optim.batch_size must be >= 1, got {cfg.epochs}, {cfg.optim.batch_size}")
+    o = cfg.optim
+    for key, value, ok, want in (("optim.eval_batch_size", o.eval_batch_size, o.eval_batch_size >= 1, ">= 1"),
+                                 ("optim.lr", o.lr, o.lr > 0, "> 0"),
+                                 ("optim.momentum", o.momentum, o.momentum >= 0, ">= 0"),
+                                 ("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, ">= 0"),
+                                 ("data.num_workers", cfg.data.num_workers, cfg.data.num_workers >= 0, ">= 0"),
+                                 ("n_bins", cfg.n_bins, cfg.n_bins >= 1, ">= 1")):
+        if not ok:
+            raise ConfigError(f"{key} must be {want}, got {value}")
+    # numpy seeds are < 2**32, and each epoch seeds seed * 100_003 + epoch * 101 + rank
+    max_seed = (2**32 - 1 - 101 * cfg.epochs - 1024) // 100_003
+    if not 0 <= cfg.seed <= max_seed:
+        raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
     if cfg.data.fit_subset < -1:
         raise ConfigError(f"data.fit_subset must be -1 (all), 0 (off) or a count, got {cfg.data.fit_subset}")
     try:
         check_device(cfg.device)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if cfg.model.startswith(TIMM_PREFIX):  # no plugin can add a timm name: checked before the run folder's
+        try:
+            check_model_name(cfg.model)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     run_dir_of(cfg)  # table / run_id are plain folder names
     check_out_dir(cfg.out_dir)
+    import_plugins(cfg.imports)
+    try:
+        check_model_name(cfg.model)
+        check_model_kwargs(cfg.model, dict(cfg.model_kwargs))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.data.name not in DATASETS:
+        raise ConfigError(f"unknown dataset {cfg.data.name!r}; expected one of {', '.join(DATASETS)}")
     check_data_path(cfg.data.name, cfg.data.root, cfg.data.download)
 
 
@@ -413,7 +434,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         state = _restore(ckpt_path, d, raw_model, opt, bank, num_classes)
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
         if d.main:
-            record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command)
+            record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command, state.get("log"))
     elif d.main:
         _write_meta(log, cfg, d, run_dir, command)
     if cfg.tensorboard and d.main:
@@ -472,7 +493,8 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             save_checkpoint(ckpt_path, {
                 "model": raw_model.state_dict(), "optimizer": opt.state_dict(),
                 "bank": bank.state_dict() if bank is not None else None,
-                "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg)})
+                "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg),
+                "log": log.records()})
         d.barrier()
 
     # -- the final record (also when a kill fell between the last checkpoint and this line)
@@ -516,6 +538,11 @@ def main(argv=None) -> int:
         # message: keep only the last line, the original one-line message.
         msg = str(e).strip().splitlines()[-1]
         print(f"error: {msg.split('Error: ', 1)[-1] if msg.startswith(type(e).__name__) else msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder: one line; any other OSError is a bug
+        if storage_error(e) is None:
+            raise
+        print(f"error: {storage_error(e)}", file=sys.stderr)
         return 2
     finally:
         if dist.is_initialized():

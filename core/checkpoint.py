@@ -46,8 +46,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        # through a Python file object: a full disk is then OSError(ENOSPC), not torch's
+        # "unexpected pos" RuntimeError, and the entry point can say what happened
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if e.filename is None:
+            e.filename = str(path)
+        raise
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

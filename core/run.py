@@ -30,10 +30,14 @@ ASIDE = ".aside"  # <out_dir>/<table>/.aside/<run_id>-<time>/: folders moved out
 
 
 def check_name(value: str, what: str) -> str:
-    """A path component of a run folder: non-empty, not '.' or '..', no separator or NUL."""
+    """A path component of a run folder (or a file name built from one): non-empty, not '.' or
+    '..', no separator, no control character (a newline would also break the Markdown tables that
+    list run ids)."""
     value = str(value)
-    if value in ("", ".", "..") or any(c in value for c in ("/", "\\", "\0")) or value.startswith(ASIDE):
-        raise ConfigError(f"{what} must be a plain folder name (no '/', not '.' or '..'), got {value!r}")
+    if (value in ("", ".", "..") or any(c in value for c in ("/", "\\")) or value.startswith(ASIDE)
+            or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+        raise ConfigError(f"{what} must be a plain folder name (no '/', not '.' or '..', no control "
+                          f"characters), got {value!r}")
     return value
 
 
@@ -86,7 +90,11 @@ def saved_config(run_dir: Path) -> dict | None:
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p} is not readable YAML ({type(e).__name__}); move the run folder away "
                           f"or fix the file") from None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        # a config.yaml that is not a mapping cannot be compared: refusing is the only safe answer
+        raise ConfigError(f"{p} is not a config (a YAML {type(data).__name__}, not a mapping); move the "
+                          f"run folder away or fix the file")
+    return data
 
 
 def check_resume_config(run_dir: Path, new: dict, policy: str, renames=None, ignore=()) -> list[str]:
@@ -129,21 +137,37 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         import fcntl
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        for _ in range(100):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder was moved away after our mkdir: again
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    raise ConfigError(f"run folder {self.path.parent} is in use by process {holder}; "
+                                      f"wait for it or stop it first") from None
+                raise
+            # The lock file may have been moved aside or deleted (with its folder) by the holder
+            # between our open and our flock: then we hold a lock on a file that no longer guards
+            # this folder. Only a lock on the file now at self.path counts; otherwise try again.
+            try:
+                here = os.stat(self.path)
+            except FileNotFoundError:
+                here = None
+            held = os.fstat(fd)
+            if here is not None and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                self.fd = fd
+                return self
             os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise ConfigError(f"run folder {self.path.parent} is in use by process {holder}; "
-                                  f"wait for it or stop it first") from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self.fd = fd
-        return self
+        raise ConfigError(f"run folder {self.path.parent} keeps changing under this process; is another "
+                          f"process moving it?")
 
     def release(self) -> None:
         if self.fd is not None:
@@ -192,35 +216,42 @@ def start_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, is_co
     other DDP ranks follow its decision).
 
     - folder exists, resume not asked: error (never overwrite a run);
-    - resume asked, the config differs from config.yaml: error naming the keys (or, with
-      resume_changed=allow, go on and report the changes);
-    - resume asked, log complete: 'complete';
-    - resume asked, a checkpoint: 'resume';
+    - resume asked, log complete: 'complete'; else a checkpoint: 'resume'; in both cases a config
+      that differs from config.yaml is an error naming the keys (or, with resume_changed=allow,
+      go on and report the changes), and a config.yaml that is not a mapping is an error;
     - resume asked, a folder without a checkpoint (killed before its first save, or a user's
       notes): moved aside under <table>/.aside/, then 'fresh'.
+    The lock is held from the first look at the folder to the return, the move aside included.
     is_complete: a callable(run_dir) -> bool (the task's run log says 'final'). renames, ignore:
     for the config comparison (check_resume_config).
     """
-    lock = RunLock(run_dir)
     if run_dir.exists() and not resume:
         raise ConfigError(f"run directory {run_dir} exists; pass resume=true to continue it or set run_id")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} is a file, not a folder")
-    changes = []
-    if resume and run_dir.is_dir():
-        changes = check_resume_config(run_dir, config, resume_changed, renames, ignore)
-    lock.acquire()
+    if resume_changed not in ("refuse", "allow"):
+        raise ConfigError(f"resume_changed must be 'refuse' or 'allow', got {resume_changed!r}")
+    lock = RunLock(run_dir).acquire()
     try:
+        # everything below reads the folder under its lock: no other process is writing it
         remove_stale_temp_files(run_dir)
-        if resume and is_complete(run_dir):
-            return RunStart(run_dir, "complete", lock, changes=tuple(changes))
-        if resume and checkpoint.exists():
-            return RunStart(run_dir, "resume", lock, changes=tuple(changes))
+        # The config is compared where there is something to continue; a folder without a
+        # checkpoint is moved aside whatever config made it (a kill may have left its config.yaml
+        # half written).
+        if resume and (is_complete(run_dir) or checkpoint.exists()):
+            changes = check_resume_config(run_dir, config, resume_changed, renames, ignore)
+            state = "complete" if is_complete(run_dir) else "resume"
+            return RunStart(run_dir, state, lock, changes=tuple(changes))
         aside = None
-        if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
-            lock.release()
+        if any(p.name != ".lock" for p in run_dir.iterdir()):
+            # Moved with its lock held (the lock file goes with it); the new folder is then locked
+            # before the old lock is let go. A process that arrives in between finds the old lock
+            # held, or takes the new folder first, and then this one stops with "in use": either way
+            # exactly one process owns the run.
             aside = move_aside(run_dir)
-            lock = RunLock(run_dir).acquire()
+            new_lock = RunLock(run_dir).acquire()
+            lock.release()
+            lock = new_lock
         return RunStart(run_dir, "fresh", lock, aside=aside)
     except BaseException:
         lock.release()
@@ -240,11 +271,35 @@ def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resum
     try:
         yield start
     except BaseException:
-        if start.state == "fresh" and not checkpoint.exists() and run_dir.is_dir():
+        # a run marked failed keeps its folder: the log says where and why it failed
+        if start.state == "fresh" and not checkpoint.exists() and run_dir.is_dir() and not _marked_failed(run_dir):
             shutil.rmtree(run_dir)
         raise
     finally:
         start.lock.release()
+
+
+def _marked_failed(run_dir: Path) -> bool:
+    log = run_dir / "log.jsonl"
+    try:
+        return log.is_file() and any(r.get("type") == "failed" for r in read_run_log(log).extra)
+    except OSError:
+        return False
+
+
+def storage_error(e: OSError) -> str | None:
+    """The one-line message for an OSError that is the machine's and not the code's (a full disk,
+    a read-only folder), naming the file; None for any other OSError (a bug: a traceback). The
+    checkpoint is written atomically and the log line by line, so after either the run resumes
+    from its last checkpoint once the cause is fixed."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full (no space left writing{where}); free some space and rerun with "
+                f"resume=true: the run continues from its last checkpoint")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
+        return f"cannot write{where} ({why}); make the folder writable or choose another out_dir"
+    return None
 
 
 class TrainingDiverged(RuntimeError):
@@ -252,13 +307,22 @@ class TrainingDiverged(RuntimeError):
 
 
 def record_resume(log, run_dir: Path, epoch: int, total_epochs: int, changes, config_yaml: str,
-                  command: str) -> None:
-    """On resume from the checkpoint of `epoch`: drop the log lines written after it, add a
-    "resume" record in place, and with resume_changed=allow write the new config.yaml and a
-    "config_change" record naming the changed keys."""
+                  command: str, saved: dict | None = None) -> None:
+    """On resume from the checkpoint of `epoch`: drop the log lines written after it, put back
+    from `saved` (the checkpoint's copy of the log records, RunLogWriter.records()) any line a
+    damaged log lost, add a "resume" record in place, and with resume_changed=allow write the new
+    config.yaml and a "config_change" record naming the changed keys. A log that lost its meta line
+    with no copy to restore it from is a one-line ConfigError (resuming would finish a run no report
+    can read); lost epoch lines without a copy are named on stderr."""
     import sys
-    from .runlog import now_iso
-    log.truncate_to_epoch(epoch)
+    from .runlog import RunLogError, now_iso
+    try:
+        missing = log.truncate_to_epoch(epoch, saved)
+    except RunLogError as e:
+        raise ConfigError(str(e)) from None
+    if missing:
+        print(f"warning: {log.path} lacks the lines of epoch(s) {', '.join(map(str, missing))} and the "
+              f"checkpoint holds no copy of them; the run continues without them", file=sys.stderr)
     log.extra("resume", from_epoch=epoch, at=now_iso(), command=command)
     if changes:
         (run_dir / "config.yaml").write_text(config_yaml)

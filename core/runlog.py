@@ -88,12 +88,28 @@ class RunLogWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.mirrors: list = []  # callables given each schema record once written (TensorBoard)
+        # The meta record and the epoch records of the run so far, as written: a checkpoint keeps a
+        # copy (records()), so a resume can put back lines a damaged log lost (truncate_to_epoch).
+        self._meta: dict | None = None
+        self._epochs: list = []
 
     def write(self, rec: dict) -> None:
         validate_record(rec)
-        self._append(rec)
+        line = self._append(rec)
+        if rec["type"] in ("meta", "epoch"):
+            plain = json.loads(line)  # as read back: JSON types only (a str subclass becomes a str)
+            if rec["type"] == "meta":
+                self._meta = plain
+            else:
+                self._epochs.append(plain)
         for mirror in self.mirrors:
             mirror(rec)
+
+    def records(self) -> dict:
+        """{"meta": the meta record, "epochs": [epoch records]} of this run so far: what a
+        checkpoint stores beside the weights so the log and the checkpoint cannot disagree
+        (plain dicts, lists, numbers and strings: it loads with weights_only=True)."""
+        return {"meta": self._meta, "epochs": list(self._epochs)}
 
     def extra(self, kind: str, **fields) -> None:
         """A record of a type outside the schema (e.g. "resume"): readers keep it in RunLog.extra
@@ -102,12 +118,18 @@ class RunLogWriter:
             raise RunLogError(f"use the {kind}() method for {kind} records")
         self._append({"type": kind, **fields})
 
-    def _append(self, rec: dict) -> None:
+    def _append(self, rec: dict) -> str:
         line = json.dumps(_clean(rec), sort_keys=False)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: the error names the file (the entry point reports it)
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
+        return line
 
     def meta(self, **fields) -> dict:
         rec = {"type": "meta", "schema": SCHEMA_VERSION, **fields}
@@ -120,10 +142,16 @@ class RunLogWriter:
     def final(self, metrics: dict, reliability: dict | None, wall_s: float, **extra) -> None:
         self.write({"type": "final", "metrics": metrics, "reliability": reliability, "wall_s": wall_s, **extra})
 
-    def truncate_to_epoch(self, last_epoch: int) -> None:
-        """On resume: drop epoch lines after last_epoch (written after the checkpoint being
-        resumed) and any final line, so the log matches the restored state. Atomic rewrite."""
-        keep = []
+    def truncate_to_epoch(self, last_epoch: int, saved: dict | None = None) -> list[str]:
+        """On resume from the checkpoint of `last_epoch`: drop epoch lines after it (written after
+        that checkpoint) and any final line, so the log matches the restored state. Atomic rewrite.
+
+        The log must then hold the meta line and the line of every epoch up to last_epoch. A line
+        a damaged log lost (a zero-byte file, a torn line) is put back from `saved`, the copy of the
+        records the checkpoint holds (records()), in its place; without one, a lost meta line is a
+        RunLogError (a log without its header is not a run reports can read) and lost epoch lines
+        are returned, so the caller can say so. Returns the epochs still missing."""
+        entries = []  # (line, record)
         with open(self.path, "rb") as f:
             raw = f.read()
         for _, line, _ in _decoded_lines(raw):  # file order: resume records keep their place
@@ -135,11 +163,34 @@ class RunLogWriter:
                 continue
             if rec.get("type") == "epoch" and not (isinstance(rec.get("epoch"), int) and rec["epoch"] <= last_epoch):
                 continue
-            keep.append(line)
+            entries.append((line, rec))
+        saved = saved or {}
+        if not any(r.get("type") == "meta" for _, r in entries):
+            if not saved.get("meta"):
+                raise RunLogError(f"{self.path} has lost its meta line (an empty or damaged log) and the "
+                                  f"checkpoint holds no copy of it; move the run folder away to start "
+                                  f"the run again")
+            entries.insert(0, (json.dumps(saved["meta"]), saved["meta"]))
+        have = {r["epoch"] for _, r in entries if r.get("type") == "epoch"}
+        for rec in saved.get("epochs") or []:
+            e = rec.get("epoch")
+            if not isinstance(e, int) or e > last_epoch or e in have:
+                continue
+            # before the first line that came after it: a later epoch, or a resume from it or later
+            at = next((i for i, (_, r) in enumerate(entries)
+                       if (r.get("type") == "epoch" and r["epoch"] > e)
+                       or (r.get("type") == "resume" and isinstance(r.get("from_epoch"), int)
+                           and r["from_epoch"] >= e)), len(entries))
+            entries.insert(at, (json.dumps(rec), rec))
+            have.add(e)
         tmp = self.path.with_suffix(".jsonl.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in keep))
+            f.write("".join(line + "\n" for line, _ in entries))
         os.replace(tmp, self.path)
+        meta = [r for _, r in entries if r.get("type") == "meta"]
+        self._meta = meta[0]
+        self._epochs = sorted((r for _, r in entries if r.get("type") == "epoch"), key=lambda r: r["epoch"])
+        return [e for e in range(1, last_epoch + 1) if e not in have]
 
 
 @dataclass

@@ -29,7 +29,8 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, s
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist, check_device
 from core.methods import method_names
-from core.run import TrainingDiverged, check_out_dir, owned_run, record_failure, record_resume, run_dir_for
+from core.run import (TrainingDiverged, check_out_dir, owned_run, record_failure, record_resume, run_dir_for,
+                      storage_error)
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
@@ -141,9 +142,22 @@ def validate(cfg) -> None:
                           f"{cfg.model.roi_output_size}, {cfg.model.roi_sampling_ratio}")
     if not cfg.optim.bias_lr_mult > 0:
         raise ConfigError(f"optim.bias_lr_mult must be positive, got {cfg.optim.bias_lr_mult}")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
+    # numpy seeds are < 2**32, and each epoch seeds seed * 100_003 + epoch * 101
+    max_seed = (2**32 - 1 - 101 * cfg.epochs) // 100_003
+    if not 0 <= cfg.seed <= max_seed:
+        raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
     if not cfg.model.backbone_checkpoint and not cfg.model.backbone:
         raise ConfigError("set model.backbone_checkpoint (a classification/ checkpoint) or model.backbone "
                           "(an untrained backbone, for checks only)")
+    if cfg.model.backbone:  # the name classification/ would refuse, refused the same way
+        from classification.models import check_model_kwargs, check_model_name
+        try:
+            check_model_name(cfg.model.backbone)
+            check_model_kwargs(cfg.model.backbone, dict(cfg.model.model_kwargs))
+        except ValueError as e:
+            raise ConfigError(f"model.backbone: {e}") from None
     if cfg.model.backbone_checkpoint and not Path(cfg.model.backbone_checkpoint).is_file():
         raise ConfigError(f"backbone checkpoint not found: {cfg.model.backbone_checkpoint} (train it with "
                           f"classification/, e.g. make train-table2)")
@@ -298,7 +312,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ConfigError(f"checkpoint {ckpt_path} does not fit this model ({first})") from None
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
-        record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command)
+        record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command, state.get("log"))
     else:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         sha, dirty = git_info()
@@ -340,7 +354,8 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
         print(f"epoch {epoch:>3}/{cfg.epochs}  lr {lr:.4g}  loss {train_loss:.4f}"
               + (f"  mAP {rec['map']:.2f}" if "map" in rec else "") + f"  ({rec['epoch_s']:.1f}s)", flush=True)
         save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                                    "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg)})
+                                    "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg),
+                                    "log": log.records()})
 
     # -- the final record: VOC07 AP per class and mAP on the test split
     if last == cfg.epochs:
@@ -364,6 +379,11 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError, VOCFormatError, BackboneCheckpointError, CheckpointError,
             TrainingDiverged) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder: one line; any other OSError is a bug
+        if storage_error(e) is None:
+            raise
+        print(f"error: {storage_error(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,6 +15,22 @@ def _warn(warnings) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def _check_paths(runs, out) -> str | None:
+    """What is wrong with the run roots and the output folder a command names, else None: a root
+    that does not exist, an output folder (or a folder above it) that is a file."""
+    from pathlib import Path
+    for r in runs:
+        if not Path(r).exists():
+            return f"--runs {r}: no such folder"
+    if out is not None:
+        p = Path(out)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            return f"--out {out}: {p} is a file, not a folder"
+    return None
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["qualitative"]:  # Figs. 3 and 8, options of its own (python -m reports qualitative -h)
@@ -46,8 +62,18 @@ def main(argv=None) -> int:
         from .demo import render_demo
         if len(args.paths) != 2:
             ap.error("demo needs RUNS_DIR OUT_DIR")
+        problem = _check_paths([args.paths[0]], args.paths[1])
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         print(render_demo(*args.paths), end="")
         return 0
+    # a root named on the command line must exist (a typo would render tables with no runs over
+    # the good ones); the default roots may not exist yet (check-repro checks its own roots)
+    problem = None if args.target == "check-repro" else _check_paths(args.runs or [], args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.paths:
         ap.error(f"unexpected arguments {args.paths} (use --runs / --out)")
     if args.target == "check-repro":

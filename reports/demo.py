@@ -9,7 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .figures import reliability_figure, save
+from .figures import file_stem, reliability_figure, save
 from .logs import find_runs, group_runs
 from .tables import AURC, ECE, METHOD_LABELS, METRIC_LABELS, NLL, ROW_LABELS, TOP1, TOP5
 
@@ -76,7 +76,10 @@ def render_demo(runs_dir, out_dir) -> str:
         if r.complete and r.reliability:
             title = (f"{METHOD_LABELS.get(r.method, r.method).lstrip('+ ')}, seed {r.seed}\n"
                      f"{r.run_id}")
+            stem = file_stem(out_dir, "reliability", r.run_id)
+            if stem is None:
+                continue
             fig = reliability_figure([(title, r.reliability)])
-            save(fig, out_dir / f"reliability_{r.run_id}", formats=("png",))
+            save(fig, stem, formats=("png",))
             plt.close(fig)
     return md

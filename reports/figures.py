@@ -9,6 +9,7 @@ a file without re-running the code.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +18,9 @@ matplotlib.use("Agg")  # noqa: E402  (files only; no display)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from core.config import ConfigError  # noqa: E402
 from core.metrics import METRIC_NAMES, ece_from_bins  # noqa: E402
+from core.run import check_name  # noqa: E402
 
 from .tables import METHOD_LABELS, NLL, ROW_LABELS, TOP1  # noqa: E402
 
@@ -35,6 +38,18 @@ PAPER_RELIABILITY_FIGURES = (
     ("fig7_resnet152", "table2", "resnet152", ("cutmix", "cutmix_selfkd"),
      "Fig. 7: ResNet-152 with CutMix on ImageNet"),
 )
+
+
+def file_stem(out_dir: str | Path, *parts) -> Path | None:
+    """out_dir / "<part>_<part>..." for a file named from run-log values (run_id, table, row,
+    dataset), checked like a run folder name (core.run.check_name): a name that would leave out_dir
+    is None, with a warning on stderr, and that file is not written."""
+    name = "_".join(str(x) for x in parts)
+    try:
+        return Path(out_dir) / check_name(name, "file name")
+    except ConfigError as e:
+        print(f"warning: {e} (built from run-log values); that file is skipped", file=sys.stderr)
+        return None
 
 
 def save(fig, stem: str | Path, formats=("png", "pdf")) -> list[Path]:
@@ -198,9 +213,12 @@ def render_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
             rest.setdefault((r.table, r.row), []).append(r)
     for (table, row), rs in sorted(rest.items()):
         methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
+        stem = file_stem(out_dir, "reliability", table, row)
+        if stem is None:
+            continue
         fig = reliability_figure(_method_panels(rs, methods),
                                  f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset})")
-        written += save(fig, out_dir / f"reliability_{table}_{row}")
+        written += save(fig, stem)
         plt.close(fig)
     return written
 
@@ -300,17 +318,22 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     if not scales:
         notes.append("fig2 skipped: no runs of table 'fig2' with epoch records")
     for (row, dataset, epochs), rs in sorted(scales.items(), key=str):
+        stem = out_dir / "fig2" if len(scales) == 1 else file_stem(out_dir, "fig2", row, dataset, f"{epochs}ep")
+        if stem is None:
+            continue
         fig = fig2_figure(rs)
-        stem = "fig2" if len(scales) == 1 else f"fig2_{row}_{dataset}_{epochs}ep"
-        written += save(fig, out_dir / stem)
+        written += save(fig, stem)
         plt.close(fig)
-        md = out_dir / f"{stem}.md"
+        md = stem.with_name(f"{stem.name}.md")
         md.write_text(f"Fig. 2, final metrics ({row}, {dataset}, {epochs} ep)\n\n" + fig2_summary(rs))
         written.append(md)
     for r in runs:
         if r.meta.get("task") == "detection" and any("map" in e for e in r.log.epochs):
+            stem = file_stem(out_dir, "map_curve", r.table, r.run_id)
+            if stem is None:
+                continue
             fig = map_curve_figure(r)
-            written += save(fig, out_dir / f"map_curve_{r.table}_{r.run_id}")
+            written += save(fig, stem)
             plt.close(fig)
     from .regime import regime_figure, regime_settings
     settings = regime_settings(runs)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import ConfigError
+from core.run import check_name
 from core.runlog import RunLog, best_epoch_on_test, read_run_log
 
 LOG_NAME = "log.jsonl"
@@ -201,9 +203,18 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
                     warnings.append(f"{d / LOG_NAME}: skipped (no readable meta record)")
                     continue
                 if not log.epochs and log.final is None:
-                    warnings.append(f"{d / LOG_NAME}:1: no epoch or final record yet; skipped")
+                    failed = [r for r in log.extra if r.get("type") == "failed"]
+                    why = (f"failed at epoch {failed[-1].get('epoch', '?')} ({failed[-1].get('reason', '?')}) "
+                           f"before its first epoch record" if failed else "no epoch or final record yet")
+                    warnings.append(f"{d / LOG_NAME}:1: {why}; skipped")
                     continue
                 run = Run(log, root)
+                try:  # reports build file names from them: a log must not point them elsewhere
+                    check_name(run.run_id, "run_id")
+                    check_name(run.table, "table")
+                except ConfigError as e:
+                    warnings.append(f"{d / LOG_NAME}:1: meta {e}; run skipped")
+                    continue
                 key = (run.run_id, run.meta.get("started"))
                 if key in seen:
                     warnings.append(f"{d / LOG_NAME}:1: run {run.run_id!r} (started "

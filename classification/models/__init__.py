@@ -36,6 +36,22 @@ def check_model_name(name: str) -> None:
                          f"or {TIMM_PREFIX}<timm architecture>")
 
 
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """Raise ValueError (one line) when the model's constructor does not take one of `kwargs`
+    (model_kwargs), before anything is written: the model is built on the meta device (no
+    memory, no weights), so arguments a builder passes on through **kw are checked too."""
+    if not kwargs:
+        return
+    import torch
+    try:
+        with torch.device("meta"):
+            build_model(name, 10, **kwargs)
+    except TypeError as e:
+        if "argument" not in str(e):  # not about the arguments: a bug, a traceback
+            raise
+        raise ValueError(f"model_kwargs: model {name!r} does not take these arguments ({e})") from None
+
+
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
     check_model_name(name)

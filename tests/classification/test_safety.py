@@ -270,6 +270,14 @@ def _npz_missing_keys(tmp_path):
     return ["data.name=cifar10_npz", f"data.root={tmp_path / 'partial.npz'}"]
 
 
+def _config_yaml_not_a_mapping(tmp_path):
+    """A run with a checkpoint whose config.yaml is a list: resuming it cannot compare configs."""
+    runs = tmp_path / "runs"
+    assert _train(runs, "table=keep2", "run_id=half", "stop_after_epochs=1") == 0
+    (runs / "keep2/half/config.yaml").write_text("- 1\n- 2\n")
+    return ["table=keep2", "run_id=half", "--resume"]
+
+
 CATALOGUE = [
     ("corrupt npz", _corrupt_npz, "is not a readable .npz"),
     ("npz missing keys", _npz_missing_keys, "lacks train_offsets"),
@@ -311,6 +319,15 @@ CATALOGUE = [
      "resume_changed"),
     ("existing run without resume", lambda t: ["run_id=precious", "table=keep"], "exists; pass resume=true"),
     ("table is dot-dot", lambda t: ["table=..", "--resume"], "plain folder name"),
+    ("zero eval batch", lambda t: ["optim.eval_batch_size=0"], "optim.eval_batch_size must be >= 1, got 0"),
+    ("model_kwargs the model does not take", lambda t: ["model_kwargs={bogus: 1}"],
+     "model_kwargs: model 'small_cnn' does not take these arguments"),
+    ("negative lr", lambda t: ["optim.lr=-0.1"], "optim.lr must be > 0, got -0.1"),
+    ("negative seed", lambda t: ["seed=-1"], "seed must be in [0, "),
+    ("negative num_workers", lambda t: ["data.num_workers=-1"], "data.num_workers must be >= 0, got -1"),
+    ("zero bins", lambda t: ["n_bins=0"], "n_bins must be >= 1, got 0"),
+    ("run_id with a newline", lambda t: ['run_id="a\\nb"'], "plain folder name"),
+    ("config.yaml of the run not a mapping", _config_yaml_not_a_mapping, "is not a config"),
 ]
 
 
@@ -321,7 +338,7 @@ def test_catalogue_of_bad_inputs(other_run, capsys, name, args, words):
     before = _tree(other_run.parent)
     rc = main([*TINY, f"out_dir={other_run}", *extra])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0, name
+    assert rc == 2, name
     assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     after = _tree(other_run.parent)
     new_files = set(after) - set(before)
@@ -348,3 +365,181 @@ def test_overrides_anywhere_on_the_line(tmp_path, capsys):
     sel = json.loads((tmp_path / "alpha_select/small_cnn_s0.selection.json").read_text())
     assert list(sel["holdout_top1_err"]) == ["0.3"]
     assert main([f"out_dir={tmp_path}", "--resume", *TINY, "epochs=1", "run_id=x"]) == 0
+
+
+# ----------------------------------------------------------------------------- failed, damaged, full
+def test_diverged_run_before_its_first_checkpoint_keeps_its_log_marked_failed(tmp_path, capsys):
+    assert _train(tmp_path, "run_id=n", "optim.lr=1e30", "epochs=3") == 2
+    assert "the run log is marked failed" in _last_error_line(capsys)
+    log = read_run_log(tmp_path / "table1/n/log.jsonl", strict=True)
+    assert log.meta["run_id"] == "n"
+    assert [(r["type"], r["epoch"]) for r in log.extra] == [("failed", 1)]
+    assert not (tmp_path / "table1/n/checkpoint.pt").exists()
+    from reports.logs import find_runs
+    _, warnings = find_runs([tmp_path])
+    assert any("table1/n/log.jsonl:1: failed at epoch 1 (training loss is nan" in w for w in warnings), warnings
+    # --resume: no checkpoint, so the failed run is moved aside (kept) and a new one starts
+    assert _train(tmp_path, "run_id=n", "optim.lr=1e30", "epochs=3", "--resume") == 2
+    aside = list((tmp_path / "table1/.aside").iterdir())
+    assert len(aside) == 1 and (aside[0] / "log.jsonl").is_file()
+
+
+def _epochs_and_final(log_path):
+    """The epoch lines without their timings, and the final record's metrics and bins."""
+    log = read_run_log(log_path, strict=True)
+    return ([{k: v for k, v in e.items() if k != "epoch_s"} for e in log.epochs],
+            log.final["metrics"], log.final["reliability"])
+
+
+def test_zero_byte_log_and_torn_first_epoch_line_come_back_on_resume(tmp_path):
+    args = ("method.name=selfkd", "epochs=3")
+    assert _train(tmp_path / "a", *args) == 0
+    want = _epochs_and_final(tmp_path / "a/table1/small_cnn_selfkd_s0/log.jsonl")
+    log = tmp_path / "b/table1/small_cnn_selfkd_s0/log.jsonl"
+    assert _train(tmp_path / "b", *args, "stop_after_epochs=1") == 0
+    meta = read_run_log(log, strict=True).meta
+    log.write_bytes(b"")  # a zero-byte log.jsonl beside the checkpoint of epoch 1
+    assert _train(tmp_path / "b", *args, "stop_after_epochs=1", "--resume") == 0
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1][:30]  # the line of epoch 1 torn; the checkpoint is of epoch 2
+    log.write_text("\n".join(lines) + "\n")
+    assert _train(tmp_path / "b", *args, "--resume") == 0
+    got = read_run_log(log, strict=True)
+    assert got.meta == meta and [e["epoch"] for e in got.epochs] == [1, 2, 3]
+    assert _epochs_and_final(log) == want
+
+
+def test_zero_byte_log_without_a_copy_in_the_checkpoint_is_refused(tmp_path, capsys):
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    assert _train(tmp_path, "run_id=r", "stop_after_epochs=1") == 0
+    run = tmp_path / "table1/r"
+    state = load_checkpoint(run / "checkpoint.pt")
+    del state["log"]  # a checkpoint written before checkpoints held the log's records
+    save_checkpoint(run / "checkpoint.pt", state)
+    (run / "log.jsonl").write_bytes(b"")
+    before = _tree(tmp_path)
+    assert _train(tmp_path, "run_id=r", "--resume") == 2
+    line = _last_error_line(capsys)
+    assert line.startswith("error: ") and "lost its meta line" in line and "log.jsonl" in line
+    assert _tree(tmp_path) == before
+
+
+def test_full_disk_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+    assert _train(tmp_path / "a", "run_id=r", "epochs=3") == 0
+    assert _train(tmp_path / "b", "run_id=r", "epochs=3", "stop_after_epochs=1") == 0
+    real_save = torch.save
+
+    def full(obj, f, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full)  # the checkpoint of epoch 2 finds the disk full
+    assert _train(tmp_path / "b", "run_id=r", "epochs=3", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the disk is full") and "table1/r/checkpoint.pt" in err[0], err
+    assert not list((tmp_path / "b/table1/r").glob("*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    # the log line of epoch 2 was written before the failed save: the resume drops it and redoes it
+    assert _train(tmp_path / "b", "run_id=r", "epochs=3", "--resume") == 0
+    assert _epochs_and_final(tmp_path / "b/table1/r/log.jsonl") == _epochs_and_final(tmp_path / "a/table1/r/log.jsonl")
+
+
+def test_full_disk_on_the_log_and_a_read_only_folder_are_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+    import core.runlog
+    assert _train(tmp_path, "run_id=r", "stop_after_epochs=1") == 0
+    fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(core.runlog.os, "fsync", full)
+    assert _train(tmp_path, "run_id=r", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "disk is full" in err[0] and "table1/r/log.jsonl" in err[0], err
+    monkeypatch.setattr(core.runlog.os, "fsync", fsync)
+
+    def read_only(path, mode="r", *a, **k):  # this process may not write the run folder
+        if "a" in mode or "w" in mode:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return open(path, mode, *a, **k)
+    monkeypatch.setattr(core.runlog, "open", read_only, raising=False)
+    assert _train(tmp_path, "run_id=r", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write") and "permission denied" in err[0], err
+    monkeypatch.delattr(core.runlog, "open")
+    assert _train(tmp_path, "run_id=r", "--resume") == 0
+    assert read_run_log(tmp_path / "table1/r/log.jsonl", strict=True).complete
+
+
+# ----------------------------------------------------------------------------- code from inputs
+def test_plugins_are_imported_only_after_validation(tmp_path, capsys, monkeypatch):
+    (tmp_path / "marker_plugin.py").write_text(
+        f"from pathlib import Path\nPath({str(tmp_path / 'imported')!r}).write_text('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for bad in (["epochs=0"], ["optim.lr=-1"], ["run_id=../x"], ["seed=-1"]):
+        assert _train(tmp_path / "runs", "imports=[marker_plugin]", *bad) == 2
+        assert not (tmp_path / "imported").exists(), bad
+    capsys.readouterr()
+    assert _train(tmp_path / "runs", "imports=[marker_plugin]", "epochs=1") == 0
+    assert (tmp_path / "imported").exists()
+
+
+class _Payload:
+    """Unpickling this runs code: it writes the file `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def test_crafted_checkpoint_does_not_run_its_code(tmp_path, capsys):
+    from core.checkpoint import CheckpointError, load_checkpoint
+    assert _train(tmp_path, "run_id=r", "stop_after_epochs=1") == 0
+    marker, ckpt = tmp_path / "pwned", tmp_path / "table1/r/checkpoint.pt"
+    state = load_checkpoint(ckpt)
+    state["optimizer"] = _Payload(marker)
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(ckpt)
+    assert _train(tmp_path, "run_id=r", "--resume") == 2
+    assert "unreadable" in _last_error_line(capsys)
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- the demo and locks
+def test_second_demo_does_not_touch_a_run_another_demo_holds(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("classification.demo.load_config", _tiny_demo_config)
+    out = tmp_path / "demo"
+    args = ["--seeds", "0", "--out", str(out), "--report", str(tmp_path / "rep")]
+    assert demo_main(args) == 0
+    before = _tree(tmp_path)
+    with RunLock(out / "digits_small_cnn_ls_s0"):  # a demo training it now
+        assert demo_main(args) == 2
+        line = _last_error_line(capsys)
+        assert "digits_small_cnn_ls_s0 is in use by process" in line
+    assert _tree(tmp_path) == before  # no run deleted, not even the ones not locked
+
+
+# ----------------------------------------------------------------------------- real kills
+def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path):
+    """A real process killed (SIGKILL) at whatever point it has reached after its first
+    checkpoint; the resumed run's epoch lines and final record equal an uninterrupted run's."""
+    import signal
+    args = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=640",
+            "data.test_subset=128", "data.fit_subset=64", "epochs=8", "optim.batch_size=32",
+            "optim.milestones=[4]", "method.name=selfkd", "progress=false", "run_id=k"]
+    assert main([*args, f"out_dir={tmp_path / 'a'}"]) == 0
+    run = tmp_path / "b/table1/k"
+    proc = subprocess.Popen([sys.executable, "-m", "classification.train", *args, f"out_dir={tmp_path / 'b'}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+    assert not read_run_log(run / "log.jsonl").complete
+    assert main([*args, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
+    assert _epochs_and_final(run / "log.jsonl") == _epochs_and_final(tmp_path / "a/table1/k/log.jsonl")

@@ -110,6 +110,11 @@ def test_learnability_short(tmp_path, synth):
     (["model.roi_output_size=0"], "model.roi_output_size"),
     (["model.roi_sampling_ratio=-1"], "model.roi_sampling_ratio"),
     (["optim.bias_lr_mult=0"], "optim.bias_lr_mult"),
+    (["model.backbone=resnet7"], "model.backbone: unknown model 'resnet7'"),
+    (["model.model_kwargs={bogus: 1}"], "does not take these arguments"),
+    (["seed=-1"], "seed must be in [0, "),
+    (["data.num_workers=-1"], "data.num_workers must be >= 0"),
+    (['run_id="a\\nb"'], "plain folder name"),
 ])
 def test_bad_inputs_are_one_line(tmp_path, synth, capsys, args, words):
     rc = main([*SYNTH, f"data.root={synth}", f"out_dir={tmp_path}", "epochs=1", *args])
@@ -191,3 +196,70 @@ def test_flipped_copy_epoch_bias_groups_and_roi_size_in_a_run(tmp_path, synth):
     groups = torch.load(run / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
     assert [g["lr"] for g in groups] == pytest.approx([0.002, 0.004])  # epoch 2: lr 0.02 x 0.1, biases x2
     assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]
+
+
+def _epochs_and_final(run):
+    log = read_run_log(run / "log.jsonl", strict=True)
+    return [{k: v for k, v in e.items() if k != "epoch_s"} for e in log.epochs], log.final["metrics"]
+
+
+def test_crafted_backbone_checkpoint_does_not_run_its_code(tmp_path, synth, capsys):
+    from detection.backbone import BackboneCheckpointError, read_classification_checkpoint
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('pwned')",))
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {"conv1.weight": torch.zeros(1)}, "config": Payload()}, evil)
+    with pytest.raises(BackboneCheckpointError):
+        read_classification_checkpoint(evil)
+    out = tmp_path / "runs"
+    assert main([*SYNTH, f"data.root={synth}", f"out_dir={out}", "epochs=1", f"model.backbone_checkpoint={evil}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "evil.pt" in err[0], err
+    assert not marker.exists() and not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_full_disk_is_one_line_and_the_run_resumes(tmp_path, synth, capsys, monkeypatch):
+    import errno
+    base = [*SYNTH, f"data.root={synth}", "data.train_subset=4", "data.test_subset=2", "epochs=1",
+            f"out_dir={tmp_path}"]
+    real_save = torch.save
+
+    def no_space(obj, f, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", no_space)
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the disk is full") and "checkpoint.pt" in err[0], err
+    monkeypatch.setattr(torch, "save", real_save)
+    assert main([*base, "--resume"]) == 0
+
+
+def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path, synth):
+    """A real detection.train process killed (SIGKILL) after its first checkpoint, wherever it
+    is; resumed, its epoch lines and final mAP equal an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    base = [*SYNTH, f"data.root={synth}", "data.train_subset=8", "data.test_subset=4", "epochs=2",
+            "optim.milestones=[1]", "run_id=k"]
+    full = train(load_config(TrainConfig, None, [*base, f"out_dir={tmp_path / 'a'}"]))
+    run = tmp_path / "b" / "detection_check" / "k"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "detection.train", *base, f"out_dir={tmp_path / 'b'}"],
+                            cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 180
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    assert not read_run_log(run / "log.jsonl").complete
+    assert main([*base, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
+    assert _epochs_and_final(run) == _epochs_and_final(full)
