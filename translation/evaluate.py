@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from core.run import lock_finished_run
 from translation.data import _read_lines, detokenize, load_bpe, tokenize
 
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         langs = (args.source_lang, args.target_lang)
         if args.record is not None:
             key = _record_key(args)
-            lock, log = _lock_finished_run(Path(args.record))  # until the record is written
+            lock, log = lock_finished_run(Path(args.record))  # until the record is written
             done = _recorded(log, Path(args.record), Path(args.checkpoint), key)
             if done is not None:
                 print(json.dumps(done["metrics"]))
@@ -254,23 +255,6 @@ def main(argv: list[str] | None = None) -> int:
             lock.release()
     print(json.dumps(scores))
     return 0
-
-
-def _lock_finished_run(run_dir: Path):
-    """--record: (the run's lock, its log). The lock (core.run.RunLock; a run still training, or
-    another --record on it, is a one-line error) is taken only once the log is known to be
-    complete: the scores of a checkpoint_best.pt that training may still replace must not enter
-    its log."""
-    from core.run import RunLock
-    from core.runlog import read_run_log
-    log_path = run_dir / "log.jsonl"
-    if not log_path.is_file():
-        raise FileNotFoundError(f"--record: {log_path} not found")
-    log = read_run_log(log_path, strict=True)
-    if log.final is None:
-        raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
-                         "record its evaluation once it has")
-    return RunLock(run_dir).acquire(), log
 
 
 def _record_key(args) -> dict:
