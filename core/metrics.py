@@ -137,6 +137,20 @@ def ece_from_bins(bins: dict) -> float:
     return float(100.0 * (count * gap).sum() / count.sum())
 
 
+def binned_calibration_error(confidences, hits, n_bins: int = 10) -> float:
+    """ECE (%) of any confidences (N,) in [0, 1] against 0/1 outcomes (N,) (a hit: the prediction
+    was right), in n_bins equal-width bins (lo, hi] as reliability_bins: 100 * sum_b |B_b| *
+    |mean hit_b - mean conf_b| / N. Detection's D-ECE (Kueppers et al. 2020) is this with a
+    detector's scores and whether each detection matched an object."""
+    conf = _to_numpy(confidences).astype(np.float64).reshape(-1)
+    hit = _to_numpy(hits).astype(bool).reshape(-1)
+    if conf.shape != hit.shape or len(conf) == 0:
+        raise ValueError(f"expected N >= 1 confidences and as many hits, got {conf.shape} and {hit.shape}")
+    if n_bins < 1 or conf.min() < 0 or conf.max() > 1:
+        raise ValueError(f"need n_bins >= 1 and confidences in [0, 1], got {n_bins}, {conf.min()}..{conf.max()}")
+    return ece_from_bins(_bins(conf, hit, n_bins))
+
+
 def expected_calibration_error(probs, labels, n_bins: int = 10) -> float:
     """ECE in percent with n_bins equal-width bins (lo, hi] (Appendix A.1)."""
     return ece_from_bins(reliability_bins(probs, labels, n_bins))

@@ -9,7 +9,7 @@ import torch
 
 from core.calibration import (T_BOUNDS, cross_fit_folds, cross_fit_log_probs, fit_temperature,
                               log_softmax, temperature_nll, temperature_scaled)
-from core.metrics import (adaptive_ece, augrc, aurc, classification_metrics, classwise_ece,
+from core.metrics import (adaptive_ece, augrc, aurc, binned_calibration_error, classification_metrics, classwise_ece,
                           expected_calibration_error, reliability_bins, smooth_ece)
 
 
@@ -215,6 +215,8 @@ BINNED = {
     "ece15": lambda p, y: expected_calibration_error(p, y, 15),
     "adaece": lambda p, y: adaptive_ece(p, y, 15),
     "cwece": lambda p, y: classwise_ece(p, y, 15),
+    # confidence and hit pairs (detection's D-ECE): the top-label confidence and correctness
+    "binned": lambda p, y: binned_calibration_error(p.max(1), p.argmax(1) == y, 10),
 }
 
 
@@ -235,3 +237,14 @@ def test_reliability_bins_put_one_in_the_last_bin_and_zero_in_the_first():
     assert bins["count"][-1] == 2 and sum(bins["count"]) == 2
     # classwise: the 0.0 entries go to the first bin (the per-class ECE then sees them)
     assert classwise_ece(p, np.array([0, 1]), 10) == 0.0
+
+
+def test_binned_calibration_error_hand_case_and_bad_input():
+    # bins (lo, hi] of 10: 1.0 and 0.95 in the last, 0.3 in (0.2, 0.3], 0.0 in the first
+    conf = np.array([1.0, 0.95, 0.3, 0.0])
+    hit = np.array([1, 0, 0, 1])
+    assert binned_calibration_error(conf, hit) == pytest.approx(100 * (2 * abs(0.5 - 0.975) + 0.3 + 1.0) / 4)
+    with pytest.raises(ValueError, match="confidences in"):
+        binned_calibration_error(np.array([1.5]), np.array([1]))
+    with pytest.raises(ValueError, match="as many hits"):
+        binned_calibration_error(np.array([0.5, 0.2]), np.array([1]))

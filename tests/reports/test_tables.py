@@ -200,6 +200,16 @@ def test_optional_calibration_columns(tmp_path):
         build_table("table4", *runs, calibration=True)
 
 
+def test_table3_optional_detection_ece_column(runs):
+    """--calibration on Table 3: a D-ECE column (detection runs' final "dece"), no TS block; a dash
+    for the fixture runs, which predate it."""
+    table = build_table("table3", *runs, calibration=True)
+    md = to_markdown(table)
+    assert "| D-ECE (%) | n |" in md and "After temperature scaling" not in md
+    assert "D-ECE beyond the paper" in md
+    assert to_markdown(build_table("table3", *runs)) != md
+
+
 def _ts_run(root, seed, final_ts=None, evals=()):
     from core.runlog import RunLogWriter
     w = RunLogWriter(root / "table1" / f"r{seed}" / "log.jsonl")
