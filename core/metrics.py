@@ -258,7 +258,14 @@ def smooth_ece(probs, labels) -> float:
 
 
 def _smooth_ece(conf: np.ndarray, correct: np.ndarray) -> float:
-    import relplot
+    try:
+        import relplot
+    except ImportError as e:
+        # A machine without relplot (a bare GPU image) still trains and evaluates: SmoothECE is
+        # then NaN (null in the run log, a dash in the tables), said once.
+        import warnings
+        warnings.warn(f"SmoothECE needs the relplot package ({e}); recorded as NaN", stacklevel=2)
+        return float("nan")
     return 100.0 * float(relplot.smECE(conf, correct.astype(np.float64)))
 
 

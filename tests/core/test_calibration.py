@@ -248,3 +248,11 @@ def test_binned_calibration_error_hand_case_and_bad_input():
         binned_calibration_error(np.array([1.5]), np.array([1]))
     with pytest.raises(ValueError, match="as many hits"):
         binned_calibration_error(np.array([0.5, 0.2]), np.array([1]))
+
+
+def test_smooth_ece_without_relplot_is_nan_with_a_warning(monkeypatch):
+    """A machine without relplot still evaluates: SmoothECE is NaN (null in the log), said."""
+    import sys
+    monkeypatch.setitem(sys.modules, "relplot", None)  # import relplot -> ImportError
+    with pytest.warns(UserWarning, match="relplot"):
+        assert math.isnan(smooth_ece(np.eye(3), np.arange(3)))
