@@ -118,3 +118,28 @@ def test_help_describes_the_fit_rules(capsys):
     out = capsys.readouterr().out
     for word in ("RUN_DIR_OR_CHECKPOINT", "--split", "--record", "test-2fold", "holdout-2fold", "--data-root"):
         assert word in out
+
+
+def test_a_run_logged_before_temperature_scaling_gains_it_from_its_checkpoint(tmp_path, capsys):
+    """A run whose log predates temperature scaling (its final record without temperature_scaled,
+    SmoothECE or AUGRC) is re-evaluated with --record; the reports then read the scaled metrics
+    and the new ones from that eval record."""
+    from reports.logs import find_runs
+    run = train(load_config(TrainConfig, None, TINY + [f"out_dir={tmp_path}"]))
+    recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    final = recs[-1]
+    del final["temperature_scaled"]
+    for rec in recs[1:-1] + [final["metrics"]]:
+        for k in ("smece", "augrc"):
+            rec.pop(k, None)
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (r,), _ = find_runs([tmp_path])
+    assert r.metric("ts.ece") is None and r.metric("smece") is None
+    capsys.readouterr()
+    assert evaluate.main([str(run), "--record"]) == 0
+    (r,), _ = find_runs([tmp_path])
+    rec = json.loads(capsys.readouterr().out)
+    assert r.metric("ts.ece") == rec["temperature_scaled"]["metrics"]["ece"]
+    assert r.metric("ts.temperature") == rec["temperature_scaled"]["temperature"]
+    assert r.metric("smece") == rec["metrics"]["smece"] and r.metric("top1_err") == final["metrics"]["top1_err"]
+    assert r.temperature_scaled["ts_fit"] == "test-2fold"
