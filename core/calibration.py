@@ -137,6 +137,10 @@ def temperature_scaled(logits, labels, n_bins: int = 10, fit_logits=None, fit_la
         logp, temps = cross_fit_log_probs(z, y)
         out = {"temperature": math.exp(sum(math.log(t) for t in temps) / len(temps)),
                "fold_temperatures": temps, "ts_fit": f"{split}-2fold"}
+    # A fit set without errors (or without right predictions) has no finite NLL optimum: T runs
+    # to a bound of the search. Said in the record, since scaling then helps little or hurts.
+    fitted = out.get("fold_temperatures", [out["temperature"]])
+    out["at_bound"] = any(min(abs(math.log(t / b)) for b in T_BOUNDS) < 1e-5 for t in fitted)
     probs = np.exp(logp)
     metrics, bins = classification_metrics(probs, y, n_bins, logp[np.arange(len(y)), y], extra=True)
     return {**out, "split": split, "metrics": metrics, "reliability": bins}

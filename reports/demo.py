@@ -41,7 +41,12 @@ def demo_table(runs, warnings=()) -> tuple[str, str]:
             f" TS = after temperature scaling (fit: {', '.join(fits)}): the logits divided by one T "
             "fitted by minimising NLL on data the run did not train on; 'test-2fold' = 2-fold "
             "cross-fitting on the test set (each half scaled with the T of the other half), since "
-            "the demo's runs have no holdout split.")
+            "the demo's runs have no holdout split."
+            + ("" if not any(r.temperature_scaled.get("at_bound") for g in groups for r in g.used
+                             if r.temperature_scaled) else
+               " Some fit halves here have no error at all: their NLL falls as T -> 0, so the fit "
+               "stops at the search's lower bound and the other half's errors cost more; on so few "
+               "errors temperature scaling cannot be fitted well, and NLL after it can be worse."))
     md = ["# Table 1 (demo): baseline vs label smoothing vs Self-KD", "",
           f"Scale: {'; '.join(datasets) or 'no runs'}. Mean ± sample std over the n runs (seeds) "
           "of each method. No paper column: the paper's Table 1 is CIFAR-100, 300 epochs, so its "

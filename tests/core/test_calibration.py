@@ -111,7 +111,7 @@ def test_temperature_scaled_records_fit_source_and_keeps_top1():
     z, y = _logits(n=300, seed=5)
     raw, _ = classification_metrics(np.exp(log_softmax(z)), y, extra=True)
     cross = temperature_scaled(z, y, split="test")
-    assert cross["ts_fit"] == "test-2fold" and len(cross["fold_temperatures"]) == 2
+    assert cross["ts_fit"] == "test-2fold" and len(cross["fold_temperatures"]) == 2 and not cross["at_bound"]
     assert cross["temperature"] == pytest.approx(math.sqrt(math.prod(cross["fold_temperatures"])))
     fz, fy = _logits(n=300, seed=6)
     held = temperature_scaled(z, y, fit_logits=fz, fit_labels=fy, split="test")
@@ -256,3 +256,12 @@ def test_smooth_ece_without_relplot_is_nan_with_a_warning(monkeypatch):
     monkeypatch.setitem(sys.modules, "relplot", None)  # import relplot -> ImportError
     with pytest.warns(UserWarning, match="relplot"):
         assert math.isnan(smooth_ece(np.eye(3), np.arange(3)))
+
+
+def test_a_fit_set_without_errors_drives_t_to_the_lower_bound_and_says_so():
+    """Every prediction right: the NLL falls as T -> 0, no finite optimum; the fit stops at the
+    search's lower bound and the record says at_bound."""
+    z = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.5, 1.5]])
+    y = np.array([0, 1, 0, 1])
+    assert fit_temperature(z, y) == pytest.approx(T_BOUNDS[0], rel=1e-6)
+    assert temperature_scaled(z, y)["at_bound"]
