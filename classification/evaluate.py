@@ -1,26 +1,61 @@
-"""Evaluation: softmax probabilities over a loader, then the Table-1 metrics (core.metrics)."""
+"""Evaluate a classifier: softmax probabilities over a loader, the Table-1 metrics (core.metrics),
+and the same metrics after post-hoc temperature scaling (core.calibration).
+
+    python -m classification.evaluate RUN_DIR_OR_CHECKPOINT [--split test|holdout] [--record]
+
+re-evaluates a run from its checkpoint (no retraining): the run's data and model come from the
+config stored in the checkpoint. It prints one JSON object: the raw metrics, the reliability
+bins and "temperature_scaled" (fitted T, where it was fitted ("ts_fit"), every metric after
+scaling). --record appends it to the run's log.jsonl as an "eval" record (reports read the newest
+one); existing lines are never rewritten.
+
+Where the temperature is fitted (never on the scored data itself, never on test data):
+  run with a holdout (data.holdout_fraction > 0), --split test:  on the holdout ("holdout")
+  run with a holdout, --split holdout:  2-fold cross-fitting on the holdout ("holdout-2fold")
+  run without a holdout, --split test:  2-fold cross-fitting on the test set ("test-2fold")
+"""
 from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+from pathlib import Path
 
 import torch
 
-from core.metrics import classification_metrics
+from core.calibration import temperature_scaled
+from core.metrics import METRIC_NAMES, classification_metrics
 
 
-@torch.no_grad()
+def _forward(model, batches, device, amp_dtype=None):
+    """(logits on the device, labels on the device) per batch, in eval mode, without gradients."""
+    model.eval()
+    with torch.no_grad():
+        for x, y, _ in batches:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = model(x.to(device, non_blocking=True))
+            yield logits, y.to(logits.device)
+
+
 def predict(model, batches, device, amp_dtype=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, K) float32 probabilities on the cpu, (N,) labels and (N,) float64 log p(label) (from
     log_softmax of the logits: exact where the float32 probability underflows), in batch order.
     batches: any iterable of (x, y, idx), e.g. a DataLoader."""
-    model.eval()
     probs, labels, label_logp = [], [], []
-    for x, y, _ in batches:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            logits = model(x.to(device, non_blocking=True))
-        y = y.to(logits.device)
+    for logits, y in _forward(model, batches, device, amp_dtype):
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
         label_logp.append(torch.log_softmax(logits.double(), dim=1).gather(1, y[:, None])[:, 0].cpu())
         labels.append(y.cpu())
     return torch.cat(probs), torch.cat(labels), torch.cat(label_logp)
+
+
+def predict_logits(model, batches, device, amp_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) float32 logits on the cpu and (N,) labels, in batch order (temperature scaling needs
+    logits, not probabilities)."""
+    out = [(logits.float().cpu(), y.cpu()) for logits, y in _forward(model, batches, device, amp_dtype)]
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
 def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None, extra: bool = True) -> tuple[dict, dict]:
@@ -28,3 +63,187 @@ def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None, extra: bo
     paper's (the fit subset needs only top-1, NLL and confidence)."""
     probs, labels, label_logp = predict(model, batches, device, amp_dtype)
     return classification_metrics(probs, labels, n_bins, label_logp, extra=extra)
+
+
+def scaled_evaluation(model, batches, device, n_bins: int = 10, amp_dtype=None, split: str = "test",
+                      fit_batches=None) -> dict:
+    """core.calibration.temperature_scaled of `model` on `batches` (the scored `split`): T fitted
+    on `fit_batches` (a held-out split, "ts_fit": "holdout") or, without them, by 2-fold
+    cross-fitting on `batches` ("<split>-2fold")."""
+    logits, labels = predict_logits(model, batches, device, amp_dtype)
+    fit = predict_logits(model, fit_batches, device, amp_dtype) if fit_batches is not None else (None, None)
+    return temperature_scaled(logits, labels, n_bins, *fit, split=split)
+
+
+# ----------------------------------------------------------------------------- the CLI
+class EvaluateError(ValueError):
+    """A user's mistake: one line on stderr, exit code 2."""
+
+
+def _checkpoint_of(path: Path) -> tuple[Path, Path]:
+    """(run folder, checkpoint) of RUN_DIR_OR_CHECKPOINT."""
+    if path.is_dir():
+        ckpt = path / "checkpoint.pt"
+        if not ckpt.is_file():
+            raise EvaluateError(f"{path} holds no checkpoint.pt (not a classification run folder?)")
+        return path, ckpt
+    if not path.is_file():
+        raise EvaluateError(f"{path}: no such run folder or checkpoint")
+    return path.parent, path
+
+
+def _section(cfg: dict, key: str) -> dict:
+    value = cfg.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
+    """(model with the checkpoint's weights on `device`, its config dict, checkpoint epoch,
+    datasets {"test": ..., "holdout": ... (runs with a holdout)}) from a classification checkpoint."""
+    from core.checkpoint import load_checkpoint
+    from core.methods import get_method
+
+    from .data import IN_CHANNELS, build_datasets, check_data_path
+    from .models import build_model
+
+    state = load_checkpoint(ckpt, map_location="cpu")
+    cfg = state.get("config")
+    if not isinstance(cfg, dict) or "model" not in state or "data" not in cfg:
+        raise EvaluateError(f"{ckpt} is not a classification checkpoint of this project (no model / config)")
+    for m in cfg.get("imports") or []:  # the run's own @register modules
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise EvaluateError(f"imports: cannot import {m!r} ({e})") from None
+    data = _section(cfg, "data")
+    root = data_root if data_root is not None else str(data.get("root", ""))
+    try:
+        check_data_path(data["name"], root, False)
+    except (ValueError, FileNotFoundError) as e:
+        raise EvaluateError(f"{e} (the run's data.root is relative to where it was trained; "
+                            f"--data-root sets another)") from None
+    common = dict(download=False, augment=False, train_subset=int(data.get("train_subset", 0)),
+                  test_subset=int(data.get("test_subset", 0)), holdout_seed=int(data.get("holdout_seed", 0)))
+    fraction = float(data.get("holdout_fraction", 0.0) or 0.0)
+    _, test, _, num_classes = build_datasets(data["name"], root, holdout_fraction=0.0, **common)
+    sets = {"test": test}
+    if fraction:
+        sets["holdout"] = build_datasets(data["name"], root, holdout_fraction=fraction, **common)[1]
+    if state.get("num_classes") not in (None, num_classes):
+        raise EvaluateError(f"{ckpt} is for {state['num_classes']} classes, the data has {num_classes}")
+    kwargs = dict(cfg.get("model_kwargs") or {})
+    if data["name"] in IN_CHANNELS:
+        kwargs["in_channels"] = IN_CHANNELS[data["name"]]
+    if get_method(_section(cfg, "method").get("name", "baseline"), "classification").shakedrop:
+        kwargs["shakedrop"] = True
+    model = build_model(cfg["model"], num_classes, **kwargs)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise EvaluateError(f"{ckpt} does not fit its model ({str(e).strip().splitlines()[0]})") from None
+    return model.to(device), cfg, state.get("epoch"), sets
+
+
+def run_evaluation(target: str | Path, split: str | None = None, device: str = "auto",
+                   data_root: str | None = None, batch_size: int = 0) -> dict:
+    """The record of one re-evaluation (see the module doc): {"split", "checkpoint", "epoch",
+    "metrics", "reliability", "temperature_scaled"}. split None: the run's own evaluation split."""
+    from torch.utils.data import DataLoader
+
+    from core.dist import check_device
+
+    _, ckpt = _checkpoint_of(Path(target))
+    try:
+        check_device(device)
+    except ValueError as e:
+        raise EvaluateError(str(e)) from None
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, cfg, epoch, sets = load_run(ckpt, dev, data_root)
+    split = split or ("holdout" if "holdout" in sets else "test")
+    if split not in sets:
+        raise EvaluateError(f"{ckpt}: the run has no holdout split (data.holdout_fraction is 0); "
+                            f"use --split test")
+    bs = batch_size or int(_section(cfg, "optim").get("eval_batch_size", 256))
+    loader = lambda ds: DataLoader(ds, batch_size=bs, shuffle=False, num_workers=0)  # noqa: E731
+    amp = torch.bfloat16 if cfg.get("amp") == "bf16" else None
+    n_bins = int(cfg.get("n_bins", 10))
+    metrics, bins = evaluate(model, loader(sets[split]), dev, n_bins, amp)
+    # fit on the holdout when scoring the test set of a run that has one; else cross-fit
+    fit = loader(sets["holdout"]) if split == "test" and "holdout" in sets else None
+    ts = scaled_evaluation(model, loader(sets[split]), dev, n_bins, amp, split, fit)
+    return {"split": split, "checkpoint": ckpt.name, "epoch": epoch, "metrics": metrics,
+            "reliability": bins, "temperature_scaled": ts}
+
+
+def _recorded(log, split: str, ckpt: str, epoch) -> dict | None:
+    """The newest eval record of `log` for this split and checkpoint epoch that holds every metric
+    this code computes (so a record from before a metric was added is made anew)."""
+    for rec in reversed(log.extra):
+        if (rec.get("type") == "eval" and rec.get("split") == split and rec.get("checkpoint") == ckpt
+                and rec.get("epoch") == epoch and isinstance(rec.get("temperature_scaled"), dict)
+                and set(METRIC_NAMES) <= set(rec.get("metrics") or {})):
+            return rec
+    return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m classification.evaluate", description=__doc__.split("\n")[0],
+        epilog="\n".join(__doc__.split("\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT",
+                    help="a run folder (<out_dir>/<table>/<run_id>/, its checkpoint.pt is used) or a checkpoint file")
+    ap.add_argument("--split", choices=("test", "holdout"), default=None,
+                    help="the split to score (default: the run's own evaluation split: holdout when "
+                         "it trained with data.holdout_fraction > 0, else test)")
+    ap.add_argument("--record", action="store_true",
+                    help="append the result as an 'eval' record to the run's log.jsonl (the run must "
+                         "have finished and not be in use; its folder is the checkpoint's); an "
+                         "evaluation already recorded for this split and checkpoint epoch is printed, "
+                         "not run again")
+    ap.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda[:N], mps")
+    ap.add_argument("--data-root", default=None,
+                    help="the data folder, when it is not the run's data.root (relative to the "
+                         "folder the run was trained from)")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="evaluation batch size (default: the run's optim.eval_batch_size)")
+    args = ap.parse_args(argv)
+    from core.checkpoint import CheckpointError, load_checkpoint
+    from core.config import ConfigError
+    from core.runlog import RunLogError
+    lock = None
+    try:
+        if args.batch_size < 0:
+            raise EvaluateError(f"--batch-size must be >= 0, got {args.batch_size}")
+        run_dir, ckpt = _checkpoint_of(Path(args.target))
+        if args.record:
+            from core.run import lock_finished_run
+            try:
+                lock, log = lock_finished_run(run_dir)  # held until the record is written
+            except ValueError as e:  # not finished, or in use (ConfigError)
+                raise EvaluateError(str(e)) from None
+            epoch = load_checkpoint(ckpt).get("epoch")
+            split = args.split or str(log.meta.get("eval_split") or "test")
+            done = _recorded(log, split, ckpt.name, epoch)
+            if done is not None:
+                print(json.dumps({k: done[k] for k in ("split", "checkpoint", "epoch", "metrics",
+                                                       "temperature_scaled")}))
+                return 0
+        result = run_evaluation(ckpt, args.split, args.device, args.data_root, args.batch_size)
+        if args.record:
+            from core.runlog import RunLogWriter, now_iso
+            command = "python -m classification.evaluate " + " ".join(
+                shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+            RunLogWriter(run_dir / "log.jsonl").extra("eval", task="classification", **result,
+                                                      command=command, at=now_iso())
+    except (EvaluateError, ConfigError, CheckpointError, RunLogError, FileNotFoundError) as e:
+        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        if lock is not None:
+            lock.release()
+    print(json.dumps({k: result[k] for k in ("split", "checkpoint", "epoch", "metrics", "temperature_scaled")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

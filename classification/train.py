@@ -42,7 +42,7 @@ from .method_config import RENAMED_KEYS, MethodConfig, check_method_config, unre
 from .selfkd import METHODS, method_parts, prepare_batch
 from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
                    build_datasets, check_data_path)
-from .evaluate import evaluate
+from .evaluate import evaluate, scaled_evaluation
 from .fastpath import device_data_from
 from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name
 
@@ -512,6 +512,9 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             best = best_epoch_on_test(read_run_log(log.path).epochs)
             if best is not None:  # what the official code would report (its best-test checkpoint)
                 extra["selected_on_test"] = best
+            # the metrics after temperature scaling, T cross-fitted on the evaluated split (never trained on)
+            extra["temperature_scaled"] = scaled_evaluation(
+                raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype, "holdout" if cfg.data.holdout_fraction else "test")
             log.final(metrics=metrics, reliability=bins, wall_s=wall_before + time.time() - t_start, **extra)
     return run_dir
 

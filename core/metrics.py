@@ -25,6 +25,10 @@ METRIC_NAMES = {
     "ece15": "ECE, 15 bins (%)",
     "adaece": "Adaptive ECE (%)",
     "cwece": "Classwise ECE (%)",
+    # Bin-free calibration error (Blasiok & Nakkiran 2023, the relplot package) and the area under
+    # the generalized risk-coverage curve (Traub et al. 2024).
+    "smece": "SmoothECE (%)",
+    "augrc": "AUGRC (x1000)",
 }
 
 _CHUNK = 1 << 16
@@ -133,6 +137,20 @@ def ece_from_bins(bins: dict) -> float:
     return float(100.0 * (count * gap).sum() / count.sum())
 
 
+def binned_calibration_error(confidences, hits, n_bins: int = 10) -> float:
+    """ECE (%) of any confidences (N,) in [0, 1] against 0/1 outcomes (N,) (a hit: the prediction
+    was right), in n_bins equal-width bins (lo, hi] as reliability_bins: 100 * sum_b |B_b| *
+    |mean hit_b - mean conf_b| / N. Detection's D-ECE (Kueppers et al. 2020) is this with a
+    detector's scores and whether each detection matched an object."""
+    conf = _to_numpy(confidences).astype(np.float64).reshape(-1)
+    hit = _to_numpy(hits).astype(bool).reshape(-1)
+    if conf.shape != hit.shape or len(conf) == 0:
+        raise ValueError(f"expected N >= 1 confidences and as many hits, got {conf.shape} and {hit.shape}")
+    if n_bins < 1 or conf.min() < 0 or conf.max() > 1:
+        raise ValueError(f"need n_bins >= 1 and confidences in [0, 1], got {n_bins}, {conf.min()}..{conf.max()}")
+    return ece_from_bins(_bins(conf, hit, n_bins))
+
+
 def expected_calibration_error(probs, labels, n_bins: int = 10) -> float:
     """ECE in percent with n_bins equal-width bins (lo, hi] (Appendix A.1)."""
     return ece_from_bins(reliability_bins(probs, labels, n_bins))
@@ -217,10 +235,45 @@ def e_aurc(probs, labels) -> float:
     return 1000.0 * (float(curve.mean()) - _optimal_aurc(len(curve), int(round(curve[-1] * len(curve)))))
 
 
+def augrc(probs, labels) -> float:
+    """Area under the generalized risk-coverage curve (Traub et al. 2024), x1000: the mean over
+    coverage k/N, k = 1..N, of the generalized risk (errors among the k most confident) / N, i.e.
+    (1/N) sum_k (k/N) risk_k with AURC's ranking (descending confidence, ties in dataset order).
+    Unlike AURC it counts an error by the fraction of all samples it costs, so the few most
+    confident samples do not dominate; a random ranking gives err * (1 + 1/N) / 2."""
+    return _augrc(_risk_curve(probs, labels))
+
+
+def _augrc(curve: np.ndarray) -> float:
+    n = len(curve)  # curve: AURC's risk_k, k = 1..N
+    return 1000.0 * float((curve * np.arange(1, n + 1)).sum()) / (n * n)
+
+
+def smooth_ece(probs, labels) -> float:
+    """SmoothECE (%) of the top-label confidence (Blasiok & Nakkiran 2023, "Smooth ECE: Principled
+    Reliability Diagrams via Kernel Smoothing"): relplot.smECE(confidence, correct), the kernel-
+    smoothed calibration error with its bandwidth chosen automatically, x100. No bins, so no bin
+    edges; relplot is the implementation (imported on use: it is slow to import)."""
+    return _smooth_ece(*confidence_and_correct(probs, labels))
+
+
+def _smooth_ece(conf: np.ndarray, correct: np.ndarray) -> float:
+    try:
+        import relplot
+    except ImportError as e:
+        # A machine without relplot (a bare GPU image) still trains and evaluates: SmoothECE is
+        # then NaN (null in the run log, a dash in the tables), said once.
+        import warnings
+        warnings.warn(f"SmoothECE needs the relplot package ({e}); recorded as NaN", stacklevel=2)
+        return float("nan")
+    return 100.0 * float(relplot.smECE(conf, correct.astype(np.float64)))
+
+
 def classification_metrics(probs, labels, n_bins: int = 10, label_log_probs=None,
                            extra: bool = False) -> tuple[dict, dict]:
     """All Table-1 metrics at once: ({top1_err, top5_err, nll, ece, aurc, e_aurc, conf}, bins).
-    conf is the mean max probability (%): above 100 - top1_err means over-confident."""
+    conf is the mean max probability (%): above 100 - top1_err means over-confident. extra=True
+    adds brier, ece15, adaece, cwece, smece and augrc."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     p, y = _check(probs, labels)
@@ -237,5 +290,6 @@ def classification_metrics(probs, labels, n_bins: int = 10, label_log_probs=None
     }
     if extra:  # beyond the paper; classwise ECE touches all N x K entries, so it is asked for
         m.update(brier=brier_score(p, y), ece15=ece_from_bins(_bins(conf, correct, 15)),
-                 adaece=_adaptive_ece(conf, correct, 15), cwece=classwise_ece(p, y, 15))
+                 adaece=_adaptive_ece(conf, correct, 15), cwece=classwise_ece(p, y, 15),
+                 smece=_smooth_ece(conf, correct), augrc=_augrc(curve))
     return m, bins

@@ -340,3 +340,20 @@ def record_failure(log, epoch: int, error: Exception) -> TrainingDiverged:
         log.extra("failed", epoch=epoch, reason=str(error), at=now_iso())
     kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
     return TrainingDiverged(f"{error}; the run log is marked failed and {kept}")
+
+
+def lock_finished_run(run_dir: Path):
+    """(the run's RunLock, its RunLog) for appending an evaluation record to a finished run's log
+    (`--record` of the evaluate commands). The lock (a run still training, or another --record on
+    it, is a one-line error) is taken only once the log is known to be complete: the scores of a
+    checkpoint that training may still replace must not enter its log. FileNotFoundError without
+    a log, ValueError without a final record."""
+    run_dir = Path(run_dir)
+    log_path = run_dir / "log.jsonl"
+    if not log_path.is_file():
+        raise FileNotFoundError(f"--record: {log_path} not found")
+    log = read_run_log(log_path, strict=True)
+    if log.final is None:
+        raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
+                         "record its evaluation once it has")
+    return RunLock(run_dir).acquire(), log

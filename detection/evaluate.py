@@ -3,7 +3,9 @@
     python -m detection.evaluate runs/table3/resnet152_selfkd_s0 [data.test=2007:test] [use_07_metric=false]
 
 The run folder's config.yaml gives the model and data; key=value overrides change them (e.g.
-data.root for data moved elsewhere). Prints one line per class and the mAP; --json writes them.
+data.root for data moved elsewhere). It scores the images the run's own evaluation scored (the
+first data.test_subset when set). Prints one line per class, the mAP and the D-ECE of the scores
+(detection.voc_eval); --json writes them.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import ConfigError, load_config, parse_with_overrides
 
 from .backbone import BackboneCheckpointError
-from .train import TrainConfig, build_data, build_model, evaluate
+from .train import TrainConfig, build_data, build_model, evaluate, evaluation_subset
 from .voc import VOCFormatError
 
 
@@ -25,8 +27,9 @@ def evaluate_run(run_dir: str | Path, overrides=()) -> dict:
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
         raise ConfigError(f"{run_dir} is not a detection run folder (needs config.yaml and checkpoint.pt)")
     cfg = load_config(TrainConfig, run_dir / "config.yaml", overrides)
-    _, test = build_data(cfg)
-    model, _ = build_model(cfg, test.num_classes)
+    _, test_set = build_data(cfg)
+    test = evaluation_subset(cfg, test_set)  # the images the run's own evaluation scored
+    model, _ = build_model(cfg, test_set.num_classes)
     state = load_checkpoint(run_dir / "checkpoint.pt")
     try:
         model.load_state_dict(state["model"])
@@ -49,6 +52,7 @@ def main(argv=None) -> int:
     for cls, ap in result["ap"].items():
         print(f"{cls:<12} {'-' if ap is None else f'{ap:6.2f}'}")
     print(f"{'mAP':<12} {result['map']:6.2f}")
+    print(f"{'D-ECE (%)':<12} {'-' if result.get('dece') is None else format(result['dece'], '6.2f')}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -212,6 +212,11 @@ def param_groups(model, weight_decay: float, bias_decay: bool = True, bias_lr_mu
             {"params": biases, "weight_decay": weight_decay if bias_decay else 0.0, "lr_mult": bias_lr_mult}]
 
 
+def evaluation_subset(cfg, test_set):
+    """The images a run evaluates: the first data.test_subset of the test split (all when 0)."""
+    return Subset(test_set, range(min(cfg.data.test_subset, len(test_set)))) if cfg.data.test_subset else test_set
+
+
 def build_model(cfg, num_classes: int):
     """The C4 Faster R-CNN, backbone loaded from its classification checkpoint (or untrained)."""
     m = cfg.model
@@ -294,7 +299,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     seed_everything(cfg.seed)
     train_set, test_set = data
     train_data = epoch_data(cfg, train_set)  # data.flip=copy: each image twice per epoch
-    test_data = Subset(test_set, range(min(cfg.data.test_subset, len(test_set)))) if cfg.data.test_subset else test_set
+    test_data = evaluation_subset(cfg, test_set)
     model, load_report = build_model(cfg, train_set.num_classes)
     model.to(d.device)
     o = cfg.optim

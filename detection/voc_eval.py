@@ -23,6 +23,13 @@ devkit and of py-faster-rcnn's ``voc_eval.py`` (the paper's Tables 3 and 5 are V
   mean over the classes that have ground truth (COCO, and so torchmetrics, does the same with -1).
   ``VOCEvalResult.to_log`` writes such an AP as ``null``.
 
+* **D-ECE** (beyond the paper): the detection expected calibration error of the detector's scores
+  (Kueppers et al. 2020, netcal's ``ECE(detection=True)`` with confidence only): every detection
+  of every class, matched as above (a TP is a hit, an FP a miss; a detection of a difficult object
+  is left out), in 10 equal-width confidence bins (lo, hi]; per bin |precision - mean score|,
+  weighted by the bin's share of the detections (``core.metrics.binned_calibration_error``).
+  ``nan`` without detections.
+
 Results are fractions in [0, 1]; ``to_log`` gives percentages, as the run logs and Tables 3 and 5
 hold them.
 """
@@ -35,9 +42,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from core.metrics import binned_calibration_error
+
 from .voc import VOC_CLASSES, continuous_to_devkit
 
 IOU_THRESHOLD = 0.5  # "mAP (IoU > 0.5)", Table 3
+DECE_BINS = 10
 
 
 def box_iou_devkit(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -134,22 +144,37 @@ def average_precision(match: ClassMatch, use_07_metric: bool = True) -> float:
     return voc_ap(rec, prec, use_07_metric)
 
 
+def detection_ece(matches: Sequence[ClassMatch], n_bins: int = DECE_BINS) -> float:
+    """D-ECE (%) over the detections of all classes' matches (module docstring); nan when no
+    detection counts (none, or only detections of difficult objects)."""
+    scores = np.concatenate([m.scores for m in matches] or [np.zeros(0)])
+    tp = np.concatenate([m.tp for m in matches] or [np.zeros(0)])
+    fp = np.concatenate([m.fp for m in matches] or [np.zeros(0)])
+    counted = (tp + fp) > 0
+    if not counted.any():
+        return math.nan
+    return binned_calibration_error(scores[counted], tp[counted] > 0, n_bins)
+
+
 @dataclass
 class VOCEvalResult:
     """``ap[c]`` per class (nan: no ground truth), ``map`` over the classes with ground truth,
-    ``npos[c]`` non-difficult objects, ``num_detections[c]``. Fractions in [0, 1]."""
+    ``npos[c]`` non-difficult objects, ``num_detections[c]``. Fractions in [0, 1]; ``dece`` the
+    D-ECE in percent."""
     ap: dict[str, float]
     map: float
     npos: dict[str, int]
     num_detections: dict[str, int]
     use_07_metric: bool = True
     iou_threshold: float = IOU_THRESHOLD
+    dece: float = math.nan
 
     def to_log(self) -> dict:
-        """What a detection run's ``final`` line holds (reports read ``map`` and ``ap``):
-        percentages, rounded to 4 decimals; a class without ground truth is ``None``."""
+        """What a detection run's ``final`` line holds (reports read ``map``, ``ap`` and
+        ``dece``): percentages, rounded to 4 decimals; a class without ground truth is ``None``."""
         pct = lambda v: None if math.isnan(v) else round(100.0 * v, 4)  # noqa: E731
-        return {"map": pct(self.map), "ap": {c: pct(v) for c, v in self.ap.items()}}
+        return {"map": pct(self.map), "ap": {c: pct(v) for c, v in self.ap.items()},
+                "dece": None if math.isnan(self.dece) else round(self.dece, 4)}
 
 
 def _np(x, dtype) -> np.ndarray:
@@ -179,15 +204,17 @@ def evaluate_detections(detections: Sequence[Mapping], ground_truth: Sequence[Ma
         if bad:
             raise ValueError(f"{kind} label {bad[0]} is outside 1..{len(classes)} "
                              f"(labels are 1-based, 0 = background)")
-    ap, npos, ndet = {}, {}, {}
+    ap, npos, ndet, matches = {}, {}, {}, []
     for k, name in enumerate(classes, start=1):
         m = match_class([(b[l == k], s[l == k]) for b, s, l in dets],
                         [(b[l == k], d[l == k]) for b, l, d in gts], iou_threshold)
         ap[name], npos[name], ndet[name] = average_precision(m, use_07_metric), m.npos, len(m.scores)
+        matches.append(m)
     defined = [v for v in ap.values() if not math.isnan(v)]
     mean = float(np.mean(defined)) if defined else math.nan
     return VOCEvalResult(ap=ap, map=mean, npos=npos, num_detections=ndet,
-                         use_07_metric=use_07_metric, iou_threshold=iou_threshold)
+                         use_07_metric=use_07_metric, iou_threshold=iou_threshold,
+                         dece=detection_ece(matches))
 
 
 def devkit_detections(output: Mapping[str, torch.Tensor], scale=(1.0, 1.0)) -> dict[str, np.ndarray]:

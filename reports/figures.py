@@ -66,10 +66,11 @@ def save(fig, stem: str | Path, formats=("png", "pdf")) -> list[Path]:
     return paths
 
 
-def pooled_bins(runs) -> dict | None:
+def pooled_bins(runs, bins_of=lambda r: r.reliability) -> dict | None:
     """Reliability bins of several runs (seeds) pooled: counts add, per-bin confidence and
-    accuracy are count-weighted means. Same as binning all their predictions together."""
-    bins = [r.reliability for r in runs if r.reliability]
+    accuracy are count-weighted means. Same as binning all their predictions together.
+    bins_of: a run's bins (default: its own; scaled_bins_of: after temperature scaling)."""
+    bins = [b for b in map(bins_of, runs) if b]
     if not bins:
         return None
     edges = bins[0]["edges"]
@@ -189,6 +190,52 @@ def _method_panels(runs, methods) -> list:
                                                              if len(rs) > 1 else "")
             panels.append((title, pooled_bins(rs), [r.metric("ece") for r in rs]))
     return panels
+
+
+def scaled_bins_of(run) -> dict | None:
+    """A run's reliability bins after post-hoc temperature scaling, or None."""
+    return (run.temperature_scaled or {}).get("reliability") or None
+
+
+def before_after_panels(runs, methods) -> list:
+    """Per method with complete temperature-scaled runs, two panels side by side: its reliability
+    before and after temperature scaling (pooled over seeds), each with its runs' ECE."""
+    panels, by_method = [], {}
+    for r in runs:
+        if r.complete and r.reliability and scaled_bins_of(r):
+            by_method.setdefault(r.method, []).append(r)
+    for m in methods:
+        rs = by_method.get(m)
+        if not rs:
+            continue
+        name = METHOD_LABELS.get(m, m).lstrip("+ ") + (f" ({len(rs)} runs pooled)" if len(rs) > 1 else "")
+        temps = [r.metric("ts.temperature") for r in rs]
+        fits = ", ".join(sorted({str(r.temperature_scaled.get("ts_fit")) for r in rs}))
+        t = f"T = {np.mean([x for x in temps if x is not None]):.2f}" if any(x is not None for x in temps) else "T ?"
+        panels.append((f"{name}\nbefore scaling", pooled_bins(rs), [r.metric("ece") for r in rs]))
+        panels.append((f"{name}\nafter TS ({t}, fit {fits})", pooled_bins(rs, scaled_bins_of),
+                       [r.metric("ts.ece") for r in rs]))
+    return panels
+
+
+def render_scaled_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
+    """One figure per (table, row) whose complete runs carry temperature-scaled bins: for each
+    method, the reliability diagram before and after temperature scaling side by side
+    (reliability_ts_<table>_<row>). Returns the files written."""
+    out_dir = Path(out_dir)
+    by_row: dict = {}
+    for r in runs:
+        if r.complete and scaled_bins_of(r) and r.table != "fig2":
+            by_row.setdefault((r.table, r.row), []).append(r)
+    written = []
+    for (table, row), rs in sorted(by_row.items()):
+        methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
+        fig = reliability_figure(before_after_panels(rs, methods),
+                                 f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset}), "
+                                 f"before and after temperature scaling")
+        written += save(fig, out_dir / f"reliability_ts_{table}_{row}")
+        plt.close(fig)
+    return written
 
 
 def render_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
@@ -343,7 +390,7 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
         plt.close(fig)
     else:
         notes.append("regime map skipped: no setting with complete baseline and Self-KD runs")
-    rel = render_reliability_figures(runs, out_dir)
+    rel = render_reliability_figures(runs, out_dir) + render_scaled_reliability_figures(runs, out_dir)
     if not rel:
         notes.append("reliability diagrams skipped: no complete run with reliability bins")
     return written + rel, notes

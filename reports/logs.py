@@ -21,6 +21,9 @@ LOG_NAME = "log.jsonl"
 # Prefix of metric keys read at the run's best epoch on the evaluation split (Run.selected_on_test),
 # e.g. "selected_on_test.top1_err": how the official code picks the number it reports.
 SELECTED = "selected_on_test."
+# Prefix of metric keys read after post-hoc temperature scaling (Run.temperature_scaled), e.g.
+# "ts.ece"; "ts.temperature" is the fitted T.
+SCALED = "ts."
 DEFAULT_ROOTS = ("runs", "reports/runs")
 
 
@@ -122,8 +125,32 @@ class Run:
         return short + ("-dirty" if self.meta.get("git_dirty") else "")
 
     @property
+    def evaluation(self) -> dict | None:
+        """The newest re-evaluation of a classification run's checkpoint on its own evaluation
+        split (an "eval" record of `classification.evaluate --record`), or None. When present,
+        its metrics, reliability bins and temperature scaling replace the final record's."""
+        if self.meta.get("task") != "classification":
+            return None  # translation's eval records score other subsets and beams
+        for rec in reversed(self.log.extra):
+            if (rec.get("type") == "eval" and rec.get("split") == self.eval_split
+                    and isinstance(rec.get("metrics"), dict)):
+                return rec
+        return None
+
+    @property
     def reliability(self) -> dict | None:
-        return (self.log.final or {}).get("reliability")
+        return (self.evaluation or self.log.final or {}).get("reliability")
+
+    @property
+    def temperature_scaled(self) -> dict | None:
+        """{"temperature", "ts_fit", "metrics", "reliability", ...} after post-hoc temperature
+        scaling (core.calibration): the newest evaluation's, else the final record's; None for
+        logs written before it was recorded."""
+        for src in (self.evaluation, self.log.final):
+            rec = (src or {}).get("temperature_scaled")
+            if isinstance(rec, dict) and isinstance(rec.get("metrics"), dict):
+                return rec
+        return None
 
     @property
     def selected_on_test(self) -> dict | None:
@@ -139,13 +166,19 @@ class Run:
         epoch record). Keys the final record does not hold (train_loss and the fit keys
         train_top1_err, train_conf, fit_top1_err, fit_nll, fit_conf) come from the last epoch
         record. `ap.<class>` reads metrics["ap"][<class>]; `selected_on_test.<key>` reads the
-        best epoch on test (selected_on_test). None when absent or null."""
+        best epoch on test (selected_on_test); `ts.<key>` the metric after temperature scaling and
+        `ts.temperature` the fitted T (temperature_scaled). A classification run's newest
+        re-evaluation (evaluation) supersedes its final record. None when absent or null."""
         if key.startswith(SELECTED):
-            val = (self.selected_on_test or {}).get(key[len(SELECTED):])
-            ok = isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val)
-            return float(val) if ok else None
+            return _number((self.selected_on_test or {}).get(key[len(SELECTED):]))
+        if key.startswith(SCALED):
+            ts = self.temperature_scaled or {}
+            key = key[len(SCALED):]
+            return _number(ts.get(key) if key == "temperature" else ts["metrics"].get(key) if ts else None)
         src = {}
-        if self.complete:
+        if self.evaluation is not None:
+            src = self.evaluation["metrics"]
+        elif self.complete:
             src = self.log.final.get("metrics") or {}
         base = "ap" if key.startswith("ap.") else key
         if base not in src and self.log.epochs:
@@ -153,10 +186,14 @@ class Run:
         if key.startswith("ap.") and "." not in key[3:]:
             src = src.get("ap") or {}
             key = key[3:]
-        val = src.get(key)
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
-            return None
-        return float(val)
+        return _number(src.get(key))
+
+
+def _number(val) -> float | None:
+    """val as a float when it is a finite number (not a bool), else None."""
+    if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+        return None
+    return float(val)
 
 
 def _display(path: Path) -> Path:

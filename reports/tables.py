@@ -13,7 +13,7 @@ from pathlib import Path
 from core.methods import method_labels
 from core.metrics import METRIC_NAMES
 
-from .logs import SELECTED, Cell, Group, group_runs
+from .logs import SCALED, SELECTED, Cell, Group, group_runs
 from .paper_data import AURC_NOTE, PEER_NOTE, paper_table
 
 # Metric keys of the other tasks (their final records: translation "bleu_tok" (tokenised, what
@@ -26,7 +26,7 @@ VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "
 TOP1, TOP5, NLL, ECE, AURC = "top1_err", "top5_err", "nll", "ece", "aurc"
 assert all(k in METRIC_NAMES for k in (TOP1, TOP5, NLL, ECE, AURC))
 
-METRIC_LABELS = {**METRIC_NAMES, AURC: "AURC (x10^3)", BLEU: "sacreBLEU (detok.)",
+METRIC_LABELS = {**METRIC_NAMES, AURC: "AURC (x10^3)", BLEU: "sacreBLEU (detok.)", "dece": "D-ECE (%)",
                  BLEU_TOK: "BLEU (tok.)", MAP: "mAP (%)",
                  **{f"ap.{c}": c for c in VOC_CLASSES}}
 
@@ -47,7 +47,14 @@ SELECTED_TOP1 = SELECTED + TOP1
 SELECTED_LABEL = "Top-1 error (%), selected on test, as the official code"
 # The optional calibration columns of the classification tables (--calibration): measures later
 # papers report, logged by every classification run since they were added (no paper values).
-CALIBRATION = (("brier", 4), ("ece15", 2), ("adaece", 2), ("cwece", 2))
+CALIBRATION = (("brier", 4), ("ece15", 2), ("adaece", 2), ("cwece", 2), ("smece", 2), ("augrc", 2))
+# Table 3's optional calibration column: the detection ECE of the detector's scores (detection.voc_eval).
+DECE = "dece"
+DETECTION_CALIBRATION = ((DECE, 2),)
+# --calibration's second block: raw vs after post-hoc temperature scaling (core.calibration), with
+# the fitted T and where it was fitted (the run log's temperature_scaled).
+SCALED_METRICS = (NLL, ECE, "smece", "augrc")
+TEMPERATURE = SCALED + "temperature"
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,8 @@ def build_table(name: str, runs, warnings=(), selected_on_test: bool = False,
     spec = TABLES[name]
     if selected_on_test and spec.task != "classification":
         raise ValueError(f"selected_on_test is a column of the classification tables, not of {name}")
-    if calibration and spec.task != "classification":
-        raise ValueError(f"calibration columns belong to the classification tables, not to {name}")
+    if calibration and not (spec.task == "classification" or name == "table3"):
+        raise ValueError(f"calibration columns belong to the classification tables and table3, not to {name}")
     paper = paper_table(name)
     mine = [r for r in runs if r.table in spec.run_tables]
     groups = group_runs(mine)
@@ -208,11 +215,59 @@ def _header_notes(table: Table) -> list[str]:
         notes.append(f"{SELECTED_LABEL}: each run's lowest top-1 error over its epochs' test "
                      f"evaluations (its epoch in brackets), the checkpoint the official code keeps; "
                      f"the other columns are the last epoch's, which this project reports.")
-    if table.calibration:
+    if table.calibration and table.spec.task == "detection":
+        notes.append("D-ECE beyond the paper (measured only): the detection ECE of the detector's "
+                     "scores, every detection matched as VOC07's evaluation matches it (IoU > 0.5), "
+                     "10 confidence bins, precision vs mean score per bin (detection.voc_eval); a "
+                     "dash where a run's log predates it.")
+    elif table.calibration:
         notes.append("Calibration beyond the paper (measured only): Brier score, 15-bin ECE, "
-                     "adaptive (equal-mass, 15 bins) ECE and classwise ECE, from core.metrics; "
-                     "a dash where a run's log predates them.")
+                     "adaptive (equal-mass, 15 bins) ECE, classwise ECE, SmoothECE (relplot) and "
+                     "AUGRC (x10^3), from core.metrics; a dash where a run's log predates them.")
     return notes
+
+
+SCALED_NOTE = ("After temperature scaling (Guo et al. 2017): each run's logits divided by one "
+               "temperature T fitted by minimising NLL on data the run did not train on (Fit: "
+               "holdout = the run's holdout split, scoring the test set; <split>-2fold = 2-fold "
+               "cross-fitting on the scored split, each half scaled with the T fitted on the other "
+               "half, T = their geometric mean). Raw = the run's own numbers; TS = after scaling; "
+               "top-1 and top-5 error are unchanged by a temperature. A calibration gain that "
+               "temperature scaling also gives the baseline is no gain over baseline + TS.")
+
+
+def _calibration_columns(table: Table) -> tuple:
+    """The optional --calibration columns of this table: (metric, decimals)."""
+    if not table.calibration:
+        return ()
+    return DETECTION_CALIBRATION if table.spec.task == "detection" else CALIBRATION
+
+
+def _scaled_block(table: Table) -> bool:
+    """--calibration's temperature-scaled block: classification tables only."""
+    return table.calibration and table.spec.task == "classification"
+
+
+def _scaled_grid(table: Table) -> tuple[list[str], list[list[str]]]:
+    """--calibration's temperature-scaled block: one line per measured table line."""
+    head = ["Model", "Method", "T", "Fit"]
+    for m in SCALED_METRICS:
+        label = METRIC_LABELS.get(m, m)
+        head += [f"{label} raw", f"{label} TS"]
+    head += ["n", "Runs"]
+    body = []
+    for ln in table.lines:
+        g = ln.group
+        if g is None:
+            continue
+        fits = sorted({str(r.temperature_scaled.get("ts_fit")) for r in g.used if r.temperature_scaled})
+        cells = [ROW_LABELS.get(ln.row, ln.row), METHOD_LABELS.get(ln.method, ln.method),
+                 _fmt_measured(g.cell(TEMPERATURE), 3), ", ".join(fits) or "–"]
+        for m in SCALED_METRICS:
+            d = _decimals(table, m) if m in table.spec.metrics else 2
+            cells += [_fmt_measured(g.cell(m), d), _fmt_measured(g.cell(SCALED + m), d)]
+        body.append(cells + [str(len(g.used)), ", ".join(g.run_ids)])
+    return head, body
 
 
 def _runs_text(line: Line) -> str:
@@ -253,7 +308,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
         for m in s.metrics:
             head += [METRIC_LABELS.get(m, m), "paper", "Δ"]
         head += [SELECTED_LABEL] if table.selected_on_test else []
-        head += [METRIC_LABELS.get(m, m) for m, _ in CALIBRATION] if table.calibration else []
+        head += [METRIC_LABELS.get(m, m) for m, _ in _calibration_columns(table)]
         head += _META_HEAD
         body = []
         for ln in table.lines:
@@ -262,8 +317,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
                 p, c, d = table.paper_value(ln, m), table.cell(ln, m), _decimals(table, m)
                 cells += [_fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
             cells += [_fmt_selected(table, ln)] if table.selected_on_test else []
-            if table.calibration:
-                cells += [_fmt_measured(table.cell(ln, m), d) for m, d in CALIBRATION]
+            cells += [_fmt_measured(table.cell(ln, m), d) for m, d in _calibration_columns(table)]
             body.append(cells + _meta_cols(ln))
         return head, body
     # by_metric: one line per metric, three columns (measured, paper, Δ) per table line.
@@ -292,6 +346,11 @@ def to_markdown(table: Table) -> str:
     out += [f"{n}" for n in _header_notes(table)]
     out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
+    if _scaled_block(table):
+        head, body = _scaled_grid(table)
+        out += ["", "## After temperature scaling", "", SCALED_NOTE, ""]
+        out += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        out += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
     if table.warnings:
         out += ["", "Warnings (inputs that could not be read in full):", ""]
         out += [f"- {w}" for w in table.warnings]
@@ -325,6 +384,12 @@ def to_latex(table: Table) -> str:
             " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
     out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
     out += [r"\bottomrule", r"\end{tabular}"]
+    if _scaled_block(table):
+        head, body = _scaled_grid(table)
+        out += ["", f"% {SCALED_NOTE}", r"\begin{tabular}{ll" + "r" * (len(head) - 2) + "}", r"\toprule",
+                " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
+        out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+        out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"
 
 
@@ -339,7 +404,8 @@ def to_csv(table: Table) -> str:
     w.writerow(CSV_COLUMNS)
     f4 = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
     extra = ((SELECTED_TOP1,) if table.selected_on_test else ()) + (
-        tuple(m for m, _ in CALIBRATION) if table.calibration else ())
+        tuple(m for m, _ in _calibration_columns(table))
+        + ((TEMPERATURE,) + tuple(SCALED + m for m in SCALED_METRICS) if _scaled_block(table) else ()))
     for ln in table.lines:
         g = ln.group
         for m in table.spec.metrics + extra:

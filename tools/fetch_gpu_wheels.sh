@@ -29,6 +29,7 @@ if [ "${1:-}" = table4 ]; then
   exit 0
 fi
 mkdir -p carry/wheels
-$PIP download -q -d carry/wheels --no-deps --only-binary=:all: $PLATFORMS omegaconf
+# relplot (SmoothECE) and the pure-Python packages it imports that the image lacks
+$PIP download -q -d carry/wheels --no-deps --only-binary=:all: $PLATFORMS omegaconf relplot seaborn deprecation
 cp -n ../shared/data/cifar10-jpeg/cifar10_jpeg.npz carry/ 2>/dev/null || true
 du -sh carry

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import CheckpointError
+from core.run import lock_finished_run
 from translation import run_main
 from translation.checkpoints import read_checkpoint, task_settings
 from translation.data import _read_lines, detokenize, load_bpe, tokenize
@@ -250,7 +251,7 @@ def _scores(args) -> dict:
     try:
         if args.record is not None:
             key = _record_key(args)
-            lock, log = _lock_finished_run(Path(args.record))  # until the record is written
+            lock, log = lock_finished_run(Path(args.record))  # until the record is written
             done = _recorded(log, Path(args.record), Path(args.checkpoint), key)
             if done is not None:
                 return done["metrics"]
@@ -282,23 +283,6 @@ def _check_writable(path: Path) -> None:
         raise FileNotFoundError(f"--hyps-out {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"--hyps-out {path}: not writable")
-
-
-def _lock_finished_run(run_dir: Path):
-    """--record: (the run's lock, its log). The lock (core.run.RunLock; a run still training, or
-    another --record on it, is a one-line error) is taken only once the log is known to be
-    complete: the scores of a checkpoint_best.pt that training may still replace must not enter
-    its log."""
-    from core.run import RunLock
-    from core.runlog import read_run_log
-    log_path = run_dir / "log.jsonl"
-    if not log_path.is_file():
-        raise FileNotFoundError(f"--record: {log_path} not found")
-    log = read_run_log(log_path, strict=True)
-    if log.final is None:
-        raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
-                         "record its evaluation once it has")
-    return RunLock(run_dir).acquire(), log
 
 
 def _record_key(args) -> dict:

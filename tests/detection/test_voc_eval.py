@@ -8,7 +8,7 @@ import torch
 from torchvision.ops import box_iou
 
 from detection.voc import continuous_to_devkit
-from detection.voc_eval import (VOCEvaluator, box_iou_devkit, devkit_detections,
+from detection.voc_eval import (ClassMatch, VOCEvaluator, box_iou_devkit, devkit_detections,
                                 evaluate_detections, match_class, voc_ap)
 
 CLS = ("aeroplane", "bicycle", "bird")
@@ -92,7 +92,10 @@ def test_class_without_ground_truth_is_nan_and_left_out_of_map():
     r = evaluate_detections(dets, gts, CLS)
     assert r.ap["aeroplane"] == pytest.approx(1.0) and math.isnan(r.ap["bicycle"]) and math.isnan(r.ap["bird"])
     assert r.map == pytest.approx(1.0) and r.npos == {"aeroplane": 1, "bicycle": 0, "bird": 0}
-    assert r.to_log() == {"map": 100.0, "ap": {"aeroplane": 100.0, "bicycle": None, "bird": None}}
+    # D-ECE: 0.9 a hit, 0.7 a miss (the bird detection of a difficult object is left out):
+    # 100 * (|1 - 0.9| + |0 - 0.7|) / 2
+    assert r.to_log() == {"map": 100.0, "ap": {"aeroplane": 100.0, "bicycle": None, "bird": None},
+                          "dece": pytest.approx(40.0)}
     # a class with ground truth but no detection has AP 0 and counts
     r = evaluate_detections([det([], [], [])], [gt([A, B], [1, 2])], CLS)
     assert r.ap["aeroplane"] == 0.0 and r.ap["bicycle"] == 0.0 and r.map == 0.0
@@ -240,3 +243,27 @@ def test_matches_torchmetrics_where_the_conventions_coincide():
                 else:
                     assert ours.ap[name] == pytest.approx(t, abs=1e-6), (name, m07)
             assert ours.map == pytest.approx(res["map"].item(), abs=1e-6)
+
+
+def test_detection_ece_hand_worked_and_score_one_in_the_last_bin():
+    """Scores 1.0 (a hit), 1.0 (a duplicate: a miss), 0.55 (a miss) and 0.0 (a hit on the other
+    object): bins (0.9, 1] precision 1/2 at mean score 1.0, (0.5, 0.6] 0 at 0.55, [0, 0.1] 1 at 0.
+    D-ECE = 100 * (2 * 0.5 + 1 * 0.55 + 1 * 1.0) / 4. A score of exactly 1.0 must land in the
+    last bin, 0.0 in the first (torchmetrics issue #3510)."""
+    dets = [det([A, A, [0, 0, 5, 5], B], [1.0, 1.0, 0.55, 0.0], [1, 1, 1, 1])]
+    r = evaluate_detections(dets, [gt([A, B], [1, 1])], CLS)
+    assert r.dece == pytest.approx(100 * (2 * 0.5 + 0.55 + 1.0) / 4)
+    assert math.isnan(evaluate_detections([det([], [], [])], [gt([A], [1])], CLS).dece)
+
+
+def test_detection_ece_against_netcal():
+    """netcal's detection ECE (confidence only, 10 bins) on the same matched detections."""
+    pytest.importorskip("netcal")
+    from netcal.metrics import ECE
+    from detection.voc_eval import detection_ece
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.05, 0.95, 500)
+    hits = rng.uniform(size=500) < scores ** 2
+    m = ClassMatch(tp=hits.astype(float), fp=(~hits).astype(float), scores=scores, npos=int(hits.sum()))
+    theirs = ECE(bins=10, detection=True).measure(scores[:, None], hits.astype(int))
+    assert detection_ece([m]) == pytest.approx(100 * theirs, abs=1e-9)

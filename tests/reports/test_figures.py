@@ -203,3 +203,30 @@ def test_fig2_summary_quotes_each_curves_final_metrics(runs):
     assert header.count("|") == len(fig2) + 2
     top1 = rows[0].split("|")[2:-1]
     assert sorted(float(v) for v in top1) == sorted(round(r.metric("top1_err"), 2) for r in fig2)
+
+
+def test_before_and_after_temperature_scaling_side_by_side(tmp_path):
+    """Runs whose final record carries temperature-scaled bins get reliability_ts_<table>_<row>:
+    per method two panels, before and after scaling, each titled with the ECE of its bins."""
+    from core.runlog import RunLogWriter
+    from reports.figures import before_after_panels, render_scaled_reliability_figures
+    raw = {"edges": [0.0, 0.5, 1.0], "count": [2, 8], "conf": [0.4, 0.95], "acc": [0.5, 0.75]}
+    scaled = {"edges": [0.0, 0.5, 1.0], "count": [3, 7], "conf": [0.45, 0.8], "acc": [0.5, 0.78]}
+    for method in ("baseline", "selfkd"):
+        w = RunLogWriter(tmp_path / "table1" / method / "log.jsonl")
+        w.meta(run_id=method, task="classification", method=method, model="resnet50", dataset="cifar100",
+               seed=0, config={}, git_commit="0" * 40, git_dirty=False, torch="x", device="cpu",
+               started="s", table="table1", row="resnet50", epochs=1)
+        w.epoch(epoch=1, alpha=0.0, lr=0.1, train_loss=1.0)
+        w.final(metrics={"top1_err": 20.0, "ece": 17.0}, reliability=raw, wall_s=1.0,
+                temperature_scaled={"temperature": 1.7, "ts_fit": "test-2fold", "split": "test",
+                                    "metrics": {"ece": 4.3}, "reliability": scaled})
+    runs, _ = find_runs([tmp_path])
+    panels = before_after_panels(runs, ["baseline", "selfkd"])
+    assert [p[0].splitlines()[-1] for p in panels] == ["before scaling", "after TS (T = 1.70, fit test-2fold)"] * 2
+    assert panels[1][1]["count"] == [3, 7] and panels[1][2] == [4.3]
+    files = render_scaled_reliability_figures(runs, tmp_path / "out")
+    png = next(p for p in files if p.suffix == ".png")
+    assert png.name == "reliability_ts_table1_resnet50.png"
+    panels_n, (w, h) = _png_panels(png)
+    assert panels_n == 4 and w > 3 * h

@@ -190,10 +190,67 @@ def test_optional_calibration_columns(tmp_path):
     assert "Brier" not in to_markdown(build_table("table1", *runs))
     table = build_table("table1", *runs, calibration=True)
     md = to_markdown(table)
-    assert "| Brier score | ECE, 15 bins (%) | Adaptive ECE (%) | Classwise ECE (%) | n |" in md
+    assert ("| Brier score | ECE, 15 bins (%) | Adaptive ECE (%) | Classwise ECE (%) | SmoothECE (%) "
+            "| AUGRC (x1000) | n |") in md
     line = next(ln for ln in md.splitlines() if "+ Label Smoothing" in ln and "| 2 |" in ln)
-    assert "| 0.3500 ± 0.0707 | 5.00 | 4.00 | 0.50 |" in line  # the other run predates them: n = 1
+    assert "| 0.3500 ± 0.0707 | 5.00 | 4.00 | 0.50 | – | – |" in line  # the other run predates them: n = 1
     rows = [r for r in _csv_rows(table) if r["metric"] == "cwece" and r["measured_mean"]]
     assert [(r["measured_mean"], r["n"], r["paper"]) for r in rows] == [("0.5000", "1", "")]
     with pytest.raises(ValueError, match="classification tables"):
         build_table("table4", *runs, calibration=True)
+
+
+def test_table3_optional_detection_ece_column(runs):
+    """--calibration on Table 3: a D-ECE column (detection runs' final "dece"), no TS block; a dash
+    for the fixture runs, which predate it."""
+    table = build_table("table3", *runs, calibration=True)
+    md = to_markdown(table)
+    assert "| D-ECE (%) | n |" in md and "After temperature scaling" not in md
+    assert "D-ECE beyond the paper" in md
+    assert to_markdown(build_table("table3", *runs)) != md
+
+
+def _ts_run(root, seed, final_ts=None, evals=()):
+    from core.runlog import RunLogWriter
+    w = RunLogWriter(root / "table1" / f"r{seed}" / "log.jsonl")
+    w.meta(run_id=f"r{seed}", task="classification", method="baseline", model="resnet50", dataset="cifar100",
+           seed=seed, config={}, git_commit="0" * 40, git_dirty=False, torch="x", device="cpu",
+           started=f"s{seed}", table="table1", row="resnet50", epochs=1)
+    w.epoch(epoch=1, alpha=0.0, lr=0.1, train_loss=1.0, top1_err=20.0)
+    extra = {"temperature_scaled": final_ts} if final_ts else {}
+    w.final(metrics={"top1_err": 20.0, "nll": 1.0, "ece": 10.0}, reliability=None, wall_s=1.0, **extra)
+    for rec in evals:
+        w.extra("eval", **rec)
+
+
+def _ts(t, nll, ece, fit="test-2fold"):
+    return {"temperature": t, "ts_fit": fit, "metrics": {"nll": nll, "ece": ece, "smece": ece / 2, "augrc": 50.0}}
+
+
+def test_temperature_scaled_block_reads_final_records_and_the_newest_reevaluation(tmp_path):
+    """--calibration adds a block of raw vs temperature-scaled NLL / ECE / SmoothECE / AUGRC with
+    the fitted T and where it was fitted. A run re-evaluated with `classification.evaluate
+    --record` is read from its newest eval record on its own split (raw numbers too); the default
+    table is untouched."""
+    _ts_run(tmp_path, 0, final_ts=_ts(1.5, 0.8, 2.0))
+    old = {"split": "test", "task": "classification", "metrics": {"top1_err": 20.0, "nll": 9.0, "ece": 9.0},
+           "temperature_scaled": _ts(9.0, 9.0, 9.0)}
+    new = {"split": "test", "task": "classification", "metrics": {"top1_err": 20.0, "nll": 1.2, "ece": 12.0,
+                                                                  "smece": 6.0, "augrc": 60.0},
+           "temperature_scaled": _ts(2.5, 0.9, 4.0)}
+    other_split = {**new, "split": "holdout", "metrics": {"top1_err": 99.0}}
+    _ts_run(tmp_path, 1, evals=(old, new, other_split))
+    runs = find_runs([tmp_path])
+    assert "temperature" not in to_markdown(build_table("table1", *runs))
+    table = build_table("table1", *runs, calibration=True)
+    md = to_markdown(table)
+    block = md.split("## After temperature scaling", 1)[1]
+    assert ("| Model | Method | T | Fit | NLL (nats) raw | NLL (nats) TS | ECE (%) raw | ECE (%) TS | "
+            "SmoothECE (%) raw | SmoothECE (%) TS | AUGRC (x1000) raw | AUGRC (x1000) TS | n | Runs |") in block
+    line = next(ln for ln in block.splitlines() if ln.startswith("| ResNet-50"))
+    # T: mean of 1.5 and 2.5; NLL raw: 1.0 (final) and 1.2 (the newest re-evaluation); TS 0.8, 0.9
+    assert line.startswith("| ResNet-50 | Baseline | 2.000 ± 0.707 | test-2fold | 1.10 ± 0.14 | 0.85 ± 0.07 | "
+                           "11.00 ± 1.41 | 3.00 ± 1.41 | 6.00 | 1.50 ± 0.71 | 60.00 | 50.00 ± 0.00 | 2 |")
+    rows = {r["metric"]: r for r in _csv_rows(table) if r["metric"].startswith("ts.")}
+    assert float(rows["ts.temperature"]["measured_mean"]) == 2.0 and rows["ts.ece"]["n"] == "2"
+    assert "After temperature scaling" in to_latex(table)
