@@ -229,11 +229,14 @@ def render_scaled_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
             by_row.setdefault((r.table, r.row), []).append(r)
     written = []
     for (table, row), rs in sorted(by_row.items()):
+        stem = file_stem(out_dir, "reliability_ts", table, row)
+        if stem is None:
+            continue
         methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
         fig = reliability_figure(before_after_panels(rs, methods),
                                  f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset}), "
                                  f"before and after temperature scaling")
-        written += save(fig, out_dir / f"reliability_ts_{table}_{row}")
+        written += save(fig, stem)
         plt.close(fig)
     return written
 
