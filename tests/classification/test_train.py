@@ -44,7 +44,7 @@ def test_tiny_run_log_schema(tmp_path, method):
 
 def test_selfkd_bank_holds_last_epoch_train_predictions(tmp_path):
     run_dir = train(_cfg(tmp_path, "method.name=selfkd"))
-    bank = torch.load(run_dir / "checkpoint.pt", weights_only=False)["bank"]
+    bank = torch.load(run_dir / "checkpoint.pt", weights_only=False)["method"]
     assert bank["seen"].all()  # every training sample wrote its row
     torch.testing.assert_close(bank["probs"].sum(1), torch.ones(300))
 
@@ -165,7 +165,7 @@ def test_npz_subset_decodes_only_the_selected_images_identically(shared_data):
 
 def test_topk_bank_trains_end_to_end(tmp_path):
     run_dir = train(_cfg(tmp_path, "method.name=selfkd", "method.selfkd.bank.topk=3"))
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["bank"]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["method"]
     assert state["values"].shape == (300, 3) and state["seen"].all()
     assert read_run_log(run_dir / "log.jsonl", strict=True).complete
 
