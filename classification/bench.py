@@ -64,7 +64,7 @@ class Config:
         self.training_method.start_epoch(model, 2)  # alpha_T in force: every step builds Eq. 6 targets
         order = list(EpochSampler(len(labels), 0, 1))
         if fast:
-            dd = DeviceData(images, labels, CIFAR_MEAN[10], CIFAR_STD[10], device)
+            dd = DeviceData(images, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), device)
             n_steps = args.warmup + args.rounds * args.steps
             self.batches = dd.batches(order * (1 + n_steps * args.batch // len(order)), args.batch,
                                       channels_last=True)

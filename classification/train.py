@@ -37,28 +37,11 @@ from core.tensorboard import TensorBoardMirror
 
 from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
                       method_class, unread_sections)
-from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
+from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, DataConfig, EpochSampler,
                    build_datasets, check_data_path)
 from .evaluate import evaluate
 from .fastpath import device_data_from
 from .models import build_model, check_model_name
-
-
-@dataclass
-class DataConfig:
-    name: str = "cifar100"
-    root: str = "data/cifar100"
-    download: bool = False
-    augment: bool = True
-    num_workers: int = 4
-    train_subset: int = 0  # >0: a fixed random subset of n training images (quick runs, tests)
-    test_subset: int = 0
-    holdout_fraction: float = 0.0  # >0: evaluate on a random holdout of the training set instead of test
-    holdout_seed: int = 0
-    # Fit: each epoch, evaluate a fixed random subset of this many *un-augmented* training images
-    # (fit_* keys of the epoch line); -1 = the whole training set, 0 = off.
-    fit_subset: int = 2000
-    on_device: bool = False  # fast path: uint8 CIFAR resident on the device, augmented there
 
 
 @dataclass
@@ -193,9 +176,7 @@ class Training:
 
 def build(cfg, d: Dist, run_dir: Path):
     """(train, eval and fit datasets, num_classes, Training) for a validated config."""
-    train_set, eval_set, fit_set, num_classes = build_datasets(
-        cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.augment, cfg.data.train_subset,
-        cfg.data.test_subset, cfg.data.holdout_fraction, cfg.data.holdout_seed, cfg.data.fit_subset)
+    train_set, eval_set, fit_set, num_classes = build_datasets(cfg.data)
     check_labels(train_set, num_classes)
     check_labels(eval_set, num_classes)
     kwargs = dict(cfg.model_kwargs)
