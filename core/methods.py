@@ -52,6 +52,9 @@ for _spec in (
     # Peers (beyond the seed paper), trained in the same harness:
     MethodSpec("cskd", "+ CS-KD (peer)", "cskd"),   # Yun et al., CVPR 2020
     MethodSpec("tfkd", "+ TF-KD-reg (peer)", "tfkd"),  # Yuan et al., CVPR 2020
+    MethodSpec("lwr", "+ LWR (peer)", "lwr"),  # Deng & Zhang, AAAI 2021
+    MethodSpec("zipf", "+ Zipf's LS (peer)", "zipf"),  # Liang et al., ECCV 2022
+    MethodSpec("dlb", "+ DLB (peer)", "dlb"),  # Shen et al., CVPR 2022
 ):
     register_method(_spec)
 

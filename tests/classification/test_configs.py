@@ -14,9 +14,9 @@ from core.config import load_config
 from core.runlog import read_run_log
 
 CONFIGS = Path(T.__file__).parent / "configs"
-# the seed paper's lines, plus the peers' (CS-KD, TF-KD-reg) lines of the official PS-KD README
+# the seed paper's lines, the peers' (CS-KD, TF-KD-reg) lines of the official PS-KD README, and LWR, DLB, Zipf's LS
 TABLE1 = {"resnet50": 3, "resnet101": 3, "densenet_bc100": 3, "resnext29_8x64d": 3 + 2, "pyramidnet200": 9 + 2,
-          "preact_resnet18": 2, "preact_resnet101": 2, "densenet121": 2}
+          "preact_resnet18": 2 + 3, "preact_resnet101": 2, "densenet121": 2}
 
 
 def _all_rows():

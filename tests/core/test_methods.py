@@ -13,11 +13,12 @@ def test_components_are_registered_not_parsed():
 
 def test_each_method_names_the_sub_configs_it_reads():
     from classification.methods import reads as reads_of
-    reads = {n: reads_of(n) for n in method_names()}
-    assert reads == {"baseline": (), "ls": ("ls",), "selfkd": ("selfkd",), "cutout": ("cutout",),
-                     "cutout_selfkd": ("selfkd", "cutout"), "cutmix": ("cutmix",), "cutmix_selfkd": ("selfkd", "cutmix"),
-                     "cutmix_sd": ("cutmix",), "cutmix_sd_selfkd": ("selfkd", "cutmix"), "cskd": ("cskd",),
-                     "tfkd": ("tfkd",)}
+    want = {"baseline": (), "ls": ("ls",), "selfkd": ("selfkd",), "cutout": ("cutout",),
+            "cutout_selfkd": ("selfkd", "cutout"), "cutmix": ("cutmix",), "cutmix_selfkd": ("selfkd", "cutmix"),
+            "cutmix_sd": ("cutmix",), "cutmix_sd_selfkd": ("selfkd", "cutmix"), "cskd": ("cskd",),
+            "tfkd": ("tfkd",), "lwr": ("lwr",), "dlb": ("dlb",), "zipf": ("zipf",)}
+    assert {n: reads_of(n) for n in want} == want
+    assert all(set(reads_of(n)) <= {get_method(n).rule, get_method(n).regularizer} for n in method_names())
 
 
 def test_unknown_or_unsupported_names_are_one_line_errors():
