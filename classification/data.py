@@ -118,7 +118,7 @@ def cifar_transforms(num_classes: int, train: bool, augment: bool = True, normal
 
 def load_cifar10_npz(path: Path, split: str, indices=None):
     """Decode the shared JPEG copy: uint8 (N, 32, 32, 3) images and (N,) labels. With `indices`,
-    only those images are decoded (the others stay zero): a 2,000-image subset no longer pays
+    only those images are decoded (the others stay zero), so a 2,000-image subset does not pay
     for decoding all 50,000."""
     from PIL import Image
     with np.load(path) as z:

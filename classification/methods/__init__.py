@@ -50,8 +50,8 @@ MethodConfig = make_dataclass(
     + [(s, c, field(default_factory=c)) for s, c in SECTIONS.items()])
 MethodConfig.__doc__ = "The `method` section: the registered name and one sub-config per rule / regulariser."
 
-# The flat method keys of earlier versions -> their names now (old config files, commands and the
-# config.yaml of older run folders). The one copy of this table.
+# The flat method keys that older config files, commands and run folders' config.yaml spell -> the
+# sub-config keys they stand for. The one copy of this table.
 RENAMED_KEYS = {
     "method.alpha_T": "method.selfkd.alpha_T",
     "method.alpha_kind": "method.selfkd.alpha_kind",

@@ -98,7 +98,7 @@ def _to_old_layout(config_yaml):
 
 
 def test_run_folders_with_old_keys_resume(tmp_path, capsys):
-    """A run started before the change (config.yaml with method.alpha_T, ...) resumes with the new
+    """A run folder whose config.yaml has the flat keys (method.alpha_T, ...) resumes with the new
     keys or the old ones, without a 'changed config' refusal; a real change is still refused,
     named by its new key; a sub-config the method does not read is not compared."""
     run = tmp_path / "table1" / "r"
