@@ -1,19 +1,21 @@
 """DLB -- Shen, Xu, Yang, Li, Guo, "Self-Distillation from the Last Mini-Batch for Consistency
-Regularization", CVPR 2022 (Algorithm 1; no code from the authors was found to port, so the
-loss follows the paper's equations).
+Regularization", CVPR 2022 (code: Meta-knowledge-Lab/DLB, dlb.py: train_one_epoch).
 
-Half of each batch is the second half of the previous batch (the same samples, a fresh
-augmentation), and those samples are pulled towards the predictions the previous iteration made
-for them, detached, at temperature T:
+Each step trains on the previous step's samples (a fresh augmentation) and a new chunk of the
+shuffle; the previous samples are pulled towards the predictions the previous step made for
+them, detached, at temperature T:
 
-    CE(z_t, y) + alpha * T^2 * KL(softmax(z_{t-1} / T) || softmax(z_t / T)) on the repeated half,
+    CE over both parts + alpha * T^2 * KL(softmax(z_{t-1} / T) || softmax(z_t / T)) on the previous part,
 
-the KL summed over classes and averaged over the repeated samples; the batch's other half is
-stored (its logits detached) for the next iteration. Its CIFAR setting: T = 3, alpha = 1.
+the KL summed over classes and averaged over the previous part's samples (batchmean). As in its
+code, the two parts go through the model separately (the new part first), so BatchNorm sees
+each part as a batch of its own; the first step of training has no previous part; the chain runs
+on across epochs (the last chunk of an epoch is the previous part of the next epoch's first
+step), so the method's state (the last chunk's indices and logits) goes into the checkpoint.
+Its script takes T and alpha on the command line; T = 3, alpha = 1 here.
 
-The batches (`batches`): the epoch's shuffle cut into chunks of B // 2, batch i = chunks i and
-i + 1, so every batch but the first starts with the previous batch's second half. The chain
-restarts each epoch (the first batch has no KL term), so a resumed run needs no state.
+`optim.batch_size` is the whole step's batch: chunks of B // 2 new samples (its --batch_size).
+One process only: every rank would hold a different last chunk, and the checkpoint holds rank 0's.
 """
 from __future__ import annotations
 
@@ -46,10 +48,12 @@ def dlb_loss(logits, labels, last_logits, alpha: float, temperature: float) -> t
 
 class DLB(Method):
     Config = DLBConfig
+    single_process = True
 
     def __init__(self, cfg, ctx, regularizer=None):
         super().__init__(cfg, ctx, regularizer)
-        self.half, self.last = 0, None
+        self.prev: list[int] = []  # the last chunk of the batches handed out so far
+        self.last = None  # the logits the last step gave its new chunk (None before the first step)
 
     @staticmethod
     def check(cfg) -> None:
@@ -58,17 +62,38 @@ class DLB(Method):
                               f"{cfg.alpha}, {cfg.temperature}")
 
     def batches(self, order, batch_size, epoch):
-        self.half, self.last = max(1, batch_size // 2), None
-        chunks = [order[s:s + self.half] for s in range(0, len(order), self.half)]
-        return [a + b for a, b in zip(chunks, chunks[1:])] or chunks
+        """Chunks of batch_size // 2 new samples, each step's batch = the previous chunk + the new one."""
+        half = max(1, batch_size // 2)
+        out, prev = [], self.prev
+        for s in range(0, len(order), half):
+            chunk = order[s:s + half]
+            out.append(prev + chunk)
+            prev = chunk
+        self.prev = prev
+        return out
 
     def loss(self, model, x, y, idx):
+        h = 0 if self.last is None else len(self.last)
         with self.autocast(x):
-            logits = model(x)
+            new = model(x[h:])  # the new chunk first, then the repeated one, as its code
+            logits = torch.cat([model(x[:h]), new]) if h else new
         z = logits.float()
         loss = dlb_loss(z, y, self.last, self.cfg.alpha, self.cfg.temperature)
-        self.last = z[self.half:].detach()  # the next batch's first half
+        self.last = z[h:].detach()
         return loss, logits
+
+    def state_dict(self):
+        if self.last is None:
+            return None
+        return {"prev": torch.tensor(self.prev, dtype=torch.long), "last": self.last.cpu()}
+
+    def load_state_dict(self, state):
+        if state is None:
+            return  # a checkpoint written before DLB's first step
+        if not isinstance(state, dict) or "last" not in state:
+            raise ConfigError("holds no DLB state (written by another method?)")
+        self.prev = state["prev"].tolist()
+        self.last = state["last"].to(self.ctx.dist.device)
 
 
 METHOD = DLB

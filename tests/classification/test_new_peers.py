@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
-from classification.methods.dlb import DLB, dlb_loss
+from classification.methods.dlb import dlb_loss
 from classification.methods.lwr import LWRConfig, lwr_loss
 from classification.methods.zipf import zipf_loss, zipf_non_target
 from classification.train import TrainConfig, train
@@ -51,13 +51,12 @@ def _official_zipf_loss(logits, labels, power=1.0):
     return F.kl_div(res, pdf, reduction="none").sum(axis=1).mean()
 
 
-def _paper_dlb_loss(logits, labels, last, alpha, T):
-    """DLB's Eq. (CE + alpha T^2 KL(p_{t-1}^T || p_t^T) on the repeated half), written out."""
-    h = len(last)
-    p = F.softmax(last / T, dim=1)
-    log_q = F.log_softmax(logits[:h] / T, dim=1)
-    kl = (p * (torch.log(p) - log_q)).sum(1).mean()
-    return F.cross_entropy(logits, labels) + alpha * T * T * kl
+def _official_dlb_loss(out, label, out_pre, pre_label, pre_out, alpha, T):
+    """Meta-knowledge-Lab/DLB, dlb.py: train_one_epoch's loss once a previous batch exists."""
+    ce_loss = F.cross_entropy(torch.cat((out_pre, out), dim=0), torch.cat((pre_label, label), dim=0))
+    dml_loss = (F.kl_div(F.log_softmax(out_pre / T, dim=1), F.softmax(pre_out.detach() / T, dim=1),
+                         reduction="batchmean") * T * T)
+    return ce_loss + alpha * dml_loss
 
 
 def _value_and_grad(fn, logits):
@@ -92,11 +91,12 @@ def test_zipf_loss_matches_the_official_loss(power):
     assert pdf.shape == (32, 99) and torch.allclose(pdf.sum(1), torch.ones(32))
 
 
-def test_dlb_loss_matches_the_paper_and_the_last_batch_gets_no_gradient():
+def test_dlb_loss_matches_the_official_loss_and_the_last_logits_get_no_gradient():
     torch.manual_seed(1)
     z, y, last = torch.randn(16, 10) * 2, torch.randint(0, 10, (16,)), torch.randn(8, 10) * 2
     ours = _value_and_grad(lambda a: dlb_loss(a, y, last, 1.0, 3.0), z)
-    theirs = _value_and_grad(lambda a: _paper_dlb_loss(a, y, last, 1.0, 3.0), z)
+    # ours sees [previous part; new part] as one batch; the official code has them as out_pre and out
+    theirs = _value_and_grad(lambda a: _official_dlb_loss(a[8:], y[8:], a[:8], y[:8], last, 1.0, 3.0), z)
     torch.testing.assert_close(ours[0], theirs[0])
     torch.testing.assert_close(ours[1], theirs[1])
     lastg = last.clone().requires_grad_(True)
@@ -105,13 +105,15 @@ def test_dlb_loss_matches_the_paper_and_the_last_batch_gets_no_gradient():
     assert dlb_loss(z, y, None, 1.0, 3.0) == F.cross_entropy(z, y)
 
 
-def test_dlb_batches_repeat_the_previous_second_half():
+def test_dlb_batches_repeat_the_previous_chunk_across_epochs():
     m = make_method("dlb", 10, 23)
-    batches = m.batches(list(range(23)), 8, epoch=1)
-    assert [len(b) for b in batches] == [8, 8, 8, 8, 7]
-    for prev, cur in zip(batches, batches[1:]):
-        assert cur[:4] == prev[4:]
-    assert sorted(set(i for b in batches for i in b)) == list(range(23))
+    first = m.batches(list(range(23)), 8, epoch=1)
+    assert [len(b) for b in first] == [4, 8, 8, 8, 8, 7]  # the first step of training: no previous chunk
+    for prev, cur in zip(first, first[1:]):
+        assert cur[:4] == prev[-4:]  # each step starts with the previous step's new chunk
+    assert sorted(set(i for b in first for i in b)) == list(range(23))
+    second = m.batches(list(range(100, 123)), 8, epoch=2)
+    assert second[0] == [20, 21, 22, 100, 101, 102, 103]  # the last chunk of epoch 1 comes first
 
 
 def test_lwr_writes_softened_predictions_only_in_refresh_epochs():
