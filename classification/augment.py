@@ -1,5 +1,6 @@
-"""Batch regularisers, Cutout and CutMix (Sec. 3.1, Appendix B.1); their combination with Self-KD
-is in classification/selfkd.py.
+"""Batch regularisers, Cutout and CutMix (Sec. 3.1, Appendix B.1), each a callable built once from
+its own config (method.cutout.*, method.cutmix.*) and composed with a method's rule
+(classification/methods/base.py; Self-KD's half-batch rule in classification/methods/selfkd.py).
 
 All functions work on a normalised (B, C, H, W) batch on any device and draw their randomness
 from torch's generator of that device, so the DataLoader path and the GPU-resident fast path use
@@ -7,9 +8,11 @@ the same code.
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from dataclasses import dataclass
 
+import torch
+
+from core.config import ConfigError
 
 
 def cutout(x: torch.Tensor, size: int = 8) -> torch.Tensor:
@@ -25,12 +28,12 @@ def cutout(x: torch.Tensor, size: int = 8) -> torch.Tensor:
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
-def cutmix(x: torch.Tensor, labels: torch.Tensor, num_classes: int, beta: float = 1.0):
+def cutmix(x: torch.Tensor, targets: torch.Tensor, beta: float = 1.0):
     """CutMix (Yun et al. 2019, Appendix B.1): paste a box of a shuffled partner into each image.
 
     lam ~ Beta(beta, beta); box side sqrt(1 - lam) of the image, centre uniform, clipped; lam is
-    then corrected to the pasted area, and the target is lam * y_a + (1 - lam) * y_b.
-    Returns (mixed x, (B, K) targets).
+    then corrected to the pasted area, and the target is lam * t_a + (1 - lam) * t_b.
+    targets: (B, K) (one-hot rows for CutMix's own rule). Returns (mixed x, mixed targets).
     """
     b, _, h, w = x.shape
     lam = float(torch.distributions.Beta(beta, beta).sample())
@@ -43,5 +46,63 @@ def cutmix(x: torch.Tensor, labels: torch.Tensor, num_classes: int, beta: float 
     out = x.clone()
     out[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
     lam = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
-    onehot = F.one_hot(labels, num_classes).float()
-    return out, lam * onehot + (1.0 - lam) * onehot[perm]
+    return out, lam * targets + (1.0 - lam) * targets[perm]
+
+
+@dataclass
+class CutoutConfig:
+    size: int = 8  # the hole, pixels (Sec. 3.1)
+    updates_bank: bool = True  # with Self-KD (cutout_selfkd): a Cutout'd sample writes its bank row
+
+
+@dataclass
+class CutMixConfig:
+    beta: float = 1.0  # Beta(beta, beta) (Sec. 3.1)
+    prob: float = 0.5  # CutMix alone: probability a batch is mixed (CutMix's CIFAR setting)
+
+
+class Cutout:
+    """(x, targets) -> (x with one hole per image, targets): a Cutout'd sample is still that
+    sample (occluded, like a crop), so with Self-KD it writes its bank row unless
+    method.cutout.updates_bank=false."""
+
+    def __init__(self, cfg):
+        self.size, self.writes_bank = cfg.size, cfg.updates_bank
+
+    @staticmethod
+    def check(cfg) -> None:
+        if cfg.size < 1:
+            raise ConfigError(f"method.cutout.size must be >= 1, got {cfg.size}")
+
+    def applies(self) -> bool:
+        """Whether a whole batch is regularised when the method's rule is alone: always."""
+        return True
+
+    def __call__(self, x, targets):
+        return cutout(x, self.size), targets
+
+
+class CutMix:
+    """(x, targets) -> CutMix'd (x, targets). A CutMix'd image mixes two samples, so its
+    prediction is not p(x) for either: with Self-KD it never writes a bank row."""
+    writes_bank = False
+
+    def __init__(self, cfg):
+        self.beta, self.prob = cfg.beta, cfg.prob
+
+    @staticmethod
+    def check(cfg) -> None:
+        if cfg.beta <= 0 or not 0.0 <= cfg.prob <= 1.0:
+            raise ConfigError(f"method.cutmix.beta must be > 0 and method.cutmix.prob in [0, 1], got "
+                              f"{cfg.beta}, {cfg.prob}")
+
+    def applies(self) -> bool:
+        """Alone, CutMix mixes a batch with probability prob (one draw per batch, as its code)."""
+        return float(torch.rand(())) < self.prob
+
+    def __call__(self, x, targets):
+        return cutmix(x, targets, self.beta)
+
+
+# regulariser name (core.methods.MethodSpec.regularizer) -> (its config section, its callable)
+REGULARIZERS = {"cutout": (CutoutConfig, Cutout), "cutmix": (CutMixConfig, CutMix)}

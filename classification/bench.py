@@ -1,4 +1,4 @@
-"""Throughput benchmark, measured side by side in one run (issue 4, item 8):
+"""Throughput benchmark, measured side by side in one run:
 
   official  DataLoader with CPU transforms, fp32, prediction bank on the CPU (a host copy of the
             batch's rows every step): the official PS-KD training loop's shape
@@ -26,12 +26,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .selfkd import method_parts
+from core.config import load_config
+
 from .data import CIFAR_MEAN, CIFAR_STD, ArrayImages, EpochSampler, Indexed, cifar_transforms, load_cifar10_npz
 from .fastpath import DeviceData
 from .models import build_model
-from .method_config import MethodConfig
-from .train import Dist, train_step
+from .methods import Context, build_method
+from .train import Dist, TrainConfig, train_step
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.npz"
 
@@ -54,12 +55,16 @@ class Config:
             model = model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         self.model = torch.compile(model) if (fast and args.compile) else model
-        self.parts = method_parts(method)
-        from core.bank import PredictionBank
-        self.bank = PredictionBank(len(labels), k, device if fast else "cpu") if "selfkd" in self.parts else None
+        # the bank on the device on the fast path, on the cpu (a host copy per step) as the official code
+        cfg = load_config(TrainConfig, None, [f"method.name={method}", f"device={device.type}", "epochs=2",
+                                              *([] if fast else ["method.selfkd.bank.device=cpu"])])
+        self.amp = torch.bfloat16 if fast and device.type == "cuda" else None
+        self.d = Dist(str(device))
+        self.training_method = build_method(cfg.method, Context(k, range(len(labels)), cfg.epochs, self.d, amp_dtype=self.amp))
+        self.training_method.start_epoch(model, 2)  # alpha_T in force: every step builds Eq. 6 targets
         order = list(EpochSampler(len(labels), 0, 1))
         if fast:
-            dd = DeviceData(images, labels, CIFAR_MEAN[10], CIFAR_STD[10], device)
+            dd = DeviceData(images, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), device)
             n_steps = args.warmup + args.rounds * args.steps
             self.batches = dd.batches(order * (1 + n_steps * args.batch // len(order)), args.batch,
                                       channels_last=True)
@@ -69,8 +74,6 @@ class Config:
                                      pin_memory=device.type == "cuda", drop_last=True,
                                      persistent_workers=args.workers > 0)
             self.batches = _cycle(self.loader)
-        self.d, self.mcfg = Dist(str(device)), MethodConfig(name=method)
-        self.amp = torch.bfloat16 if fast and device.type == "cuda" else None
         model.train()
 
     def block(self, n: int) -> float:
@@ -80,8 +83,7 @@ class Config:
         for _ in range(n):
             x, y, idx = next(self.batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            train_step(self.model, self.opt, x, y, idx, self.parts, self.bank, 0.5, self.mcfg, self.k,
-                       self.d, self.amp)
+            train_step(self.model, self.opt, self.training_method, x, y, idx)
         _sync(self.device)
         return time.perf_counter() - t0
 

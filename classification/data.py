@@ -7,6 +7,8 @@ of CIFAR-10 that ../shared/data holds (see its README) for tests and reduced-sca
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import io
 import os
 from pathlib import Path
@@ -116,7 +118,7 @@ def cifar_transforms(num_classes: int, train: bool, augment: bool = True, normal
 
 def load_cifar10_npz(path: Path, split: str, indices=None):
     """Decode the shared JPEG copy: uint8 (N, 32, 32, 3) images and (N,) labels. With `indices`,
-    only those images are decoded (the others stay zero): a 2,000-image subset no longer pays
+    only those images are decoded (the others stay zero), so a 2,000-image subset does not pay
     for decoding all 50,000."""
     from PIL import Image
     with np.load(path) as z:
@@ -259,10 +261,28 @@ def check_data_path(name: str, root: str, download: bool) -> None:
                                 f"(set data.root, or data.download=true to fetch {name})")
 
 
-def _base_datasets(name: str, root: str, download: bool, augment: bool, train_subset: int = 0,
-                   test_subset: int = 0, normalization: str = "own"):
-    """(train with training transforms, train with eval transforms, test, num_classes).
-    ``normalization``: CIFAR's statistics, ``cifar_normalization``'s ``kind``."""
+@dataclass
+class DataConfig:
+    name: str = "cifar100"
+    root: str = "data/cifar100"
+    download: bool = False
+    augment: bool = True
+    num_workers: int = 4
+    train_subset: int = 0  # >0: a fixed random subset of n training images (quick runs, tests)
+    test_subset: int = 0
+    holdout_fraction: float = 0.0  # >0: evaluate on a random holdout of the training set instead of test
+    holdout_seed: int = 0
+    # Fit: each epoch, evaluate a fixed random subset of this many *un-augmented* training images
+    # (fit_* keys of the epoch line); -1 = the whole training set, 0 = off.
+    fit_subset: int = 2000
+    on_device: bool = False  # fast path: uint8 CIFAR resident on the device, augmented there
+
+
+def _base_datasets(data: DataConfig, normalization: str = "own"):
+    """(train with training transforms, train with eval transforms, test, num_classes) of a `data`
+    config section. ``normalization``: CIFAR's statistics, ``cifar_normalization``'s ``kind``."""
+    name, root, download, augment = data.name, data.root, data.download, data.augment
+    train_subset, test_subset = data.train_subset, data.test_subset
     if name in _CUSTOM:
         return _CUSTOM[name](root, augment)
     if name == "digits":
@@ -300,29 +320,27 @@ def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], li
     return sorted(perm[k:]), sorted(perm[:k])
 
 
-def build_datasets(name: str, root: str = "", download: bool = False, augment: bool = True,
-                   train_subset: int = 0, test_subset: int = 0, holdout_fraction: float = 0.0,
-                   holdout_seed: int = 0, fit_subset: int = 0, normalization: str = "own"):
-    """(train, eval, fit, num_classes): datasets of (x, y, index) items. With holdout_fraction > 0
-    the eval set is a random holdout of the training set (eval transforms) and train is the rest.
-    fit: a fixed random subset of `fit_subset` training images (all of them if it is < 0) with the
-    eval transforms (no augmentation), to measure how well the model fits its training data;
-    None when fit_subset == 0. normalization: "own" or "official" (``cifar_normalization``), CIFAR only."""
-    check_data_path(name, root, download)
+def build_datasets(data: DataConfig, normalization: str = "own"):
+    """(train, eval, fit, num_classes) of a `data` config section: datasets of (x, y, index) items.
+    With holdout_fraction > 0 the eval set is a random holdout of the training set (eval
+    transforms) and train is the rest. fit: a fixed random subset of `fit_subset` training images
+    (all of them if it is < 0) with the eval transforms (no augmentation), to measure how well the
+    model fits its training data; None when fit_subset == 0. normalization: "own" or "official"
+    (``cifar_normalization``), CIFAR only."""
+    check_data_path(data.name, data.root, data.download)
     if normalization not in CIFAR_NORMALIZATIONS:
         raise ValueError(f"unknown data.normalization {normalization!r}; expected one of "
                          f"{', '.join(CIFAR_NORMALIZATIONS)}")
-    train, train_eval, test, k = _base_datasets(name, root, download, augment, train_subset, test_subset,
-                                                normalization)
-    tr_idx = _subset(len(train), train_subset)
-    if holdout_fraction:
-        keep, ho = holdout_split(len(tr_idx), holdout_fraction, holdout_seed)
+    train, train_eval, test, k = _base_datasets(data, normalization)
+    tr_idx = _subset(len(train), data.train_subset)
+    if data.holdout_fraction:
+        keep, ho = holdout_split(len(tr_idx), data.holdout_fraction, data.holdout_seed)
         tr_idx, eval_set = [tr_idx[i] for i in keep], Indexed(train_eval, [tr_idx[i] for i in ho])
     else:
-        eval_set = Indexed(test, _subset(len(test), test_subset))
+        eval_set = Indexed(test, _subset(len(test), data.test_subset))
     fit = None
-    if fit_subset:
-        fit = Indexed(train_eval, [tr_idx[i] for i in _subset(len(tr_idx), max(fit_subset, 0))])
+    if data.fit_subset:
+        fit = Indexed(train_eval, [tr_idx[i] for i in _subset(len(tr_idx), max(data.fit_subset, 0))])
     return Indexed(train, tr_idx), eval_set, fit, k
 
 

@@ -103,7 +103,7 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
     from core.checkpoint import load_checkpoint
     from core.methods import get_method
 
-    from .data import IN_CHANNELS, build_datasets, check_data_path
+    from .data import IN_CHANNELS, DataConfig, build_datasets, check_data_path
     from .models import build_model
 
     state = load_checkpoint(ckpt, map_location="cpu")
@@ -122,13 +122,15 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
     except (ValueError, FileNotFoundError) as e:
         raise EvaluateError(f"{e} (the run's data.root is relative to where it was trained; "
                             f"--data-root sets another)") from None
-    common = dict(download=False, augment=False, train_subset=int(data.get("train_subset", 0)),
-                  test_subset=int(data.get("test_subset", 0)), holdout_seed=int(data.get("holdout_seed", 0)))
+    common = dict(name=data["name"], root=root, download=False, augment=False, fit_subset=0,
+                  train_subset=int(data.get("train_subset", 0)), test_subset=int(data.get("test_subset", 0)),
+                  holdout_seed=int(data.get("holdout_seed", 0)))
     fraction = float(data.get("holdout_fraction", 0.0) or 0.0)
-    _, test, _, num_classes = build_datasets(data["name"], root, holdout_fraction=0.0, **common)
+    normalization = str(data.get("normalization", "own"))
+    _, test, _, num_classes = build_datasets(DataConfig(holdout_fraction=0.0, **common), normalization)
     sets = {"test": test}
     if fraction:
-        sets["holdout"] = build_datasets(data["name"], root, holdout_fraction=fraction, **common)[1]
+        sets["holdout"] = build_datasets(DataConfig(holdout_fraction=fraction, **common), normalization)[1]
     if state.get("num_classes") not in (None, num_classes):
         raise EvaluateError(f"{ckpt} is for {state['num_classes']} classes, the data has {num_classes}")
     kwargs = dict(cfg.get("model_kwargs") or {})

@@ -26,6 +26,7 @@ from core.metrics import METRIC_NAMES
 from core.runlog import read_run_log
 
 from .data import IN_CHANNELS
+from .methods import reads
 from .models import build_model
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
@@ -66,7 +67,7 @@ def model_card(meta: dict, final: dict, spec: dict, epoch: int) -> str:
     rows = "\n".join(f"| {METRIC_NAMES.get(k, k)} | `{k}` | {_fmt(v)} |" for k, v in metrics.items())
     cfg = meta.get("config") or {}
     alpha = (f", alpha_T {meta.get('alpha_T')} ({meta.get('alpha_kind')})"
-             if "selfkd" in get_method(method, "classification").parts else "")
+             if "selfkd" in reads(method) else "")  # the method reads method.selfkd: alpha_T is its
     return "\n".join([
         "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(), "---", "",
         f"# {run_id}", "",

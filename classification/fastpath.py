@@ -25,7 +25,9 @@ def crop_flip(padded: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: to
 class DeviceData:
     """uint8 images (N, H, W, C) and labels on `device`, served as normalised float batches."""
 
-    def __init__(self, images, labels, mean, std, device, augment: bool = True, pad: int = 4):
+    def __init__(self, images, labels, stats, device, augment: bool = True, pad: int = 4):
+        """stats: the (mean, std) per channel of the normalisation."""
+        mean, std = stats
         self.device = torch.device(device)
         imgs = torch.as_tensor(np.asarray(images))
         self.size = imgs.shape[1]
@@ -72,4 +74,4 @@ def device_data_from(indexed, mean, std, device, augment=True) -> DeviceData:
         raise ValueError(f"data.on_device needs uint8 CIFAR-style images; {type(base).__name__} has none")
     sel = np.asarray(indexed.indices)
     labels = np.asarray(base.targets)[sel]
-    return DeviceData(np.asarray(images)[sel], labels, mean, std, device, augment)
+    return DeviceData(np.asarray(images)[sel], labels, (mean, std), device, augment)

@@ -25,6 +25,7 @@ from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import read_run_log
 
 from .cluster import check_counts, slurm_array, slurm_options, torchrun_args, write_slurm_job
+from .methods import method_class
 from .train import TrainConfig, run_dir_of
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -82,8 +83,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             ov = [f"seed={seed}", *args.overrides]
             cfg = load_config(TrainConfig, f, ov)
-            if cfg.method.name == "cskd" and args.nnodes * args.nproc_per_node > 1:
-                print(f"error: {os.path.relpath(f)}: method cskd runs in one process; launch its runs "
+            if method_class(cfg.method.name).single_process and args.nnodes * args.nproc_per_node > 1:
+                print(f"error: {os.path.relpath(f)}: method {cfg.method.name} runs in one process; launch its runs "
                       "without --nnodes / --nproc-per-node (select the others with --methods)", file=sys.stderr)
                 return 2
             run_dir = run_dir_of(cfg)

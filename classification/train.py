@@ -25,43 +25,23 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from core.bank import PredictionBank, TopKPredictionBank, bank_checksum
-from core.dist import Dist, check_device, update_bank
+from core.dist import Dist, check_device
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
-from core.losses import soft_cross_entropy
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
                       run_dir_for, storage_error)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
-from core.schedules import KINDS, alpha_at, step_lr
+from core.methods import get_method
+from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
-from core.teacher import SnapshotTeacher
 
-from .peers import ClassPairBatches, cskd_loss
-from .method_config import RENAMED_KEYS, MethodConfig, check_method_config, unread_sections
-from .selfkd import METHODS, method_parts, prepare_batch
-from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, EpochSampler,
+from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
+                      method_class, unread_sections)
+from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, DataConfig, EpochSampler,
                    build_datasets, check_data_path)
 from .evaluate import evaluate, scaled_evaluation
 from .fastpath import device_data_from
 from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name
-
-
-@dataclass
-class DataConfig:
-    name: str = "cifar100"
-    root: str = "data/cifar100"
-    download: bool = False
-    augment: bool = True
-    num_workers: int = 4
-    train_subset: int = 0  # >0: a fixed random subset of n training images (quick runs, tests)
-    test_subset: int = 0
-    holdout_fraction: float = 0.0  # >0: evaluate on a random holdout of the training set instead of test
-    holdout_seed: int = 0
-    # Fit: each epoch, evaluate a fixed random subset of this many *un-augmented* training images
-    # (fit_* keys of the epoch line); -1 = the whole training set, 0 = off.
-    fit_subset: int = 2000
-    on_device: bool = False  # fast path: uint8 CIFAR resident on the device, augmented there
 
 
 @dataclass
@@ -179,33 +159,16 @@ def run_dir_of(cfg) -> Path:
     return run_dir_for(cfg.out_dir, cfg.table, run_id)
 
 
-def train_step(model, opt, x, y, idx, parts, teacher, alpha, mcfg, num_classes, d: Dist, amp_dtype=None):
-    """One optimisation step; returns the (detached) batch loss and logits. Shared by training
-    and bench. teacher: Self-KD's p_{t-1}, a prediction bank or a SnapshotTeacher (None without
-    Self-KD). CS-KD's batches are anchors then partners; its logits are the anchors'."""
-    autocast = torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-    if "cskd" in parts:
-        h, update = len(y) // 2, None
-        with autocast:
-            logits = model(x[:h])
-            with torch.no_grad():  # the partner side, after the anchors' forward (CS-KD's code)
-                partner = model(x[h:])
-        loss = cskd_loss(logits.float(), partner.float(), y[:h], mcfg.cskd.temperature, mcfg.cskd.lam)
-    else:
-        x, targets, update = prepare_batch(
-            parts, x, y, idx, teacher, alpha, num_classes, ls_eps=mcfg.ls.eps, cutout_size=mcfg.cutout.size,
-            cutmix_beta=mcfg.cutmix.beta, cutmix_prob=mcfg.cutmix.prob, cutout_updates_bank=mcfg.cutout.updates_bank,
-            tfkd=(mcfg.tfkd.alpha, mcfg.tfkd.temperature, mcfg.tfkd.correct_prob), amp_dtype=amp_dtype)
-        with autocast:
-            logits = model(x)
-        loss = soft_cross_entropy(logits, targets)
+def train_step(model, opt, method, x, y, idx):
+    """One optimisation step of `method` (classification/methods); returns the (detached) batch
+    loss and logits. Shared by training and bench."""
+    loss, logits = method.loss(model, x, y, idx)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    if update is not None:
-        # p_{t-1} for the next epoch: this train-mode forward pass's prediction (official code).
-        update_bank(teacher, d, idx, logits, update)
-    return loss.detach(), logits.detach()
+    logits = logits.detach()
+    method.after_step(idx, logits)
+    return loss.detach(), logits
 
 
 def check_labels(dataset, num_classes: int) -> None:
@@ -220,19 +183,27 @@ def check_labels(dataset, num_classes: int) -> None:
                           f"(e.g. {int(bad[0])}); is data.name right for this data?")
 
 
+@dataclass
+class Training:
+    """What the epoch loop works with, built once per run (build)."""
+    cfg: Any
+    d: Dist
+    model: torch.nn.Module      # the model the steps call (DDP-wrapped / compiled where asked)
+    raw_model: torch.nn.Module  # the plain module: checkpoints, evaluation, the snapshot teacher
+    opt: torch.optim.Optimizer
+    method: Any                 # classification.methods.base.Method
+    amp_dtype: Any = None
+
+
 def build(cfg, d: Dist, run_dir: Path):
-    """Data, model, optimiser and Self-KD's teacher (a prediction bank, a SnapshotTeacher, or None
-    without Self-KD) for a validated config."""
-    train_set, eval_set, fit_set, num_classes = build_datasets(
-        cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.augment, cfg.data.train_subset,
-        cfg.data.test_subset, cfg.data.holdout_fraction, cfg.data.holdout_seed, cfg.data.fit_subset)
+    """(train, eval and fit datasets, num_classes, Training) for a validated config."""
+    train_set, eval_set, fit_set, num_classes = build_datasets(cfg.data)
     check_labels(train_set, num_classes)
     check_labels(eval_set, num_classes)
-    parts = method_parts(cfg.method.name)
     kwargs = dict(cfg.model_kwargs)
     if cfg.data.name in IN_CHANNELS:
         kwargs["in_channels"] = IN_CHANNELS[cfg.data.name]
-    if "sd" in parts:
+    if get_method(cfg.method.name).shakedrop:
         kwargs["shakedrop"] = True
     model = build_model(cfg.model, num_classes, **kwargs).to(d.device)
     if cfg.channels_last:
@@ -241,22 +212,15 @@ def build(cfg, d: Dist, run_dir: Path):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    teacher, skd = None, cfg.method.selfkd
-    if "selfkd" in parts and skd.teacher == "snapshot":
-        teacher = SnapshotTeacher()  # refreshed at the start of every epoch (_run)
-    elif "selfkd" in parts:
-        b = skd.bank
-        bank_device = d.device if b.device == "auto" else torch.device(b.device)
-        path = run_dir / "bank.npy" if b.storage == "mmap" else None
-        dtype = getattr(torch, b.dtype)
-        if b.topk > 0:
-            if b.storage != "memory" or not b.topk < num_classes:
-                raise ConfigError(f"method.selfkd.bank.topk must be < {num_classes} classes and use "
-                                  f"method.selfkd.bank.storage=memory, got {b.topk}, {b.storage}")
-            teacher = TopKPredictionBank(len(train_set), num_classes, b.topk, bank_device, dtype)
-        else:
-            teacher = PredictionBank(len(train_set), num_classes, bank_device, dtype, path)
-    return train_set, eval_set, fit_set, num_classes, parts, model, opt, teacher
+    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
+    method = build_method(cfg.method, Context(num_classes, train_set, cfg.epochs, d, cfg.seed, run_dir, amp_dtype))
+    raw_model = model
+    if d.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model)
+    return train_set, eval_set, fit_set, num_classes, Training(cfg, d, model, raw_model, opt, method, amp_dtype)
 
 
 def _on_device(dataset, num_classes: int, device, augment: bool):
@@ -276,17 +240,16 @@ def _batches_of(cfg, d: Dist, dataset, num_classes: int):
     return lambda: loader
 
 
-def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
-    """(batches, count) of one training epoch: the shuffle is a function of (seed, epoch) alone."""
+def _epoch_batches(cfg, d: Dist, train_set, fast, method, epoch: int):
+    """(batches, count) of one training epoch: the shuffle is a function of (seed, epoch) alone;
+    a method may regroup it (its `batches`, e.g. CS-KD's anchor + partner batches)."""
     sampler = EpochSampler(len(train_set), cfg.seed, epoch, d.rank, d.world)
     per_rank_batch = cfg.optim.batch_size // d.world
-    if "cskd" in method_parts(cfg.method.name):  # batch_size anchors + as many same-class partners
-        labels = [train_set.base.targets[i] for i in train_set.indices]
-        pairs = ClassPairBatches(labels, list(sampler), per_rank_batch, cfg.seed, epoch)
+    custom = method.batches(list(sampler), per_rank_batch, epoch)
+    if custom is not None:
         if fast is not None:
-            flat = [i for b in pairs for i in b]  # every chunk of 2 x batch is one pair batch
-            return fast.batches(flat, 2 * per_rank_batch, cfg.channels_last), len(pairs)
-        loader = DataLoader(train_set, batch_sampler=pairs, num_workers=cfg.data.num_workers,
+            return (fast.batch(torch.as_tensor(b, dtype=torch.long), cfg.channels_last) for b in custom), len(custom)
+        loader = DataLoader(train_set, batch_sampler=custom, num_workers=cfg.data.num_workers,
                             pin_memory=d.device.type == "cuda")
         return loader, len(loader)
     if fast is not None:
@@ -297,11 +260,11 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, epoch: int):
     return loader, len(loader)
 
 
-def train_epoch(cfg, d: Dist, model, opt, teacher, parts, batches, n_batches, epoch, alpha, num_classes,
-                amp_dtype) -> dict:
+def train_epoch(tr: Training, batches, n_batches: int, epoch: int) -> dict:
     """One pass over the training batches; returns the epoch's training loss and the fit as the
     training forward passes saw it (train mode, augmented inputs, hard labels)."""
-    model.train()
+    cfg, d = tr.cfg, tr.d
+    tr.model.train()
     sums, n_seen = torch.zeros(3, device=d.device), 0  # loss, correct, confidence
     bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                disable=not (cfg.progress and d.main), dynamic_ncols=True)
@@ -310,8 +273,8 @@ def train_epoch(cfg, d: Dist, model, opt, teacher, parts, batches, n_batches, ep
         y = y.to(d.device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss, logits = train_step(model, opt, x, y, idx, parts, teacher, alpha, cfg.method, num_classes, d, amp_dtype)
-        y = y[:len(logits)]  # CS-KD: the anchors (the partners' forward has no gradient)
+        loss, logits = train_step(tr.model, tr.opt, tr.method, x, y, idx)
+        y = y[:len(logits)]  # a method may train on fewer rows than it is given (CS-KD: the anchors)
         conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
         sums += torch.stack([loss * len(y), (pred == y).sum(), conf.sum()])
         n_seen += len(y)
@@ -328,17 +291,6 @@ def train_epoch(cfg, d: Dist, model, opt, teacher, parts, batches, n_batches, ep
     return {"train_loss": train_loss, "train_top1_err": 100.0 * (1.0 - correct), "train_conf": 100.0 * conf_sum}
 
 
-def _teacher_fields(teacher) -> dict:
-    """Epoch-line fields of Self-KD's p_{t-1} source: for the bank, the age of its rows and the
-    fraction never written (core.bank.row_age_stats: with CutMix, rows go stale); for the
-    snapshot, the epoch whose end it holds (0 in epoch 1: no teacher)."""
-    if teacher is None:
-        return {}
-    if isinstance(teacher, SnapshotTeacher):
-        return {"teacher_epoch": teacher.epoch or 0}
-    return teacher.row_age()
-
-
 def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) -> None:
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     sha, dirty = git_info()
@@ -352,8 +304,8 @@ def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) ->
              card=torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else None)
 
 
-def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -> dict:
-    """Load model, optimiser and bank from the run's checkpoint; a mismatch is one line."""
+def _restore(ckpt_path: Path, d: Dist, raw_model, opt, method, num_classes: int) -> dict:
+    """Load model, optimiser and the method's state from the run's checkpoint; a mismatch is one line."""
     state = load_checkpoint(ckpt_path, map_location=d.device)
     if state.get("num_classes") != num_classes:
         raise ConfigError(f"checkpoint {ckpt_path} is for {state.get('num_classes')} classes, "
@@ -361,12 +313,10 @@ def _restore(ckpt_path: Path, d: Dist, raw_model, opt, bank, num_classes: int) -
     try:
         raw_model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        if bank is not None:
-            if state.get("bank") is None:
-                raise ConfigError(f"checkpoint {ckpt_path} holds no prediction bank (written with "
-                                  f"method.selfkd.teacher=snapshot or without Self-KD?); resume it with those "
-                                  f"settings")
-            bank.load_state_dict(state["bank"])
+        # checkpoints written before methods held their own state kept Self-KD's bank as "bank"
+        method.load_state_dict(state["method"] if "method" in state else state.get("bank"))
+    except ConfigError as e:
+        raise ConfigError(f"checkpoint {ckpt_path}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"checkpoint {ckpt_path} does not fit this model / data ({first})") from None
@@ -392,8 +342,8 @@ def train(cfg, command: str = "") -> Path:
     d = Dist(cfg.device)
     if cfg.optim.batch_size % d.world:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is not divisible by {d.world} processes")
-    if "cskd" in method_parts(cfg.method.name) and d.world > 1:
-        raise ConfigError("method cskd runs in one process (its pair batches are not split over ranks yet)")
+    if method_class(cfg.method.name).single_process and d.world > 1:
+        raise ConfigError(f"method {cfg.method.name} runs in one process (its batches are not split over ranks)")
     run_dir = run_dir_of(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
 
@@ -415,23 +365,15 @@ def train(cfg, command: str = "") -> Path:
 
 def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> Path:
     ckpt_path, log = run_dir / "checkpoint.pt", RunLogWriter(run_dir / "log.jsonl")
-    # -- data, model, optimiser, Self-KD's teacher (a bank, or a snapshot rebuilt each epoch)
+    # -- data, model, optimiser and the method (which owns its state: Self-KD's bank or snapshot, ...)
     seed_everything(cfg.seed)
-    train_set, eval_set, fit_set, num_classes, parts, model, opt, teacher = build(cfg, d, run_dir)
-    snapshot = teacher if isinstance(teacher, SnapshotTeacher) else None
-    bank = None if snapshot else teacher  # what the checkpoint holds besides model and optimiser
-    raw_model = model
-    if d.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    if cfg.compile:
-        model = torch.compile(model)
-    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
+    train_set, eval_set, fit_set, num_classes, tr = build(cfg, d, run_dir)
+    raw_model, opt, method, amp_dtype = tr.raw_model, tr.opt, tr.method, tr.amp_dtype
 
     # -- resume from the checkpoint, or write the log's meta header
     start_epoch, wall_before = 1, 0.0
     if resumed:
-        state = _restore(ckpt_path, d, raw_model, opt, bank, num_classes)
+        state = _restore(ckpt_path, d, raw_model, opt, method, num_classes)
         start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
         if d.main:
             record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command, state.get("log"))
@@ -445,7 +387,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     eval_batches = _batches_of(cfg, d, eval_set, num_classes)
     fit_batches = _batches_of(cfg, d, fit_set, num_classes) if fit_set is not None else None
 
-    # -- the epochs: Self-KD targets from p_{t-1} (Eq. 6) at alpha_t (Eq. 5), eval, log, checkpoint
+    # -- the epochs: the method's epoch start (alpha_t, Eq. 5), its steps, eval, log, checkpoint
     t_start = time.time()
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
     metrics, bins = None, None
@@ -454,45 +396,32 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         # Every epoch's randomness (shuffle order, augmentation, worker seeds) is a function of
         # (seed, epoch, rank) alone, so a resumed run replays exactly what the killed run would have.
         seed_everything(cfg.seed * 100_003 + epoch * 101 + d.rank)
-        batches, n_batches = _epoch_batches(cfg, d, train_set, fast, epoch)
-        skd = cfg.method.selfkd
-        alpha = alpha_at(epoch, cfg.epochs, skd.alpha_T, skd.alpha_kind) if teacher is not None else 0.0
-        if snapshot is not None:
-            # the model as it ended epoch - 1, on every rank rank 0's (the checkpoint's) buffers;
-            # after a resume: as restored from that epoch's checkpoint, the same weights
-            d.broadcast_buffers(raw_model)
-            snapshot.refresh(raw_model, epoch)
-        if bank is not None:
-            bank.epoch = epoch  # this epoch's writes carry it (row ages)
+        batches, n_batches = _epoch_batches(cfg, d, train_set, fast, method, epoch)
+        started = method.start_epoch(raw_model, epoch)
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in opt.param_groups:
             group["lr"] = lr
         try:
-            fit = train_epoch(cfg, d, model, opt, teacher, parts, batches, n_batches, epoch, alpha, num_classes, amp_dtype)
+            fit = train_epoch(tr, batches, n_batches, epoch)
         except TrainingDiverged as e:
             raise record_failure(log if d.main else None, epoch, e) from None
+        ended = method.end_epoch()
         if d.main:
             if fit_batches is not None:
                 m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype, extra=False)
                 fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
             metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
             epoch_s = time.time() - t0
-            kd = _teacher_fields(teacher)
-            # alpha in force: at epoch 1 there is no p_0 (unwritten bank rows and the absent snapshot
-            # are the one-hot label), so the targets are one-hot whatever Eq. 5 gives
-            in_force = alpha if epoch > 1 else 0.0
-            sched = {"alpha_schedule": alpha} if in_force != alpha else {}
-            log.epoch(epoch=epoch, alpha=in_force, **sched, lr=lr, epoch_s=epoch_s, **fit, **kd, **metrics)
+            log.epoch(epoch=epoch, **started, lr=lr, epoch_s=epoch_s, **fit, **ended, **metrics)
             fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
-            if kd.get("bank_row_age") is not None:
-                fit_msg += f"  bank age {kd['bank_row_age']:.2f} ep, {100 * kd['bank_never_written']:.1f}% unwritten"
-            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {in_force:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
+            if ended.get("bank_row_age") is not None:
+                fit_msg += f"  bank age {ended['bank_row_age']:.2f} ep, {100 * ended['bank_never_written']:.1f}% unwritten"
+            print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {started['alpha']:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
                   f"train {fit['train_top1_err']:.2f}%{fit_msg}  "
                   f"top1 {metrics['top1_err']:.2f}%  top5 {metrics['top5_err']:.2f}%  nll {metrics['nll']:.4f}  "
                   f"ece {metrics['ece']:.2f}%  conf {metrics['conf']:.1f}%  ({epoch_s:.1f}s)", flush=True)
             save_checkpoint(ckpt_path, {
-                "model": raw_model.state_dict(), "optimizer": opt.state_dict(),
-                "bank": bank.state_dict() if bank is not None else None,
+                "model": raw_model.state_dict(), "optimizer": opt.state_dict(), "method": method.state_dict(),
                 "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg),
                 "log": log.records()})
         d.barrier()
@@ -500,9 +429,10 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     # -- the final record (also when a kill fell between the last checkpoint and this line)
     if last == cfg.epochs:
         extra = {}
-        if bank is not None and d.world > 1 and hasattr(bank, "probs"):  # (the dense bank)
+        checksum = method.checksum() if d.world > 1 else None
+        if checksum is not None:
             # every rank must hold the same bank: compare a position-weighted checksum of each
-            sums = d.gather(bank_checksum(bank).reshape(1).to(d.device)).tolist()
+            sums = d.gather(checksum.reshape(1).to(d.device)).tolist()
             extra["bank_checksums"] = sums
             if len(set(sums)) != 1:
                 raise RuntimeError(f"prediction banks differ across ranks: {sums}")

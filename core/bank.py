@@ -25,7 +25,7 @@ def row_age_stats(written: torch.Tensor, seen: torch.Tensor, epoch: int) -> dict
     epoch `epoch`, the paper's p_{t-1}; None when no row is written), bank_never_written = the
     fraction of rows never written (read as the one-hot label). With Self-KD alone every row is
     rewritten each epoch (age 1, fraction 0 from epoch 1 on); combined with CutMix a CutMix'd
-    sample keeps its older row (classification.selfkd), so rows age."""
+    sample keeps its older row (classification/methods/selfkd.py), so rows age."""
     n_seen = int(seen.sum())
     age = float((epoch + 1 - written[seen]).double().mean()) if n_seen else None
     return {"bank_row_age": age, "bank_never_written": 1.0 - n_seen / seen.numel()}

@@ -1,5 +1,6 @@
-"""Atomic checkpoints (temp file + rename) and RNG state capture, so a killed run resumes
-bit-for-bit on CPU."""
+"""Atomic checkpoints (temp file + rename) and the seeding every task shares. A killed run
+resumes bit for bit on CPU without saved RNG states: each epoch's randomness is seeded from
+(seed, epoch, rank) alone."""
 from __future__ import annotations
 
 import os
@@ -9,27 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def rng_state() -> dict:
-    """Python, numpy, torch (and CUDA) RNG states as tensors, tuples and numbers only, so a
-    checkpoint holding them loads with weights_only=True."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos,
-                                                    has_gauss, cached),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def seed_everything(seed: int) -> None:

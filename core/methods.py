@@ -1,51 +1,30 @@
-"""The one list of training methods every task and the reports share (issue 13): what each name
-means, spelled out, instead of being parsed from its underscores.
+"""The one list of training methods every task and the reports share: each name, how tables show
+it, which tasks train with it, and what it is made of, spelled out instead of parsed from its
+underscores.
 
-A method is a target rule (one-hot, label smoothing, Self-KD, Eq. 6) optionally combined with a
-batch regulariser (Cutout, CutMix) and ShakeDrop (a model option). Tasks take the methods they
-support by `tasks`; reports take the labels. Each spec names the typed sub-configs it reads
-(`configs`: classification's `method.<name>.*` sections, classification/method_config.py), so
-several names share one (selfkd, cutout_selfkd and cutmix_selfkd all read `method.selfkd`) and a
-value set in a section its method does not read is refused. Adding a method is one
-`register_method` call here plus the task code for a new target rule (and its sub-config).
+A method is a rule (how the loss is built from a batch: one-hot, label smoothing, Self-KD's
+Eq. 6, a peer's rule) optionally composed with a batch regulariser (Cutout, CutMix) and with
+ShakeDrop (a model option). A task finds the code of a rule by its name (classification:
+classification/methods/<rule>.py), so adding a method is one new file for its rule plus one
+`MethodSpec` line below; a combination of existing parts (e.g. CutMix + Self-KD) is the line
+alone.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGET_RULES = ("onehot", "ls", "selfkd", "cskd", "tfkd")
 REGULARIZERS = ("none", "cutout", "cutmix")
-# The classification sub-configs (method.<name>.*) a method may read: its target rule's and its
-# regulariser's (onehot and none have none). Translation keeps its own method section.
-SUBCONFIGS = ("ls", "selfkd", "cskd", "tfkd", "cutout", "cutmix")
+ALL_TASKS = ("classification", "translation", "detection")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
     label: str                 # how tables and figures show it
-    targets: str = "onehot"    # onehot | ls | selfkd
+    rule: str = "onehot"       # the loss rule's module name (classification/methods/<rule>.py)
     regularizer: str = "none"  # none | cutout | cutmix (classification batches)
     shakedrop: bool = False    # ShakeDrop in the model (PyramidNet)
     tasks: tuple = ("classification",)
-
-    @property
-    def configs(self) -> tuple[str, ...]:
-        """The sub-configs it reads, e.g. ('selfkd', 'cutmix') for cutmix_selfkd: method.selfkd.*
-        and method.cutmix.* (classification/method_config.py); () for the baseline."""
-        return tuple(c for c in (self.targets, self.regularizer) if c in SUBCONFIGS)
-
-    @property
-    def parts(self) -> set[str]:
-        """The components as a set, e.g. {'cutmix', 'sd', 'selfkd'} (empty for the baseline)."""
-        out = set()
-        if self.targets != "onehot":
-            out.add(self.targets)
-        if self.regularizer != "none":
-            out.add(self.regularizer)
-        if self.shakedrop:
-            out.add("sd")
-        return out
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -54,18 +33,12 @@ _METHODS: dict[str, MethodSpec] = {}
 def register_method(spec: MethodSpec) -> MethodSpec:
     if spec.name in _METHODS:
         raise ValueError(f"method {spec.name!r} registered twice")
-    if spec.targets not in TARGET_RULES or spec.regularizer not in REGULARIZERS:
-        raise ValueError(f"method {spec.name!r}: targets must be one of {TARGET_RULES}, "
-                         f"regularizer one of {REGULARIZERS}")
+    if spec.regularizer not in REGULARIZERS or not spec.rule.isidentifier():
+        raise ValueError(f"method {spec.name!r}: rule must be a module name, regularizer one of {REGULARIZERS}")
     _METHODS[spec.name] = spec
     return spec
 
 
-ALL_TASKS = ("classification", "translation", "detection")
-# The sub-configs each reads (MethodSpec.configs, from its target rule and regulariser):
-# ls -> ls; selfkd -> selfkd; cutout -> cutout; cutout_selfkd -> selfkd + cutout; cutmix and
-# cutmix_sd -> cutmix; cutmix_selfkd and cutmix_sd_selfkd -> selfkd + cutmix; cskd -> cskd;
-# tfkd -> tfkd; baseline -> none (tests/core/test_methods.py holds this list).
 for _spec in (
     MethodSpec("baseline", "Baseline", tasks=ALL_TASKS),
     MethodSpec("ls", "+ Label Smoothing", "ls", tasks=ALL_TASKS),
@@ -76,9 +49,12 @@ for _spec in (
     MethodSpec("cutmix_selfkd", "+ CutMix + Self-KD", "selfkd", "cutmix"),
     MethodSpec("cutmix_sd", "+ CutMix + SD", regularizer="cutmix", shakedrop=True),
     MethodSpec("cutmix_sd_selfkd", "+ CutMix + SD + Self-KD", "selfkd", "cutmix", True),
-    # Peers (beyond the seed paper; the official PS-KD README compares with them):
+    # Peers (beyond the seed paper), trained in the same harness:
     MethodSpec("cskd", "+ CS-KD (peer)", "cskd"),   # Yun et al., CVPR 2020
     MethodSpec("tfkd", "+ TF-KD-reg (peer)", "tfkd"),  # Yuan et al., CVPR 2020
+    MethodSpec("lwr", "+ LWR (peer)", "lwr"),  # Deng & Zhang, AAAI 2021
+    MethodSpec("zipf", "+ Zipf's LS (peer)", "zipf"),  # Liang et al., ECCV 2022
+    MethodSpec("dlb", "+ DLB (peer)", "dlb"),  # Shen et al., CVPR 2022
 ):
     register_method(_spec)
 

@@ -55,9 +55,6 @@ def main(argv=None) -> int:
                          "SmoothECE and AUGRC columns and a block of NLL, ECE, SmoothECE and AUGRC "
                          "before and after temperature scaling with the fitted T; table 3: a D-ECE "
                          "column (beyond the paper; measured values only)")
-    ap.add_argument("--strict", action="store_true",
-                    help="check-repro: fail when an expectation has no complete run "
-                         "(the default; kept for old scripts)")
     args = ap.parse_args(argv)
 
     if args.target == "demo":
@@ -80,8 +77,6 @@ def main(argv=None) -> int:
         ap.error(f"unexpected arguments {args.paths} (use --runs / --out)")
     if args.target == "check-repro":
         from .repro import EXPECTED_FILE, ReproError, check_repro
-        if args.strict and args.allow_missing:
-            ap.error("--strict and --allow-missing contradict each other")
         try:
             rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
                                     strict=not args.allow_missing)

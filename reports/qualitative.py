@@ -82,7 +82,7 @@ def checkpoint_file(p: str) -> Path:
 def load_model(path: Path, num_classes: int):
     """(model in eval mode, transform, dataset name, method name) from a classification checkpoint."""
     from classification.models import build_model
-    from classification.selfkd import method_parts
+    from core.methods import get_method
     from core.checkpoint import CheckpointError
     from detection.backbone import BackboneCheckpointError, read_classification_checkpoint
     try:
@@ -97,10 +97,10 @@ def load_model(path: Path, num_classes: int):
     method = ckpt.config.get("method")
     method = method.get("name") if isinstance(method, dict) else method
     kwargs = dict(ckpt.model_kwargs)
-    try:  # built as classification/train.py builds it: ShakeDrop is a model option of 'sd' methods
-        if method and "sd" in method_parts(method):
+    try:  # built as classification/train.py builds it: ShakeDrop is a model option of some methods
+        if method and get_method(method).shakedrop:
             kwargs["shakedrop"] = True
-    except (KeyError, ValueError):
+    except ValueError:
         raise QualitativeError(f"{path}: unknown training method {method!r}") from None
     try:
         net = build_model(ckpt.model, num_classes, **kwargs)

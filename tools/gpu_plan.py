@@ -26,7 +26,6 @@ measurement: no GPU has run these configs. What is counted and what is assumed:
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from pathlib import Path

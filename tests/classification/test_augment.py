@@ -2,8 +2,8 @@ import torch
 import torch.nn.functional as F
 
 from classification.augment import cutmix, cutout
-from classification.selfkd import method_parts, prepare_batch
-from core.bank import PredictionBank
+
+from .method_objects import make_method
 
 
 def test_cutout_zeroes_one_clipped_square():
@@ -26,7 +26,7 @@ def test_cutmix_targets_match_pasted_area():
     b, k = 16, 5
     x = torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1).expand(b, 3, 32, 32).clone()
     y = torch.arange(b) % k
-    out, t = cutmix(x, y, k)
+    out, t = cutmix(x, F.one_hot(y, k).float())
     torch.testing.assert_close(t.sum(1), torch.ones(b))
     for i in range(b):
         own = (out[i, 0] == i).float().mean()  # fraction of the image still its own
@@ -36,19 +36,21 @@ def test_cutmix_targets_match_pasted_area():
             torch.testing.assert_close(t[i], expected)
 
 
-def _bank_with_rows(n, k):
-    bank = PredictionBank(n, k)
-    bank.update(torch.arange(n), torch.softmax(torch.randn(n, k), 1))
-    return bank
+def _selfkd_with_rows(name, n, k, alpha):
+    """Self-KD (with `name`'s regulariser) whose bank has every row written."""
+    m = make_method(name, k, n, alpha=alpha)
+    m.bank.update(torch.arange(n), torch.softmax(torch.randn(n, k), 1))
+    return m
 
 
 def test_half_batch_rule_cutout():
     torch.manual_seed(2)
     b, k = 10, 4
-    bank = _bank_with_rows(b, k)
+    m = _selfkd_with_rows("cutout_selfkd", b, k, 0.5)
     x, y, idx = torch.randn(b, 3, 32, 32), torch.arange(b) % k, torch.arange(b)
-    xo, t, update = prepare_batch(method_parts("cutout_selfkd"), x, y, idx, bank, 0.5, k)
-    kd_targets = bank.targets(idx, y, 0.5)
+    xo, t = m.batch(x, y, idx)
+    update = m.writes
+    kd_targets = m.bank.targets(idx, y, 0.5)
     is_kd = torch.isclose(t, kd_targets).all(1) & ~torch.isclose(t, F.one_hot(y, k).float()).all(1)
     assert is_kd.sum() == b // 2
     assert torch.equal(xo[is_kd], x[is_kd])  # the Self-KD half is not occluded
@@ -60,33 +62,32 @@ def test_half_batch_rule_cutout():
 def test_half_batch_rule_cutmix_rows_not_written():
     torch.manual_seed(3)
     b, k = 10, 4
-    bank = _bank_with_rows(b, k)
+    m = _selfkd_with_rows("cutmix_selfkd", b, k, 0.5)
     x, y, idx = torch.randn(b, 3, 32, 32), torch.arange(b) % k, torch.arange(b)
-    xo, t, update = prepare_batch(method_parts("cutmix_selfkd"), x, y, idx, bank, 0.5, k)
+    xo, t = m.batch(x, y, idx)
+    update = m.writes
     assert update.sum() == b // 2
-    torch.testing.assert_close(t[update], bank.targets(idx, y, 0.5)[update])
+    torch.testing.assert_close(t[update], m.bank.targets(idx, y, 0.5)[update])
     assert torch.equal(xo[update], x[update])
 
 
 def test_plain_methods():
     b, k = 6, 3
     x, y, idx = torch.randn(b, 3, 8, 8), torch.arange(b) % k, torch.arange(b)
-    _, t, upd = prepare_batch(method_parts("ls"), x, y, idx, None, 0.0, k, ls_eps=0.3)
+    _, t = make_method("ls", k, b, "method.ls.eps=0.3").batch(x, y, idx)
     torch.testing.assert_close(t, 0.7 * F.one_hot(y, k).float() + 0.1)
-    assert upd is None
-    bank = PredictionBank(b, k)
-    _, t, upd = prepare_batch(method_parts("selfkd"), x, y, idx, bank, 0.4, k)
-    assert upd is True and torch.equal(t, F.one_hot(y, k).float())  # epoch 1: one-hot
-    assert method_parts("cutmix_sd_selfkd") == {"cutmix", "sd", "selfkd"}
+    m = make_method("selfkd", k, b, alpha=0.4)
+    _, t = m.batch(x, y, idx)
+    assert m.writes is True and torch.equal(t, F.one_hot(y, k).float())  # epoch 1: one-hot
 
 
 def test_cutmix_alone_mixes_whole_batches():
     torch.manual_seed(4)
     b, k = 8, 4
     x, y, idx = torch.randn(b, 3, 16, 16), torch.arange(b) % k, torch.arange(b)
-    mixed = 0
+    mixed, m = 0, make_method("cutmix", k, b, "method.cutmix.prob=0.5")
     for _ in range(40):
-        xo, t, upd = prepare_batch(method_parts("cutmix"), x, y, idx, None, 0.0, k, cutmix_prob=0.5)
-        assert upd is None and t.shape == (b, k)
+        xo, t = m.batch(x, y, idx)
+        assert t.shape == (b, k)
         mixed += int(not torch.equal(xo, x))
     assert 8 < mixed < 32  # about half of the batches (cutmix_prob 0.5)

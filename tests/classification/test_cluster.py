@@ -56,7 +56,7 @@ def test_two_node_rendezvous_matches_one_process(tmp_path):
     # all-reduce of two half-batch means vs one mean), so equal to float rounding.
     ca, cb = _checkpoint(tmp_path / "one/table1/r"), _checkpoint(tmp_path / "two/table1/r")
     assert ca["epoch"] == cb["epoch"] == 2
-    torch.testing.assert_close(cb["bank"]["probs"], ca["bank"]["probs"], rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(cb["method"]["probs"], ca["method"]["probs"], rtol=1e-3, atol=1e-5)
     assert ca["model"].keys() == cb["model"].keys()
     for k, w in ca["model"].items():
         torch.testing.assert_close(cb["model"][k], w, rtol=1e-4, atol=1e-5, msg=k)

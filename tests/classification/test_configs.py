@@ -5,17 +5,18 @@ import pytest
 import torch
 
 import classification.train as T
-from classification.selfkd import method_parts
 from classification.launch import main as launch_main, table_configs
 from classification.select_alpha import main as select_main
+from classification.methods import Context, build_method
 from classification.train import Dist, TrainConfig, train_step
+from core.methods import get_method
 from core.config import load_config
 from core.runlog import read_run_log
 
 CONFIGS = Path(T.__file__).parent / "configs"
-# the seed paper's lines, plus the peers' (CS-KD, TF-KD-reg) lines of the official PS-KD README
+# the seed paper's lines, the peers' (CS-KD, TF-KD-reg) lines of the official PS-KD README, and LWR, DLB, Zipf's LS
 TABLE1 = {"resnet50": 3, "resnet101": 3, "densenet_bc100": 3, "resnext29_8x64d": 3 + 2, "pyramidnet200": 9 + 2,
-          "preact_resnet18": 2, "preact_resnet101": 2, "densenet121": 2}
+          "preact_resnet18": 2 + 3, "preact_resnet101": 2, "densenet121": 2}
 
 
 def _all_rows():
@@ -49,26 +50,19 @@ def test_config_validates_and_steps(config, monkeypatch):
     T.validate(cfg)
     if config.stem.startswith("fig2") or config.stem.split("_")[-1] not in ("baseline", "selfkd", "sd"):
         return  # each (model, regulariser) pair is stepped once below, via its baseline/selfkd/sd rows
-    parts = method_parts(cfg.method.name)
     k, size = (1000, 64) if cfg.data.name == "imagenet" else (100, 32)
     from classification.models import build_model
-    model = build_model(cfg.model, k, **({"shakedrop": True} if "sd" in parts else {}))
+    model = build_model(cfg.model, k, **({"shakedrop": True} if get_method(cfg.method.name).shakedrop else {}))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    from core.bank import PredictionBank
-    from core.teacher import SnapshotTeacher
-    teacher = None
-    if "selfkd" in parts and cfg.method.selfkd.teacher == "snapshot":
-        teacher = SnapshotTeacher()
-        teacher.refresh(model, 2)  # epoch 2: the extra forward runs
-    elif "selfkd" in parts:
-        teacher = PredictionBank(4, k)
+    method = build_method(cfg.method, Context(k, range(4), cfg.epochs, Dist("cpu")))
+    method.start_epoch(model, 2)  # epoch 2: a snapshot teacher's extra forward runs
     x, y = torch.randn(2, 3, size, size), torch.tensor([1, 3])
-    loss, logits = train_step(model, opt, x, y, torch.tensor([0, 2]), parts, teacher, 0.5, cfg.method, k, Dist("cpu"))
+    loss, logits = train_step(model, opt, method, x, y, torch.tensor([0, 2]))
     assert torch.isfinite(loss) and logits.shape == (2, k)
 
 
 def test_table2_follows_the_official_and_cutmix_imagenet_settings():
-    """Issue 10 item 5: the official ImageNet ResNet initialises every BatchNorm scale to 1 (timm
+    """The official ImageNet ResNet initialises every BatchNorm scale to 1 (timm
     zero-initialises the last of each block unless told not to); CutMix alone mixes every batch on
     ImageNet (its code's setting); the Self-KD rows say where p_{t-1} comes from (Sec. 2.2)."""
     from classification.models import build_model

@@ -28,7 +28,7 @@ def test_crop_flip_equals_torchvision_for_same_parameters():
 
 def test_normalisation_equals_totensor_normalize():
     imgs, labels = _images(), np.arange(6)
-    dd = DeviceData(imgs, labels, CIFAR_MEAN[10], CIFAR_STD[10], "cpu", augment=False)
+    dd = DeviceData(imgs, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), "cpu", augment=False)
     x, y, idx = dd.batch(torch.arange(6))
     ref = torch.stack([cifar_transforms(10, train=False)(Image.fromarray(im)) for im in imgs])
     torch.testing.assert_close(x, ref, rtol=0, atol=1e-5)
@@ -39,7 +39,7 @@ def test_augmented_views_cover_all_offsets_and_flips():
     torch.manual_seed(0)
     imgs = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     imgs[0, 0, 0] = 255  # one bright corner pixel reveals the offset and the flip
-    dd = DeviceData(imgs, np.zeros(1), (0, 0, 0), (1, 1, 1), "cpu", augment=True)
+    dd = DeviceData(imgs, np.zeros(1), ((0, 0, 0), (1, 1, 1)), "cpu", augment=True)
     seen = set()
     for _ in range(2000):
         x, _, _ = dd.batch(torch.zeros(1, dtype=torch.long))

@@ -3,7 +3,7 @@ official PS-KD code's constants (CIFAR-100 normalised with CIFAR-10's mean and a
 import pytest
 import torch
 
-from classification.data import (CIFAR_MEAN, CIFAR_STD, build_datasets, cifar_normalization,
+from classification.data import (CIFAR_MEAN, CIFAR_STD, DataConfig, build_datasets, cifar_normalization,
                                  cifar_transforms)
 
 
@@ -33,11 +33,13 @@ def test_transform_normalises_with_the_chosen_statistics():
 
 def test_build_datasets_option(shared_data):
     npz = str(shared_data / "cifar10-jpeg/cifar10_jpeg.npz")
-    own = build_datasets("cifar10_npz", npz, augment=False, train_subset=4, test_subset=4)
-    off = build_datasets("cifar10_npz", npz, augment=False, train_subset=4, test_subset=4, normalization="official")
+    data = DataConfig(name="cifar10_npz", root=str(npz), augment=False, train_subset=4, test_subset=4)
+    own = build_datasets(data)
+    off = build_datasets(data, normalization="official")
     a, b = own[1][0][0], off[1][0][0]  # the same test image under both
     (m0, s0), (m1, s1) = cifar_normalization(10), cifar_normalization(10, "official")
     pixels = a * torch.tensor(s0)[:, None, None] + torch.tensor(m0)[:, None, None]
     torch.testing.assert_close(b, (pixels - torch.tensor(m1)[:, None, None]) / torch.tensor(s1)[:, None, None])
     with pytest.raises(ValueError, match="data.normalization"):
-        build_datasets("cifar10_npz", npz, train_subset=4, test_subset=4, normalization="cifar10")
+        build_datasets(DataConfig(name="cifar10_npz", root=str(npz), train_subset=4, test_subset=4),
+                       normalization="cifar10")

@@ -1,10 +1,11 @@
-"""The peers of Self-KD (classification/peers.py): each against its own paper's code, and both
-end to end in the harness."""
+"""The peers of Self-KD (classification/methods/cskd.py, tfkd.py): each against its own paper's code,
+and both end to end in the harness."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from classification.peers import ClassPairBatches, cskd_loss, tfkd_targets
+from classification.methods.cskd import ClassPairBatches, cskd_loss
+from classification.methods.tfkd import tfkd_targets
 from classification.train import TrainConfig, train
 from core.config import load_config
 from core.losses import soft_cross_entropy

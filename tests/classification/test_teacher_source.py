@@ -1,5 +1,5 @@
-"""Self-KD's p_{t-1} from the prediction bank or the snapshot teacher (method.selfkd.teacher, issue 10
-item 6); the bank's row ages (item 7); the best-on-test epoch in the final record (item 8)."""
+"""Self-KD's p_{t-1} from the prediction bank or the snapshot teacher (method.selfkd.teacher); the
+bank's row ages; the best-on-test epoch in the final record."""
 import copy
 
 import pytest
@@ -7,12 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from classification.models import build_model
-from classification.selfkd import method_parts, prepare_batch
 from classification.train import main, train
-from core.bank import PredictionBank
 from core.runlog import read_run_log
-from core.teacher import SnapshotTeacher
 
+from .method_objects import make_method
 from .test_train import TINY, _cfg
 
 K = 10
@@ -24,7 +22,7 @@ def _batch(b=8, seed=0):
 
 
 def _selfkd_half(method, b=8, seed=0):
-    """The samples prepare_batch gives Self-KD targets after torch.manual_seed(seed): all of them
+    """The samples Self-KD's batch() gives Self-KD targets after torch.manual_seed(seed): all of them
     alone, else the random half it draws first (the half-batch rule)."""
     if method == "selfkd":
         return torch.ones(b, dtype=torch.bool)
@@ -38,12 +36,13 @@ def _selfkd_half(method, b=8, seed=0):
 def test_epoch1_targets_are_onehot_with_either_teacher(method):
     x, y, idx = _batch()
     model = build_model("small_cnn", K)
-    snap = SnapshotTeacher()
-    snap.refresh(model, 1)
-    for teacher in (PredictionBank(8, K), snap):
+    for teacher in ("bank", "snapshot"):
+        m = make_method(method, K, 8, f"method.selfkd.teacher={teacher}")
+        m.start_epoch(model, 1)
+        m.alpha = 0.6  # whatever Eq. 5 gives, epoch 1 has no p_0
         kd = _selfkd_half(method)
         torch.manual_seed(0)  # the half-batch split and the regulariser draw the same
-        xo, t, _ = prepare_batch(method_parts(method), x, y, idx, teacher, 0.6, K)
+        xo, t = m.batch(x, y, idx)
         assert torch.equal(xo[kd], x[kd]) and torch.equal(t[kd], F.one_hot(y[kd], K).float())
 
 
@@ -57,17 +56,17 @@ def test_snapshot_targets_at_epoch2_are_eq6_of_the_frozen_eval_model(method):
     for _ in range(2):  # non-trivial BatchNorm running statistics
         model(torch.randn(16, 3, 8, 8))
     frozen = copy.deepcopy(model).eval()
-    snap = SnapshotTeacher()
-    snap.refresh(model, 2)
+    m = make_method(method, K, 8, "method.selfkd.teacher=snapshot")
+    m.start_epoch(model, 2)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1)  # the epoch's training steps: the snapshot must not follow
     x, y, idx = _batch(seed=2)
-    a = 0.3
+    a = m.alpha = 0.3
     kd = _selfkd_half(method)
     torch.manual_seed(0)
-    xo, t, update = prepare_batch(method_parts(method), x, y, idx, snap, a, K)
-    assert update is None  # the snapshot teacher writes no bank
+    xo, t = m.batch(x, y, idx)
+    assert m.writes is None  # the snapshot teacher writes no bank
     with torch.no_grad():
         logits = frozen(x)
     p = torch.exp(logits - logits.logsumexp(1, keepdim=True))
@@ -99,13 +98,13 @@ def test_snapshot_kill_and_resume_equals_uninterrupted(tmp_path):
     snap = ["method.name=selfkd", "method.selfkd.teacher=snapshot"]
     full = train(_cfg(tmp_path / "a", *snap))
     part = train(_cfg(tmp_path / "b", *snap, "stop_after_epochs=2"))
-    assert torch.load(part / "checkpoint.pt", weights_only=False)["bank"] is None
+    assert torch.load(part / "checkpoint.pt", weights_only=False)["method"] is None
     train(_cfg(tmp_path / "b", *snap, "resume=true"))
     a, b = read_run_log(full / "log.jsonl", strict=True), read_run_log(part / "log.jsonl", strict=True)
     assert [e["teacher_epoch"] for e in b.epochs] == [0, 1, 2]
     assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
     assert a.final["metrics"] == b.final["metrics"]
-    # item 8: the best epoch on test, as the official code would report it, next to the last
+    # the best epoch on test, as the official code would report it, next to the last
     best = min(a.epochs, key=lambda e: (e["top1_err"], e["epoch"]))
     assert a.final["selected_on_test"]["epoch"] == best["epoch"]
     assert a.final["selected_on_test"]["top1_err"] == best["top1_err"] and a.final["selected_on_test"]["nll"] == best["nll"]
@@ -124,7 +123,7 @@ def test_bad_teacher_is_a_one_line_error(tmp_path, capsys):
 
 def test_epoch_lines_log_bank_row_ages(tmp_path):
     """Self-KD alone rewrites every row each epoch; with CutMix the CutMix'd half keeps its older
-    row, so rows age and some stay the one-hot label (item 7)."""
+    row, so rows age and some stay the one-hot label."""
     alone = read_run_log(train(_cfg(tmp_path / "a", "method.name=selfkd")) / "log.jsonl", strict=True)
     assert [(e["bank_row_age"], e["bank_never_written"]) for e in alone.epochs] == [(1.0, 0.0)] * 3
     mixed = read_run_log(train(_cfg(tmp_path / "m", "method.name=cutmix_selfkd")) / "log.jsonl", strict=True)

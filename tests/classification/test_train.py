@@ -44,7 +44,7 @@ def test_tiny_run_log_schema(tmp_path, method):
 
 def test_selfkd_bank_holds_last_epoch_train_predictions(tmp_path):
     run_dir = train(_cfg(tmp_path, "method.name=selfkd"))
-    bank = torch.load(run_dir / "checkpoint.pt", weights_only=False)["bank"]
+    bank = torch.load(run_dir / "checkpoint.pt", weights_only=False)["method"]
     assert bank["seen"].all()  # every training sample wrote its row
     torch.testing.assert_close(bank["probs"].sum(1), torch.ones(300))
 
@@ -122,7 +122,7 @@ def test_epoch_lines_log_the_fit_regime(tmp_path):
     """train_top1_err / train_conf from the training forward passes, fit_* from a fixed subset of
     un-augmented training images: here the whole training set (fit_subset=-1), so the logged
     fit error must equal the checkpointed model's error on the training set, recomputed."""
-    from classification.data import build_datasets
+    from classification.data import DataConfig, build_datasets
     from classification.evaluate import evaluate
     from classification.models import build_model
     run_dir = train(_cfg(tmp_path, "data.fit_subset=-1"))
@@ -131,7 +131,7 @@ def test_epoch_lines_log_the_fit_regime(tmp_path):
         assert 0.0 <= e["train_top1_err"] <= 100.0 and 10.0 <= e["train_conf"] <= 100.0
         assert 0.0 <= e["fit_top1_err"] <= 100.0 and 10.0 <= e["fit_conf"] <= 100.0 and e["fit_nll"] > 0
     assert log.epochs[-1]["train_top1_err"] < log.epochs[0]["train_top1_err"]
-    _, _, fit, k = build_datasets("digits", train_subset=300, fit_subset=-1)
+    _, _, fit, k = build_datasets(DataConfig(name="digits", train_subset=300, fit_subset=-1))
     assert len(fit) == 300
     model = build_model("small_cnn", k, in_channels=1)
     model.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"])
@@ -145,10 +145,10 @@ def test_epoch_lines_log_the_fit_regime(tmp_path):
 
 
 def test_fit_subset_size_and_off(tmp_path):
-    from classification.data import build_datasets
-    train_set, _, fit, _ = build_datasets("digits", train_subset=300, fit_subset=100)
+    from classification.data import DataConfig, build_datasets
+    train_set, _, fit, _ = build_datasets(DataConfig(name="digits", train_subset=300, fit_subset=100))
     assert len(fit) == 100 and set(fit.indices) <= set(train_set.indices)
-    assert build_datasets("digits", train_subset=300, fit_subset=0)[2] is None
+    assert build_datasets(DataConfig(name="digits", train_subset=300, fit_subset=0))[2] is None
     log = read_run_log(train(_cfg(tmp_path, "data.fit_subset=0", "epochs=1")) / "log.jsonl", strict=True)
     assert "fit_top1_err" not in log.epochs[0] and "train_top1_err" in log.epochs[0]
 
@@ -165,7 +165,7 @@ def test_npz_subset_decodes_only_the_selected_images_identically(shared_data):
 
 def test_topk_bank_trains_end_to_end(tmp_path):
     run_dir = train(_cfg(tmp_path, "method.name=selfkd", "method.selfkd.bank.topk=3"))
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["bank"]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["method"]
     assert state["values"].shape == (300, 3) and state["seen"].all()
     assert read_run_log(run_dir / "log.jsonl", strict=True).complete
 
@@ -180,3 +180,15 @@ def test_threads_key_sets_and_logs_the_count(tmp_path):
     assert main(TINY + [f"out_dir={tmp_path}", "threads=-1", "run_id=bad"]) == 2
     from classification.train import thread_count
     assert (thread_count(3, "8"), thread_count(0, "4"), thread_count(0, None), thread_count(0, "")) == (3, 4, 1, 1)
+
+
+def test_checkpoint_with_the_bank_under_its_old_key_resumes(tmp_path):
+    """Checkpoints written before methods held their own state keep Self-KD's bank as "bank"."""
+    full = train(_cfg(tmp_path / "a", "method.name=selfkd"))
+    part = train(_cfg(tmp_path / "b", "method.name=selfkd", "stop_after_epochs=1"))
+    state = torch.load(part / "checkpoint.pt", weights_only=True)
+    state["bank"] = state.pop("method")
+    torch.save(state, part / "checkpoint.pt")
+    train(_cfg(tmp_path / "b", "method.name=selfkd", "resume=true"))
+    a, b = read_run_log(full / "log.jsonl", strict=True), read_run_log(part / "log.jsonl", strict=True)
+    assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]

@@ -64,8 +64,8 @@ def test_ddp_two_processes_match_one(tmp_path, teacher):
         assert b.final["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-4), k
     if teacher == "snapshot":
         return
-    bank1 = torch.load(tmp_path / "one/table1/r/checkpoint.pt", weights_only=False)["bank"]["probs"]
-    bank2 = torch.load(tmp_path / "two/table1/r/checkpoint.pt", weights_only=False)["bank"]["probs"]
+    bank1 = torch.load(tmp_path / "one/table1/r/checkpoint.pt", weights_only=False)["method"]["probs"]
+    bank2 = torch.load(tmp_path / "two/table1/r/checkpoint.pt", weights_only=False)["method"]["probs"]
     torch.testing.assert_close(bank1, bank2, rtol=1e-3, atol=1e-5)
 
 

@@ -29,8 +29,8 @@ def test_drift_fails_and_names_the_cell():
 
 
 def test_missing_runs_fail_unless_allowed(tmp_path):
-    """Issue 11 item 6: an expectation with no complete run is a failure by default (it used to
-    pass unless --strict); --allow-missing lists it without failing when others were checked."""
+    """An expectation with no complete run is a failure by default; --allow-missing lists it
+    without failing when others were checked."""
     rc, lines = check_repro(EXP / "expected_missing.yaml", [ROOT])
     assert rc == 1 and any(ln.startswith("MISSING table1 resnet101 selfkd") for ln in lines)
     assert "-> FAILED" in lines[-1] and "nothing was verified" in lines[-1]
@@ -62,8 +62,8 @@ def _cli(capsys, *argv):
 
 
 def test_missing_runs_root_is_a_one_line_error(tmp_path, capsys):
-    """`check-repro --runs /nonexistent` used to pass ("nothing was verified"): a mistyped path
-    passed CI. A root that is not there is an error, exit 2, one line."""
+    """A root that is not there (a mistyped --runs) is an error, exit 2, one line: it must not
+    pass CI as "nothing was verified"."""
     with pytest.raises(ReproError, match="no such folder"):
         check_repro(EXP / "expected_ok.yaml", [ROOT, tmp_path / "nope"])
     for roots in ([tmp_path / "nope"], [ROOT, tmp_path / "nope"]):
@@ -99,8 +99,8 @@ def test_missing_runs_root_is_a_one_line_error(tmp_path, capsys):
 ], ids=["unclosed", "tab", "top-list", "top-scalar", "empty", "no-results", "results-map",
         "entry-list", "table-list", "row-int", "epochs-str", "expected-list", "latin1", "absent"])
 def test_malformed_expectations_file_is_a_one_line_error(tmp_path, capsys, text, why):
-    """A malformed expectations file used to end in a traceback (YAMLError, AttributeError,
-    TypeError, or an uncaught ValueError); now: one line naming the file, exit 2."""
+    """A malformed expectations file (bad YAML, wrong types, bad values) is one line naming the
+    file, exit 2, not a traceback."""
     p = tmp_path / "e.yaml"
     if isinstance(text, bytes):
         p.write_bytes(text)
