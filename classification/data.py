@@ -276,6 +276,9 @@ class DataConfig:
     # (fit_* keys of the epoch line); -1 = the whole training set, 0 = off.
     fit_subset: int = 2000
     on_device: bool = False  # fast path: uint8 CIFAR resident on the device, augmented there
+    # CIFAR input statistics: own (the dataset's) or official (the official PS-KD code's constants:
+    # CIFAR-100 normalised with CIFAR-10's mean and a copied std; cifar_normalization)
+    normalization: str = "own"
 
 
 def _base_datasets(data: DataConfig, normalization: str = "own"):
@@ -320,13 +323,14 @@ def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], li
     return sorted(perm[k:]), sorted(perm[:k])
 
 
-def build_datasets(data: DataConfig, normalization: str = "own"):
+def build_datasets(data: DataConfig, normalization: str | None = None):
     """(train, eval, fit, num_classes) of a `data` config section: datasets of (x, y, index) items.
     With holdout_fraction > 0 the eval set is a random holdout of the training set (eval
     transforms) and train is the rest. fit: a fixed random subset of `fit_subset` training images
     (all of them if it is < 0) with the eval transforms (no augmentation), to measure how well the
     model fits its training data; None when fit_subset == 0. normalization: "own" or "official"
-    (``cifar_normalization``), CIFAR only."""
+    (``cifar_normalization``), CIFAR only; None = data.normalization."""
+    normalization = data.normalization if normalization is None else normalization
     check_data_path(data.name, data.root, data.download)
     if normalization not in CIFAR_NORMALIZATIONS:
         raise ValueError(f"unknown data.normalization {normalization!r}; expected one of "

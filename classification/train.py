@@ -37,8 +37,8 @@ from core.tensorboard import TensorBoardMirror
 
 from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
                       method_class, unread_sections)
-from .data import (CIFAR_MEAN, CIFAR_STD, DATASETS, IN_CHANNELS, CorruptImageError, DataConfig, EpochSampler,
-                   build_datasets, check_data_path)
+from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, IN_CHANNELS, CorruptImageError, DataConfig, EpochSampler,
+                   build_datasets, check_data_path, cifar_normalization)
 from .evaluate import evaluate, scaled_evaluation
 from .fastpath import device_data_from
 from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name
@@ -113,6 +113,9 @@ def validate(cfg) -> None:
         raise ConfigError(f"amp must be one of none, bf16, got {cfg.amp!r}")
     if cfg.data.holdout_fraction and not 0.0 < cfg.data.holdout_fraction < 1.0:
         raise ConfigError(f"data.holdout_fraction must be in (0, 1), got {cfg.data.holdout_fraction}")
+    if cfg.data.normalization not in CIFAR_NORMALIZATIONS:
+        raise ConfigError(f"data.normalization must be one of {', '.join(CIFAR_NORMALIZATIONS)}, "
+                          f"got {cfg.data.normalization!r}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1:
         raise ConfigError(f"epochs and optim.batch_size must be >= 1, got {cfg.epochs}, {cfg.optim.batch_size}")
     o = cfg.optim
@@ -223,17 +226,17 @@ def build(cfg, d: Dist, run_dir: Path):
     return train_set, eval_set, fit_set, num_classes, Training(cfg, d, model, raw_model, opt, method, amp_dtype)
 
 
-def _on_device(dataset, num_classes: int, device, augment: bool):
+def _on_device(dataset, num_classes: int, device, augment: bool, normalization: str):
     """The fast path's device-resident copy of a CIFAR-style dataset, normalised with its stats."""
     k = num_classes if num_classes in CIFAR_MEAN else 10
-    return device_data_from(dataset, CIFAR_MEAN[k], CIFAR_STD[k], device, augment)
+    return device_data_from(dataset, *cifar_normalization(k, normalization), device, augment)
 
 
 def _batches_of(cfg, d: Dist, dataset, num_classes: int):
     """A callable giving the evaluation batches of `dataset` (no augmentation, fixed order): from
     the device-resident copy on the fast path, else from a DataLoader."""
     if cfg.data.on_device:
-        data = _on_device(dataset, num_classes, d.device, augment=False)
+        data = _on_device(dataset, num_classes, d.device, False, cfg.data.normalization)
         return lambda: data.batches(list(range(len(data))), cfg.optim.eval_batch_size, cfg.channels_last)
     loader = DataLoader(dataset, batch_size=cfg.optim.eval_batch_size, shuffle=False,
                         num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda")
@@ -383,7 +386,8 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         log.mirrors.append(TensorBoardMirror(run_dir / "tensorboard", start_epoch))
 
     # -- data pipelines: training (fast path: uint8 on the device), evaluation, fit subset
-    fast = _on_device(train_set, num_classes, d.device, cfg.data.augment) if cfg.data.on_device else None
+    fast = _on_device(train_set, num_classes, d.device, cfg.data.augment, cfg.data.normalization) \
+        if cfg.data.on_device else None
     eval_batches = _batches_of(cfg, d, eval_set, num_classes)
     fit_batches = _batches_of(cfg, d, fit_set, num_classes) if fit_set is not None else None
 

@@ -43,3 +43,24 @@ def test_build_datasets_option(shared_data):
     with pytest.raises(ValueError, match="data.normalization"):
         build_datasets(DataConfig(name="cifar10_npz", root=str(npz), train_subset=4, test_subset=4),
                        normalization="cifar10")
+
+
+def test_config_key_selects_the_statistics(shared_data, tmp_path):
+    """data.normalization reaches the datasets (and the config check): the CIFAR-100 paper configs
+    follow the official code, every other config keeps its dataset's own statistics."""
+    from pathlib import Path
+
+    from classification.train import TrainConfig, validate
+    from core.config import ConfigError, load_config
+    configs = Path(__file__).resolve().parents[2] / "classification/configs"
+    assert load_config(TrainConfig, configs / "table1_resnet50_selfkd.yaml").data.normalization == "official"
+    assert load_config(TrainConfig, configs / "demo_digits.yaml").data.normalization == "own"
+    npz = str(shared_data / "cifar10-jpeg/cifar10_jpeg.npz")
+    data = DataConfig(name="cifar10_npz", root=npz, augment=False, train_subset=4, test_subset=4)
+    own = build_datasets(data)[1][0][0]
+    data.normalization = "official"
+    torch.testing.assert_close(build_datasets(data)[1][0][0], build_datasets(data, "official")[1][0][0])
+    assert not torch.equal(build_datasets(data)[1][0][0], own)
+    cfg = load_config(TrainConfig, configs / "demo_digits.yaml", ["data.normalization=cifar10"])
+    with pytest.raises(ConfigError, match="data.normalization must be one of"):
+        validate(cfg)
