@@ -14,6 +14,7 @@ from classification.demo import main as demo_main
 from classification.train import main
 from core.run import RunLock
 from core.runlog import read_run_log
+from tests.kills import sigkill_after_first_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=96",
@@ -525,21 +526,13 @@ def test_second_demo_does_not_touch_a_run_another_demo_holds(tmp_path, capsys, m
 def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path):
     """A real process killed (SIGKILL) at whatever point it has reached after its first
     checkpoint; the resumed run's epoch lines and final record equal an uninterrupted run's."""
-    import signal
     args = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=640",
             "data.test_subset=128", "data.fit_subset=64", "epochs=8", "optim.batch_size=32",
             "optim.milestones=[4]", "method.name=selfkd", "progress=false", "run_id=k"]
     assert main([*args, f"out_dir={tmp_path / 'a'}"]) == 0
     run = tmp_path / "b/table1/k"
-    proc = subprocess.Popen([sys.executable, "-m", "classification.train", *args, f"out_dir={tmp_path / 'b'}"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 120
-    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+    sigkill_after_first_checkpoint("classification.train", [*args, f"out_dir={tmp_path / 'b'}"],
+                                   run / "checkpoint.pt", timeout=120)
     assert not read_run_log(run / "log.jsonl").complete
     assert main([*args, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
     assert _epochs_and_final(run / "log.jsonl") == _epochs_and_final(tmp_path / "a/table1/k/log.jsonl")

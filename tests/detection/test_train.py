@@ -240,26 +240,12 @@ def test_full_disk_is_one_line_and_the_run_resumes(tmp_path, synth, capsys, monk
 def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path, synth):
     """A real detection.train process killed (SIGKILL) after its first checkpoint, wherever it
     is; resumed, its epoch lines and final mAP equal an uninterrupted run's."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+    from tests.kills import sigkill_after_first_checkpoint
     base = [*SYNTH, f"data.root={synth}", "data.train_subset=8", "data.test_subset=4", "epochs=2",
             "optim.milestones=[1]", "run_id=k"]
     full = train(load_config(TrainConfig, None, [*base, f"out_dir={tmp_path / 'a'}"]))
     run = tmp_path / "b" / "detection_check" / "k"
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "detection.train", *base, f"out_dir={tmp_path / 'b'}"],
-                            cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 180
-    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    sigkill_after_first_checkpoint("detection.train", [*base, f"out_dir={tmp_path / 'b'}"], run / "checkpoint.pt")
     assert not read_run_log(run / "log.jsonl").complete
     assert main([*base, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
     assert _epochs_and_final(run) == _epochs_and_final(full)
