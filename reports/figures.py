@@ -314,7 +314,8 @@ def fig2_figure(runs):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
+    if axes[1].get_legend_handles_labels()[0]:  # runs without per-epoch metrics draw no curve
+        axes[1].legend(fontsize=7)
     scales = sorted({f"{r.row}, {r.dataset}, {r.total_epochs} ep" for r in runs})
     fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({'; '.join(scales)})", fontsize=10)
     fig.tight_layout()

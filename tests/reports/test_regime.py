@@ -111,3 +111,26 @@ def test_fit_table_lists_every_method_with_its_fit(runs, tmp_path):
     ls = [ln for ln in t.splitlines() if "| regime/fits (cifar10_npz, 4 ep) | ls |" in ln]
     assert len(ls) == 1 and "| 1.50 |" in ls[0]  # fit_top1_err from the last epoch line
     assert any("| table1/underfits (cifar10_npz, 4 ep) | baseline | 1 | 0.900 |" in ln for ln in t.splitlines())
+
+
+def test_differences_after_temperature_scaling_when_the_runs_hold_them(tmp_path):
+    """Runs that record temperature-scaled metrics get 'after TS' rows (Self-KD minus baseline,
+    both scaled, paired by seed); runs without them get none."""
+    import json
+    for seed, (b, k) in enumerate(((2.0, 1.5), (2.4, 1.7), (2.2, 2.1))):
+        for method, ece_ts in (("baseline", b), ("selfkd", k)):
+            _run(tmp_path, "regime", "fits", method, seed, 30.0, 1.0, 10.0, 0.01)
+            log = tmp_path / "regime" / f"fits_{method}_linear_s{seed}" / "log.jsonl"
+            lines = [json.loads(x) for x in log.read_text().splitlines()]
+            lines[-1]["temperature_scaled"] = {"temperature": 1.5, "ts_fit": "holdout",
+                                               "metrics": {"ece": ece_ts, "nll": 0.9}}
+            log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    setting = regime_settings(find_runs([tmp_path])[0])[0]
+    p = setting.paired("ts.ece")
+    assert (p.value, p.n) == (pytest.approx((-0.5 - 0.7 - 0.1) / 3), 3)
+    md = to_markdown([setting])
+    assert "| ECE after TS (%) |" in md and "| NLL after TS |" in md
+
+
+def test_no_scaled_rows_for_runs_without_them(runs):
+    assert "after TS" not in to_markdown(regime_settings(runs))
