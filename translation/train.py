@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
+from core.config import load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import method_names
 from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
@@ -148,7 +148,7 @@ def check(cfg) -> None:
     if not o.lr > 0 or not math.isfinite(o.lr):
         raise ValueError(f"optim.lr must be a positive number, got {o.lr}")
     for key in ("table", "row"):  # names reports build file names from
-        plain_name(getattr(cfg, key), key)
+        check_name(getattr(cfg, key), key)
     if cfg.method.name not in METHODS:
         raise ValueError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
     if cfg.optim.precision not in PRECISIONS:
@@ -174,18 +174,9 @@ def check(cfg) -> None:
                              "(run python -m translation.data first)")
 
 
-def plain_name(value: str, what: str) -> str:
-    """core.run.check_name (no '/', not '.' or '..'), and printable: a newline or other control
-    character in a run_id would break the log-derived tables and file names."""
-    check_name(value, what)
-    if not str(value).isprintable():
-        raise ConfigError(f"{what} must be printable (no newline or control character), got {value!r}")
-    return str(value)
-
-
 def run_dir_of(cfg) -> Path:
     run_id = cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}"
-    return Path(cfg.out_dir) / plain_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
+    return Path(cfg.out_dir) / check_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
 
 
 def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:

@@ -59,7 +59,7 @@ elif point == "mid_record":  # the log line of epoch `at` torn
             with open(self.path, "a") as f:
                 f.write('{"type": "epoch", "epoch": %d, "alp' % at)
             die()
-        append(self, rec)
+        return append(self, rec)
     RunLogWriter._append = torn_append
 
 from translation.train import main

@@ -173,9 +173,9 @@ CATALOGUE = [  # (name, translation.train arguments or a function of tmp_path gi
     ("zero beam", ["eval.beam=0"], "eval.beam must be >= 1"),
     ("dropout 1", ["model.dropout=1.0"], "model.dropout must be in [0, 1)"),
     ("alpha_T above 1", ["method.alpha_T=1.5"], "method.alpha_T must be in [0, 1]"),
-    ("run_id with a newline", lambda t: _yaml(t, 'run_id: "a\\nb"\n'), "run_id must be printable"),
-    ("run_id with a tab", lambda t: _yaml(t, 'run_id: "a\\tb"\n'), "run_id must be printable"),
-    ("row with a newline", lambda t: _yaml(t, 'row: "x\\ny"\n'), "row must be printable"),
+    ("run_id with a newline", lambda t: _yaml(t, 'run_id: "a\\nb"\n'), "no control characters"),
+    ("run_id with a tab", lambda t: _yaml(t, 'run_id: "a\\tb"\n'), "no control characters"),
+    ("row with a newline", lambda t: _yaml(t, 'row: "x\\ny"\n'), "no control characters"),
     ("row with a slash", ["row=../x"], "row must be a plain folder name"),
     ("fairseq_args typo", ["fairseq_args=[--max-updatez,3]"], "fairseq rejected"),
 ]
