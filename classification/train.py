@@ -84,8 +84,9 @@ class TrainConfig:
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     n_bins: int = 10  # reliability / ECE bins
     # Evaluate (eval set and fit subset) every k-th epoch and at the last one; the other epoch lines
-    # carry the training fields only. On a CPU the two passes cost about a third of a small
-    # model's epoch (BENCHMARKS.md, tools/bench_epoch.py); the final metrics are the same.
+    # carry the training fields only. On a CPU an eval-mode image costs about a third of a training
+    # image, so the two passes can cost nearly as much as the training pass (BENCHMARKS.md,
+    # tools/bench_epoch.py); training and the final metrics are the same.
     eval_every: int = 1
     progress: bool = True
     # intra-op CPU threads: 0 = OMP_NUM_THREADS when it is set, else 1; n > 0 = exactly n. Not torch's
