@@ -1,0 +1,56 @@
+"""tools/study_pilots.py: the pre-registered rule that chooses the study's setting from its
+baseline pilots, on hand-made logs (the criteria at their edges)."""
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("study_pilots", REPO / "tools" / "study_pilots.py")
+sp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sp)
+
+
+def _pilot(root, run_id, n, train_err, top1, conf, ece, cpu_s=1200.0, complete=True):
+    d = root / run_id
+    d.mkdir(parents=True)
+    meta = {"type": "meta", "schema": 1, "run_id": run_id, "task": "classification", "method": "baseline",
+            "model": "resnet20", "dataset": "cifar10_npz", "seed": 0, "config": {"data": {"train_subset": n}},
+            "git_commit": "abc", "git_dirty": False, "torch": "x", "device": "cpu", "started": "t",
+            "table": "study_pilots", "row": run_id, "epochs": 10}
+    recs = [meta, {"type": "epoch", "epoch": 10, "alpha": 0.0, "lr": 0.001, "train_loss": 0.2,
+                   "train_top1_err": train_err, "fit_top1_err": train_err / 2}]
+    if complete:
+        recs.append({"type": "final", "metrics": {"top1_err": top1, "conf": conf, "ece": ece, "nll": 1.0},
+                     "reliability": None, "wall_s": 2 * cpu_s})
+    (d / "log.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    (d / "cpu_time.txt").write_text(f"{cpu_s - 110} 10 {cpu_s}\n100 0 {cpu_s}\n")  # resumed once
+    return d
+
+
+def test_most_images_among_those_meeting_all_three(tmp_path):
+    _pilot(tmp_path, "a", 4500, 5.0, 30.0, 80.0, 10.0)              # meets (5.0 <= 5, conf - acc = 10)
+    _pilot(tmp_path, "b", 9000, 5.01, 25.0, 85.0, 10.0)             # does not fit
+    _pilot(tmp_path, "c", 2250, 1.0, 35.0, 80.0, 15.0)              # meets, fewer images
+    _pilot(tmp_path, "d", 9000, 1.0, 25.0, 76.9, 1.9)               # not over-confident
+    _pilot(tmp_path, "e", 9000, 1.0, 25.0, 85.0, 10.0, cpu_s=1801)  # too slow
+    sums = [sp.summary(d) for d in sorted(tmp_path.iterdir())]
+    assert [sp.verdicts(s) for s in sums] == [
+        {"fits": True, "over_confident": True, "affordable": True},
+        {"fits": False, "over_confident": True, "affordable": True},
+        {"fits": True, "over_confident": True, "affordable": True},
+        {"fits": True, "over_confident": False, "affordable": True},
+        {"fits": True, "over_confident": True, "affordable": False}]
+    assert sp.choose(sums) == {"run_id": "a", "meets": True, "why": sp.choose(sums)["why"]}
+
+
+def test_none_meets_names_the_closest_labelled(tmp_path, capsys):
+    _pilot(tmp_path, "a", 4500, 9.0, 30.0, 80.0, 10.0)
+    _pilot(tmp_path, "b", 9000, 7.0, 25.0, 85.0, 10.0)
+    _pilot(tmp_path, "c", 2250, 2.0, 25.0, 70.0, 5.0, complete=False)  # running: not a candidate
+    choice = sp.choose([sp.summary(d) for d in sorted(tmp_path.iterdir())])
+    assert choice["run_id"] == "b" and choice["meets"] is False and "NOT meeting" in choice["why"]
+    assert sp.main([str(tmp_path), "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| c | 2250 | 10/10 |" in out and "choice: b" in out
+    assert json.loads((tmp_path / "c.json").read_text())["choice"]["run_id"] == "b"
+    assert sp.main([str(tmp_path / "nowhere")]) == 2

@@ -1,0 +1,125 @@
+"""The study's pilots (baseline runs only), side by side, and the setting the pre-registered rule
+chooses from them (docs/evidence/study_preregistration.md):
+
+  fits            running training error (train_top1_err of the last epoch line: train mode,
+                  augmented images, the training forward passes) <= 5%
+  over-confident  on the test set: mean confidence - accuracy >= 2 points and ECE >= 2%
+  affordable      CPU time of the run <= 30 minutes (one thread; "about 25 minutes" with the
+                  margin of one noisy measurement)
+
+Chosen: among the pilots that meet all three, the one with the most training images (closer to
+the paper's full data); ties go to the cheaper one. When none meets them all, the closest is
+named -- the lowest running training error among the affordable over-confident ones -- and
+labelled as not meeting the criterion.
+
+    python tools/study_pilots.py [reports/runs/study_pilots] [--json choice.json]
+
+A pilot is a run folder with log.jsonl and, beside it, cpu_time.txt: a line "user system elapsed"
+(seconds, as /usr/bin/time -f "%U %S %e" -a writes them; tools/cpu_study.sh PHASE=pilots) per
+invocation of the run, so a resumed run's lines add up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.runlog import RunLogError, read_run_log  # noqa: E402
+
+FIT_MAX_ERR = 5.0
+OVERCONF_MIN = 2.0
+ECE_MIN = 2.0
+CPU_MAX_S = 30 * 60
+
+
+def summary(run_dir: Path) -> dict:
+    """The pilot's numbers: the last epoch line's running training error and fit-subset error, the
+    final test metrics, its cost. A run without its final record is 'incomplete'."""
+    log = read_run_log(run_dir / "log.jsonl", strict=True)
+    cfg = log.meta.get("config") or {}
+    s = {"run_id": log.meta["run_id"], "row": log.meta.get("row"), "complete": log.complete,
+         "train_images": (cfg.get("data") or {}).get("train_subset"), "epochs": log.meta.get("epochs"),
+         "epochs_done": log.epochs[-1]["epoch"] if log.epochs else 0}
+    if log.epochs:
+        last = log.epochs[-1]
+        s.update(train_top1_err=last.get("train_top1_err"), fit_top1_err=last.get("fit_top1_err"))
+    if log.complete:
+        m = log.final["metrics"]
+        s.update(top1_err=m["top1_err"], ece=m["ece"], conf=m["conf"], nll=m["nll"],
+                 overconfidence=m["conf"] - (100.0 - m["top1_err"]), wall_s=log.final.get("wall_s"))
+    cost = run_dir / "cpu_time.txt"
+    if cost.is_file():  # a line per invocation (a resumed run adds one): user, system, elapsed
+        s["cpu_s"] = sum(float(v) for line in cost.read_text().splitlines() if line.strip()
+                         for v in line.split()[:2])
+    return s
+
+
+def verdicts(s: dict) -> dict:
+    """The three criteria, each True / False, or None where the number is missing."""
+    def check(key, ok):
+        return None if s.get(key) is None else ok(s[key])
+    over = None if not s.get("complete") else (s["overconfidence"] >= OVERCONF_MIN and s["ece"] >= ECE_MIN)
+    return {"fits": check("train_top1_err", lambda v: v <= FIT_MAX_ERR) if s.get("complete") else None,
+            "over_confident": over, "affordable": check("cpu_s", lambda v: v <= CPU_MAX_S)}
+
+
+def choose(summaries: list[dict]) -> dict | None:
+    """{"run_id", "meets": bool, "why"} by the rule above; None when no pilot is complete."""
+    done = [s for s in summaries if s.get("complete")]
+    if not done:
+        return None
+    good = [s for s in done if all(verdicts(s).values())]
+    if good:
+        best = max(good, key=lambda s: (s["train_images"] or 0, -s.get("cpu_s", 0.0)))
+        return {"run_id": best["run_id"], "meets": True,
+                "why": "meets all three criteria; the most training images among those that do"}
+    near = [s for s in done if verdicts(s)["over_confident"] and verdicts(s)["affordable"]] or done
+    best = min(near, key=lambda s: (s["train_top1_err"], -(s["train_images"] or 0)))
+    return {"run_id": best["run_id"], "meets": False,
+            "why": "no pilot meets all three criteria; the closest (lowest running training error "
+                   "among the affordable over-confident ones), NOT meeting the criterion"}
+
+
+def _f(v, fmt="{:.2f}"):
+    return "–" if v is None else fmt.format(v)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("root", nargs="?", default="reports/runs/study_pilots")
+    p.add_argument("--json", help="also write the summaries and the choice here")
+    args = p.parse_args(argv)
+    root = Path(args.root)
+    dirs = sorted(d for d in root.glob("*") if (d / "log.jsonl").is_file()) if root.is_dir() else []
+    if not dirs:
+        print(f"error: no pilot run folders (with log.jsonl) under {root}", file=sys.stderr)
+        return 2
+    try:
+        sums = [summary(d) for d in dirs]
+    except RunLogError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("| pilot | train images | epochs | running train err % | fit err % | test top-1 err % | ECE % "
+          "| conf - acc | CPU min | wall min | fits | over-conf. | affordable |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    for s in sums:
+        v = verdicts(s)
+        ep = f"{s['epochs_done']}/{s['epochs']}" if not s["complete"] else str(s["epochs"])
+        print(f"| {s['run_id']} | {s['train_images']} | {ep} | {_f(s.get('train_top1_err'))} | "
+              f"{_f(s.get('fit_top1_err'))} | {_f(s.get('top1_err'))} | {_f(s.get('ece'))} | "
+              f"{_f(s.get('overconfidence'), '{:+.2f}')} | {_f(s.get('cpu_s') and s['cpu_s'] / 60, '{:.1f}')} | "
+              f"{_f(s.get('wall_s') and s['wall_s'] / 60, '{:.1f}')} | "
+              + " | ".join({True: "yes", False: "no", None: "–"}[v[k]] for k in ("fits", "over_confident", "affordable"))
+              + " |")
+    choice = choose(sums)
+    print("\nchoice: " + ("none (no complete pilot)" if choice is None else f"{choice['run_id']} ({choice['why']})"))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"pilots": sums, "choice": choice}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
