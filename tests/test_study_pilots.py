@@ -27,20 +27,21 @@ def _pilot(root, run_id, n, train_err, top1, conf, ece, cpu_s=1200.0, complete=T
     return d
 
 
-def test_most_images_among_those_meeting_all_three(tmp_path):
+def test_most_images_among_those_that_fit_and_are_over_confident(tmp_path):
     _pilot(tmp_path, "a", 4500, 5.0, 30.0, 80.0, 10.0)              # meets (5.0 <= 5, conf - acc = 10)
     _pilot(tmp_path, "b", 9000, 5.01, 25.0, 85.0, 10.0)             # does not fit
     _pilot(tmp_path, "c", 2250, 1.0, 35.0, 80.0, 15.0)              # meets, fewer images
     _pilot(tmp_path, "d", 9000, 1.0, 25.0, 76.9, 1.9)               # not over-confident
-    _pilot(tmp_path, "e", 9000, 1.0, 25.0, 85.0, 10.0, cpu_s=1801)  # too slow
+    _pilot(tmp_path, "e", 9000, 1.0, 25.0, 85.0, 10.0, cpu_s=1801)  # meets; its cost flagged, not excluded
     sums = [sp.summary(d) for d in sorted(tmp_path.iterdir())]
     assert [sp.verdicts(s) for s in sums] == [
-        {"fits": True, "over_confident": True, "affordable": True},
-        {"fits": False, "over_confident": True, "affordable": True},
-        {"fits": True, "over_confident": True, "affordable": True},
-        {"fits": True, "over_confident": False, "affordable": True},
-        {"fits": True, "over_confident": True, "affordable": False}]
-    assert sp.choose(sums) == {"run_id": "a", "meets": True, "why": sp.choose(sums)["why"]}
+        {"fits": True, "over_confident": True, "cpu_under_30_min": True},
+        {"fits": False, "over_confident": True, "cpu_under_30_min": True},
+        {"fits": True, "over_confident": True, "cpu_under_30_min": True},
+        {"fits": True, "over_confident": False, "cpu_under_30_min": True},
+        {"fits": True, "over_confident": True, "cpu_under_30_min": False}]
+    assert sp.choose(sums)["run_id"] == "e" and sp.choose(sums)["meets"] is True
+    assert sp.choose(sums[:4])["run_id"] == "a"  # the most images; "b" has more but does not fit
 
 
 def test_none_meets_names_the_closest_labelled(tmp_path, capsys):
