@@ -2,6 +2,7 @@
 baseline pilots, on hand-made logs (the criteria at their edges)."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +56,31 @@ def test_none_meets_names_the_closest_labelled(tmp_path, capsys):
     assert "| c | 2250 | 10/10 |" in out and "choice: b" in out
     assert json.loads((tmp_path / "c.json").read_text())["choice"]["run_id"] == "b"
     assert sp.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_write_config_is_the_pilot_on_n_over_0_9_images_with_a_holdout(tmp_path, capsys):
+    from classification.train import TrainConfig
+    from core.config import load_config
+    from classification.data import holdout_split
+    d = _pilot(tmp_path / "p", "resnet20_4k5_aug_e130_baseline_s0", 4500, 4.0, 30.0, 80.0, 10.0)
+    log = d / "log.jsonl"
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    recs[0]["row"] = "resnet20_4k5_aug_e130"
+    recs[0]["command"] = ("python -m classification.train --config "
+                          "classification/configs/reduced/study_resnet20_4k5_aug_e130_cpu.yaml threads=1")
+    log.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    (tmp_path / "cfg").mkdir()  # the pilot's config and its base beside the written one (_base_ is relative)
+    for name in ("study_resnet20_4k5_aug_e130_cpu.yaml", "regime_resnet20_cpu.yaml"):
+        shutil.copy(REPO / "classification/configs/reduced" / name, tmp_path / "cfg" / name)
+    out = tmp_path / "cfg" / "study_cpu.yaml"
+    assert sp.main([str(tmp_path / "p"), "--write-config", str(out)]) == 0
+    cfg = load_config(TrainConfig, out)
+    pilot = load_config(TrainConfig, REPO / "classification/configs/reduced/study_resnet20_4k5_aug_e130_cpu.yaml")
+    assert (cfg.data.train_subset, cfg.data.holdout_fraction, cfg.table, cfg.row) == (
+        5000, 0.1, "study", "study_resnet20_4k5_aug_e130")
+    assert len(holdout_split(5000, 0.1)[0]) == pilot.data.train_subset  # as many training images
+    assert (cfg.epochs, cfg.optim.milestones, cfg.data.augment, cfg.model) == (
+        pilot.epochs, pilot.optim.milestones, True, "resnet20")
+    text = out.read_text()
+    assert sp.main([str(tmp_path / "p"), "--write-config", str(out)]) == 0 and out.read_text() == text
+    assert "kept, not overwritten" in capsys.readouterr().out

@@ -7,7 +7,8 @@
 #   PHASE=pilots  baseline-only pilots, seed 0, ONE at a time (the other core is another job's):
 #                 A (4,500 images, 130 epochs), then B (9,000, 65) if A fits, else C (2,250, 260);
 #                 each one's log.jsonl, CPU time and command are copied to $REPORTS/study_pilots/
-#                 and tools/study_pilots.py prints the pre-registered rule's choice
+#                 and tools/study_pilots.py prints the pre-registered rule's choice and writes
+#                 $CFG, the study config, from it (commit both with the dated note)
 #   PHASE=select  alpha_T on the study config's 10% holdout, {0.1, 0.3, 0.5, 0.7, 0.9}, seed 0, two
 #                 at a time (classification.select_alpha: lowest holdout top-1, ties to the smaller)
 #   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
@@ -62,7 +63,8 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
     else
       pilot study_resnet20_2k25_aug_e260_cpu.yaml
     fi
-    $PY tools/study_pilots.py "$REPORTS/study_pilots" ;;
+    # the rule's choice, and the study config from it ($CFG; an existing one is kept)
+    $PY tools/study_pilots.py "$REPORTS/study_pilots" --json "$REPORTS/study_pilots/choice.json" --write-config "$CFG" ;;
   select)
     for a in $ALPHAS; do
       echo "$PY -m classification.select_alpha --config $CFG seed=0 threads=1 out_dir=$OUT $ARGS --alphas $a"

@@ -15,7 +15,11 @@ Chosen: among the pilots that fit and are over-confident, the one with the most 
 named -- the lowest running training error among the over-confident ones -- and labelled as not
 meeting the criterion.
 
-    python tools/study_pilots.py [reports/runs/study_pilots] [--json choice.json]
+    python tools/study_pilots.py [reports/runs/study_pilots] [--json choice.json] [--write-config study.yaml]
+
+--write-config writes the study's config from the chosen pilot's (study_config_text): the same
+recipe on train_images / 0.9 images with a 10% holdout, i.e. as many training images as the
+pilot had; an existing file is kept, not overwritten.
 
 A pilot is a run folder with log.jsonl and, beside it, cpu_time.txt: a line "user system elapsed"
 (seconds, as /usr/bin/time -f "%U %S %e" -a writes them; tools/cpu_study.sh PHASE=pilots) per
@@ -86,6 +90,27 @@ def choose(summaries: list[dict]) -> dict | None:
                    "error among the over-confident ones), NOT meeting the criterion"}
 
 
+def study_config_text(pilot: dict, choice: dict, config: str) -> str:
+    """The study config for the chosen pilot (config: the pilot's config path, from its command)."""
+    n = round(pilot["train_images"] / 0.9)
+    label = "" if choice["meets"] else "  NOT MEETING THE FIT CRITERION (the closest pilot)"
+    return (f"# The study's setting (docs/evidence/study_preregistration.md), chosen by tools/study_pilots.py\n"
+            f"# from the baseline pilots: {pilot['run_id']}.{label}\n"
+            f"# The pilot's recipe on {n:,} images with a 10% holdout (seed 0): {n - round(0.1 * n):,} training\n"
+            f"# images as in the pilot; the holdout chooses Self-KD's alpha_T and fits temperature scaling.\n"
+            f"_base_: {Path(config).name}\n"
+            f"table: study\n"
+            f"row: study_{pilot['row']}\n"
+            f"data:\n  train_subset: {n}\n  holdout_fraction: 0.1\n")
+
+
+def _config_of(run_dir: Path) -> str | None:
+    """The --config path of the run's command (its meta record)."""
+    import shlex
+    words = shlex.split(read_run_log(run_dir / "log.jsonl").meta.get("command", ""))
+    return words[words.index("--config") + 1] if "--config" in words[:-1] else None
+
+
 def _f(v, fmt="{:.2f}"):
     return "–" if v is None else fmt.format(v)
 
@@ -94,6 +119,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("root", nargs="?", default="reports/runs/study_pilots")
     p.add_argument("--json", help="also write the summaries and the choice here")
+    p.add_argument("--write-config", help="write the chosen setting's study config here (kept if it exists)")
     args = p.parse_args(argv)
     root = Path(args.root)
     dirs = sorted(d for d in root.glob("*") if (d / "log.jsonl").is_file()) if root.is_dir() else []
@@ -121,6 +147,19 @@ def main(argv=None) -> int:
     print("\nchoice: " + ("none (no complete pilot)" if choice is None else f"{choice['run_id']} ({choice['why']})"))
     if args.json:
         Path(args.json).write_text(json.dumps({"pilots": sums, "choice": choice}, indent=1) + "\n")
+    if args.write_config and choice is not None:
+        out = Path(args.write_config)
+        if out.exists():
+            print(f"{out} exists: kept, not overwritten")
+            return 0
+        d = dirs[[s["run_id"] for s in sums].index(choice["run_id"])]
+        config = _config_of(d)
+        if config is None:
+            print(f"error: {d}/log.jsonl's command names no --config", file=sys.stderr)
+            return 2
+        pilot = next(s for s in sums if s["run_id"] == choice["run_id"])
+        out.write_text(study_config_text(pilot, choice, config))
+        print(f"study config written to {out}")
     return 0
 
 
