@@ -12,12 +12,12 @@
 #   PHASE=select  alpha_T on the study config's 10% holdout, {0.1, 0.3, 0.5, 0.7, 0.9}, seed 0, two
 #                 at a time (classification.select_alpha: lowest holdout top-1, ties to the smaller)
 #   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
-#                 baseline, ls and selfkd, 3 (0-2) for every other method; METHODS adds the peers
-#                 as they land, e.g. METHODS="cskd tfkd lwr dlb zipfls"
+#                 baseline, ls and selfkd, 3 (0-2) for every other method (default METHODS:
+#                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset)
 #
-# Every run of PHASE=run also needs its temperature-scaled evaluation (fitted on its own holdout)
-# and its test-set metrics beside the holdout's; start it only once the project evaluates both
-# (the pre-registration's "Runs").
+# Every run of PHASE=run trains evaluating its holdout, then `classification.evaluate --split test
+# --record` scores the 10,000 test images raw and after temperature scaling fitted on the run's own
+# holdout, appended to its log as an "eval" record (done once: a rerun finds the record).
 # Logs go to $OUT/<table>/<run_id>/; copy the log.jsonl files (not the checkpoints) to
 # reports/runs/ to commit them.
 set -euo pipefail
@@ -26,12 +26,12 @@ OUT=${OUT:-runs}
 PY=${PY:-.venv/bin/python}
 CFG=${CFG:-classification/configs/reduced/study_cpu.yaml}
 ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7 0.9}
-METHODS=${METHODS:-baseline ls selfkd cskd tfkd}
+METHODS=${METHODS:-baseline ls selfkd cskd tfkd lwr dlb zipf}
 REPORTS=${REPORTS:-reports/runs}  # where the pilots' logs are copied to be committed
 ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.train_subset=64"
 PHASE=${PHASE:?set PHASE=pilots, select or run}
 PILOTS=classification/configs/reduced
-run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null'; }
+run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '({}) > /dev/null'; }
 run_id_of() { $PY -c "from classification.train import TrainConfig, run_dir_of; from core.config import load_config; \
 print(run_dir_of(load_config(TrainConfig, '$1', '$2'.split())).name)"; }
 
@@ -80,7 +80,8 @@ c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)")
       case $m in baseline|ls|selfkd) seeds="0 1 2 3 4" ;; *) seeds="0 1 2" ;; esac
       a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
       for seed in $seeds; do
-        echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed threads=1 out_dir=$OUT resume=true $ARGS"
+        echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed threads=1 out_dir=$OUT resume=true $ARGS \
+&& $PY -m classification.evaluate $OUT/study/${row}_${m}_s$seed --split test --record"
       done
     done | run_all ;;
   *) echo "error: unknown PHASE=$PHASE (pilots, select or run)" >&2; exit 2 ;;
