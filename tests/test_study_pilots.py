@@ -1,5 +1,6 @@
-"""tools/study_pilots.py: the pre-registered rule that chooses the study's setting from its
-baseline pilots, on hand-made logs (the criteria at their edges)."""
+"""The study's tools: tools/study_pilots.py, the pre-registered rule that chooses the setting from
+its baseline pilots, on hand-made logs (the criteria at their edges), and the study config it
+writes; tools/bench_epoch.py end to end on a tiny model."""
 import importlib.util
 import json
 import shutil
@@ -84,3 +85,20 @@ def test_write_config_is_the_pilot_on_n_over_0_9_images_with_a_holdout(tmp_path,
     text = out.read_text()
     assert sp.main([str(tmp_path / "p"), "--write-config", str(out)]) == 0 and out.read_text() == text
     assert "kept, not overwritten" in capsys.readouterr().out
+
+
+def test_bench_epoch_prints_every_part(shared_data, capsys):
+    """tools/bench_epoch.py end to end on a tiny model: every variant, both augmentations, the
+    evaluation cost and the epoch estimate are printed."""
+    spec = importlib.util.spec_from_file_location("bench_epoch", REPO / "tools" / "bench_epoch.py")
+    be = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(be)
+    rc = be.main(["--data", str(shared_data / "cifar10-jpeg/cifar10_jpeg.npz"), "--model", "small_cnn",
+                  "--steps", "1", "--rounds", "1", "--no-compile", "--n-train", "900", "--eval-every", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for part in ("| plain PyTorch loop |", "| + project loss and running metrics |", "| + channels_last |",
+                 "| 2 threads |", "| fast path (uint8, in batch) |", "| torchvision PIL, DataLoader 0 workers |",
+                 "eval forward + metrics:", "epoch estimate, 900 training images", "evaluating every 3 epochs"):
+        assert part in out, part
+    assert be.main(["--data", "/nonexistent.npz"]) == 2

@@ -96,7 +96,7 @@ class Augment:
     def __init__(self, name, images, labels, batch):
         self.name, self.batch = name, batch
         if name == "fast path (uint8, in batch)":
-            self.dd = DeviceData(images, labels, CIFAR_MEAN[10], CIFAR_STD[10], "cpu", augment=True)
+            self.dd = DeviceData(images, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), "cpu", augment=True)
             self.order = torch.randperm(len(labels))
         else:
             ds = Indexed(ArrayImages(images, labels, cifar_transforms(10, True, True)))
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     sel = sorted(np.random.default_rng(0).permutation(50000)[:n_img].tolist())
     imgs, labels = load_cifar10_npz(Path(args.data), "train", sel)
     imgs, labels = imgs[sel], labels[sel]
-    dd = DeviceData(imgs, labels, CIFAR_MEAN[10], CIFAR_STD[10], "cpu", augment=True)
+    dd = DeviceData(imgs, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), "cpu", augment=True)
     order = torch.randperm(n_img, generator=torch.Generator().manual_seed(0))
     batches = [dd.batch(order[s:s + args.batch])[:2] for s in range(0, n_img - args.batch + 1, args.batch)]
     kw = {"width": args.width} if args.width else {}
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
 
     # evaluation: eval-mode forward + metrics, per image, on un-augmented images
     model = steps[0].model
-    ev = DeviceData(imgs, labels, CIFAR_MEAN[10], CIFAR_STD[10], "cpu", augment=False)
+    ev = DeviceData(imgs, labels, (CIFAR_MEAN[10], CIFAR_STD[10]), "cpu", augment=False)
     eval_s = []
     for _ in range(args.rounds):
         t0 = time.perf_counter()
