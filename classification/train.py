@@ -83,6 +83,11 @@ class TrainConfig:
     resume_changed: str = "refuse"  # refuse | allow: resume although the config differs (logged)
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     n_bins: int = 10  # reliability / ECE bins
+    # Evaluate (eval set and fit subset) every k-th epoch and at the last one; the other epoch lines
+    # carry the training fields only. On a CPU an eval-mode image costs about a third of a training
+    # image, so the two passes can cost nearly as much as the training pass (BENCHMARKS.md,
+    # tools/bench_epoch.py); training and the final metrics are the same.
+    eval_every: int = 1
     progress: bool = True
     # intra-op CPU threads: 0 = OMP_NUM_THREADS when it is set, else 1; n > 0 = exactly n. Not torch's
     # default (all cores): beside other busy processes a tiny model ran 3x slower on 2 threads than
@@ -131,6 +136,8 @@ def validate(cfg) -> None:
     max_seed = (2**32 - 1 - 101 * cfg.epochs - 1024) // 100_003
     if not 0 <= cfg.seed <= max_seed:
         raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
+    if cfg.eval_every < 1:
+        raise ConfigError(f"eval_every must be >= 1 (1: every epoch), got {cfg.eval_every}")
     if cfg.data.fit_subset < -1:
         raise ConfigError(f"data.fit_subset must be -1 (all), 0 (off) or a count, got {cfg.data.fit_subset}")
     try:
@@ -411,19 +418,22 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             raise record_failure(log if d.main else None, epoch, e) from None
         ended = method.end_epoch()
         if d.main:
-            if fit_batches is not None:
-                m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype, extra=False)
-                fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
-            metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
+            shown = {}  # this epoch's evaluation metrics: none on an epoch eval_every skips
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                if fit_batches is not None:
+                    m, _ = evaluate(raw_model, fit_batches(), d.device, cfg.n_bins, amp_dtype, extra=False)
+                    fit.update(fit_top1_err=m["top1_err"], fit_nll=m["nll"], fit_conf=m["conf"])
+                metrics, bins = evaluate(raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype)
+                shown = metrics
             epoch_s = time.time() - t0
-            log.epoch(epoch=epoch, **started, lr=lr, epoch_s=epoch_s, **fit, **ended, **metrics)
+            log.epoch(epoch=epoch, **started, lr=lr, epoch_s=epoch_s, **fit, **ended, **shown)
             fit_msg = f"  fit {fit['fit_top1_err']:.2f}%" if "fit_top1_err" in fit else ""
             if ended.get("bank_row_age") is not None:
                 fit_msg += f"  bank age {ended['bank_row_age']:.2f} ep, {100 * ended['bank_never_written']:.1f}% unwritten"
+            eval_msg = (f"top1 {shown['top1_err']:.2f}%  top5 {shown['top5_err']:.2f}%  nll {shown['nll']:.4f}  "
+                        f"ece {shown['ece']:.2f}%  conf {shown['conf']:.1f}%  " if shown else "")
             print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {started['alpha']:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
-                  f"train {fit['train_top1_err']:.2f}%{fit_msg}  "
-                  f"top1 {metrics['top1_err']:.2f}%  top5 {metrics['top5_err']:.2f}%  nll {metrics['nll']:.4f}  "
-                  f"ece {metrics['ece']:.2f}%  conf {metrics['conf']:.1f}%  ({epoch_s:.1f}s)", flush=True)
+                  f"train {fit['train_top1_err']:.2f}%{fit_msg}  {eval_msg}({epoch_s:.1f}s)", flush=True)
             save_checkpoint(ckpt_path, {
                 "model": raw_model.state_dict(), "optimizer": opt.state_dict(), "method": method.state_dict(),
                 "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg),

@@ -80,7 +80,8 @@ class TableSpec:
 TABLES = {
     "table1": TableSpec("table1", "Table 1: CIFAR-100 classification", "classification",
                         (TOP1, TOP5, NLL, ECE, AURC),
-                        "CIFAR-100, 300 epochs, average of three runs", ("table1", "regime"), (0, 1, 2),
+                        "CIFAR-100, 300 epochs, average of three runs", ("table1", "regime", "study_pilots"),
+                        (0, 1, 2),
                         paper_datasets=("cifar100",), paper_epochs=300),
     "table2": TableSpec("table2", "Table 2: ImageNet classification (validation set)",
                         "classification", (TOP1, TOP5, NLL, ECE, AURC),

@@ -30,6 +30,7 @@ def test_bench_missing_data_one_line_error(capsys):
 
 
 def test_evidence_scripts_parse():
-    for script in ("tools/gpu_evidence.sh", "tools/cpu_block1.sh", "tools/fetch_gpu_wheels.sh", "tools/cpu_regime.sh"):
+    for script in ("tools/gpu_evidence.sh", "tools/cpu_block1.sh", "tools/fetch_gpu_wheels.sh", "tools/cpu_regime.sh",
+                   "tools/cpu_study.sh"):
         r = subprocess.run(["bash", "-n", str(REPO / script)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

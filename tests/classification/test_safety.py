@@ -308,6 +308,7 @@ CATALOGUE = [
     ("zero epochs", lambda t: ["epochs=0"], "epochs"),
     ("zero batch", lambda t: ["optim.batch_size=0"], "batch_size"),
     ("fit subset below -1", lambda t: ["data.fit_subset=-5"], "fit_subset"),
+    ("eval_every below 1", lambda t: ["eval_every=0"], "eval_every must be >= 1"),
     ("unknown dataset", lambda t: ["data.name=mnist"], "unknown dataset"),
     ("missing cifar folder", lambda t: ["data.name=cifar100", f"data.root={t / 'nodata'}"], "dataset path not found"),
     ("missing npz", lambda t: ["data.name=cifar10_npz", f"data.root={t / 'no.npz'}"], "dataset file not found"),

@@ -192,3 +192,19 @@ def test_checkpoint_with_the_bank_under_its_old_key_resumes(tmp_path):
     train(_cfg(tmp_path / "b", "method.name=selfkd", "resume=true"))
     a, b = read_run_log(full / "log.jsonl", strict=True), read_run_log(part / "log.jsonl", strict=True)
     assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
+
+
+def test_eval_every_skips_evaluation_not_training(tmp_path):
+    """eval_every=2 over 3 epochs: evaluation (eval set and fit subset) at epochs 2 and 3 (the
+    last) only; training and the final metrics equal those of a run evaluated every epoch."""
+    every = read_run_log(train(_cfg(tmp_path / "a")) / "log.jsonl", strict=True)
+    sparse = read_run_log(train(_cfg(tmp_path / "b", "eval_every=2")) / "log.jsonl", strict=True)
+    assert [e["train_loss"] for e in sparse.epochs] == [e["train_loss"] for e in every.epochs]
+    assert [e["train_top1_err"] for e in sparse.epochs] == [e["train_top1_err"] for e in every.epochs]
+    assert [("top1_err" in e, "fit_top1_err" in e) for e in sparse.epochs] == [(False, False), (True, True), (True, True)]
+    for k in [*METRIC_NAMES, "fit_top1_err"]:
+        assert sparse.epochs[1][k] == every.epochs[1][k]
+    assert sparse.final["metrics"] == every.final["metrics"]
+    assert sparse.final["selected_on_test"]["epoch"] in (2, 3)
+    assert main(TINY + [f"out_dir={tmp_path}", "eval_every=0", "run_id=bad"]) == 2
+    assert not (tmp_path / "table1" / "bad").exists()  # refused before any file is written

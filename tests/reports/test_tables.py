@@ -254,3 +254,15 @@ def test_temperature_scaled_block_reads_final_records_and_the_newest_reevaluatio
     rows = {r["metric"]: r for r in _csv_rows(table) if r["metric"].startswith("ts.")}
     assert float(rows["ts.temperature"]["measured_mean"]) == 2.0 and rows["ts.ece"]["n"] == "2"
     assert "After temperature scaling" in to_latex(table)
+
+
+def test_study_pilots_are_lines_of_table1_of_their_own(tmp_path):
+    """Baseline-only pilot runs (meta table "study_pilots") show in Table 1 at their own scale,
+    on lines of their own rows, never averaged into another table's line."""
+    _write_run(tmp_path / "regime" / "a", 40, 30.0, dataset="cifar10_npz", row="resnet20_5k_aug", table="regime")
+    _write_run(tmp_path / "study_pilots" / "b", 130, 20.0, dataset="cifar10_npz", row="resnet20_4k5_aug_e130",
+               table="study_pilots")
+    table = build_table("table1", find_runs([tmp_path])[0])
+    got = [(ln.row, ln.group.epochs, ln.group.cell("top1_err").mean, len(ln.group.runs), ln.on_paper_line)
+           for ln in table.lines if ln.group is not None]
+    assert got == [("resnet20_5k_aug", 40, 30.0, 1, False), ("resnet20_4k5_aug_e130", 130, 20.0, 1, False)]

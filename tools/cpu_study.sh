@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The pre-registered "which method" study on a 2-core CPU (docs/evidence/study_preregistration.md):
+# ResNet-20 with the paper's crop + flip on a CIFAR-10 subset where the baseline fits and is
+# over-confident. One thread per run; every run resumable: rerunning the same command continues
+# or skips.
+#
+#   PHASE=pilots  baseline-only pilots, seed 0, ONE at a time (the other core is another job's):
+#                 A (4,500 images, 130 epochs), then B (9,000, 65) if A fits, else C (2,250, 260);
+#                 each one's log.jsonl, CPU time and command are copied to $REPORTS/study_pilots/
+#                 and tools/study_pilots.py prints the pre-registered rule's choice and writes
+#                 $CFG, the study config, from it (commit both with the dated note)
+#   PHASE=select  alpha_T on the study config's 10% holdout, {0.1, 0.3, 0.5, 0.7, 0.9}, seed 0, two
+#                 at a time (classification.select_alpha: lowest holdout top-1, ties to the smaller)
+#   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
+#                 baseline, ls and selfkd, 3 (0-2) for every other method (default METHODS:
+#                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset)
+#
+# Every run of PHASE=run trains evaluating its holdout, then `classification.evaluate --split test
+# --record` scores the 10,000 test images raw and after temperature scaling fitted on the run's own
+# holdout, appended to its log as an "eval" record (done once: a rerun finds the record).
+# Logs go to $OUT/<table>/<run_id>/; copy the log.jsonl files (not the checkpoints) to
+# reports/runs/ to commit them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs}
+PY=${PY:-.venv/bin/python}
+CFG=${CFG:-classification/configs/reduced/study_cpu.yaml}
+ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7 0.9}
+METHODS=${METHODS:-baseline ls selfkd cskd tfkd lwr dlb zipf}
+REPORTS=${REPORTS:-reports/runs}  # where the pilots' logs are copied to be committed
+ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.train_subset=64"
+PHASE=${PHASE:?set PHASE=pilots, select or run}
+PILOTS=classification/configs/reduced
+run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '({}) > /dev/null'; }
+run_id_of() { $PY -c "from classification.train import TrainConfig, run_dir_of; from core.config import load_config; \
+print(run_dir_of(load_config(TrainConfig, '$1', '$2'.split())).name)"; }
+
+pilot() {  # one pilot, timed (a resumed run appends a line: study_pilots.py sums them), then copied
+  local cfg=$PILOTS/$1 id dir dest
+  id=$(run_id_of "$cfg" "seed=0 $ARGS")
+  dir=$OUT/study_pilots/$id
+  dest=$REPORTS/study_pilots/$id
+  if ! $PY -c "import sys; from core.runlog import read_run_log; sys.exit(0 if read_run_log('$dir/log.jsonl').complete else 1)" 2>/dev/null; then
+    mkdir -p "$OUT/study_pilots"  # (the time file sits beside the run folder: a fresh run moves a folder's contents aside)
+    OMP_NUM_THREADS=1 /usr/bin/time -f "%U %S %e" -a -o "$dir.cpu_time.txt" \
+      $PY -m classification.train --config "$cfg" seed=0 threads=1 out_dir="$OUT" resume=true $ARGS > "$dir.out"
+  fi
+  mkdir -p "$dest"
+  cp "$dir/log.jsonl" "$dest/"
+  cp "$dir.cpu_time.txt" "$dest/cpu_time.txt"
+  echo "OMP_NUM_THREADS=1 python -m classification.train --config $cfg seed=0 threads=1 out_dir=$OUT resume=true $ARGS" \
+    > "$dest/command.txt"
+  echo "$dest"
+}
+
+case $PHASE in
+  pilots)
+    a=$(pilot study_resnet20_4k5_aug_e130_cpu.yaml)
+    # the pre-registered order: more data if A fits, fewer images if it does not
+    if $PY -c "import sys; from core.runlog import read_run_log; \
+sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 else 1)"; then
+      pilot study_resnet20_9k_aug_e65_cpu.yaml
+    else
+      pilot study_resnet20_2k25_aug_e260_cpu.yaml
+    fi
+    # the rule's choice, and the study config from it ($CFG; an existing one is kept)
+    $PY tools/study_pilots.py "$REPORTS/study_pilots" --json "$REPORTS/study_pilots/choice.json" --write-config "$CFG" ;;
+  select)
+    for a in $ALPHAS; do
+      echo "$PY -m classification.select_alpha --config $CFG seed=0 threads=1 out_dir=$OUT $ARGS --alphas $a"
+    done | run_all
+    # every candidate is complete now: this only reads their logs and writes the choice
+    $PY -m classification.select_alpha --config "$CFG" seed=0 threads=1 out_dir="$OUT" $ARGS --alphas $ALPHAS ;;
+  run)
+    row=$($PY -c "from classification.train import TrainConfig; from core.config import load_config; \
+c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)")
+    ALPHA=$($PY -c "import json; print(json.load(open('$OUT/alpha_select/${row}_s0.selection.json'))['alpha_T'])")
+    echo "alpha_T = $ALPHA"
+    for m in $METHODS; do
+      case $m in baseline|ls|selfkd) seeds="0 1 2 3 4" ;; *) seeds="0 1 2" ;; esac
+      a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
+      for seed in $seeds; do
+        echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed threads=1 out_dir=$OUT resume=true $ARGS \
+&& $PY -m classification.evaluate $OUT/study/${row}_${m}_s$seed --split test --record"
+      done
+    done | run_all ;;
+  *) echo "error: unknown PHASE=$PHASE (pilots, select or run)" >&2; exit 2 ;;
+esac
