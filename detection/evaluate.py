@@ -18,7 +18,8 @@ from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import ConfigError, load_config, parse_with_overrides
 
 from .backbone import BackboneCheckpointError
-from .train import TrainConfig, build_data, build_model, evaluate, evaluation_subset
+from .config import TrainConfig
+from .engine import build_data, build_model, evaluate, evaluation_subset
 from .voc import VOCFormatError
 
 

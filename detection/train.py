@@ -13,266 +13,28 @@ uninterrupted run ends (CPU, same thread count).
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
 
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
+from torch.utils.data import DataLoader
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
-from core.dist import Dist, check_device
-from core.methods import method_names
-from core.run import (TrainingDiverged, check_out_dir, owned_run, record_failure, record_resume, run_dir_for,
-                      storage_error)
+from core.dist import Dist
+from core.run import TrainingDiverged, owned_run, record_failure, record_resume, storage_error
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
-from .backbone import BackboneCheckpointError, read_classification_checkpoint
-from .model import backbone_normalization, build_faster_rcnn, faster_rcnn_from_checkpoint
-from .voc import VOC_CLASSES, FlippedCopies, VOCDetection, VOCFormatError, collate_detection
-from .voc_eval import VOCEvaluator, devkit_detections
-
-BACKBONE_METHODS = method_names("detection")  # how the backbone was pre-trained (Table 3 rows)
-FLIP_MODES = ("random", "copy")  # data.flip
-
-
-@dataclass
-class DataConfig:
-    name: str = "voc07+12"  # the label reports group runs by
-    root: str = "data/VOCdevkit"  # a VOCdevkit folder (or the folder holding one)
-    train: str = "2007:trainval+2012:trainval"  # year:split lists, concatenated (Sec. 3.3)
-    test: str = "2007:test"
-    classes: List[str] = field(default_factory=lambda: list(VOC_CLASSES))
-    # Horizontal flips in training. random: each image flipped with probability flip_prob, drawn
-    # per (seed, epoch, image), an epoch is one pass over the images. copy: each image once as is
-    # and once mirrored per epoch, shuffled (voc.FlippedCopies; py-faster-rcnn's and
-    # faster-rcnn.pytorch's TRAIN.USE_FLIPPED), an epoch twice as long: 33,102 iterations on
-    # VOC07+12 at batch 1 instead of 16,551; flip_prob is then unused.
-    flip: str = "random"
-    flip_prob: float = 0.5
-    train_subset: int = 0  # >0: the first n training images (smoke runs, tests)
-    test_subset: int = 0
-    num_workers: int = 2
-
-
-@dataclass
-class ModelConfig:
-    # A checkpoint written by classification/ (runs/table2/<row>_<method>_s0/checkpoint.pt for
-    # the paper's ImageNet ResNet-152). Empty: `backbone` built untrained (learnability checks).
-    backbone_checkpoint: str = ""
-    backbone: str = ""  # model name; default: the one the checkpoint's config names
-    backbone_classes: int = 0  # the class count the checkpoint's head must have; 0: as it records
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    min_size: int = 600  # shorter image side (Faster R-CNN / py-faster-rcnn)
-    max_size: int = 1000
-    anchor_sizes: List[int] = field(default_factory=lambda: [128, 256, 512])
-    trainable_stages: int = 3  # ResNet stages fine-tuned (stem and stage 1 frozen, as py-faster-rcnn)
-    frozen_bn: bool = True  # BatchNorm frozen: batch 1 (the paper) has no batch statistics
-    # RoIAlign on the trunk's stride-16 map: output side and samples per bin (0: adaptive, as
-    # torchvision.ops.roi_align). 14 / 2: torchvision's and detectron2's C4 (the last stage halves
-    # it to 7x7); 7 / 0: faster-rcnn.pytorch's ResNet setting (cfgs/res101.yml POOLING_MODE align,
-    # POOLING_SIZE 7; its ROIAlign's sampling_ratio 0), the last stage then sees 7x7 -> 4x4.
-    roi_output_size: int = 14
-    roi_sampling_ratio: int = 2
-
-
-@dataclass
-class OptimConfig:
-    # Appendix C: batch 1, lr 1e-3, x0.1 after epoch 5 of 10. Momentum 0.9 and weight decay 1e-4
-    # (the paper gives none; torchvision's detection reference recipe).
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    # Biases: with bias_decay false they get no weight decay (faster-rcnn.pytorch's
-    # TRAIN.BIAS_DECAY = False; py-faster-rcnn's decay_mult 0), and their lr is lr x bias_lr_mult
-    # (faster-rcnn.pytorch's DOUBLE_BIAS: 2 by default, 1 in its ResNet cfgs/res101.yml;
-    # py-faster-rcnn's lr_mult 2). BatchNorm's affine terms are buffers under frozen_bn.
-    bias_decay: bool = True
-    bias_lr_mult: float = 1.0
-    milestones: List[int] = field(default_factory=lambda: [5])  # lr x0.1 from epoch 6 on
-    gamma: float = 0.1
-    batch_size: int = 1
-
-
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    method: str = "baseline"  # the backbone's pre-training method: baseline | ls | selfkd
-    epochs: int = 10
-    eval_every: int = 0  # >0: VOC07 mAP every n epochs in the epoch lines (learning curves)
-    use_07_metric: bool = True  # VOC2007 11-point AP (the paper's); false: area under the curve
-    seed: int = 0
-    device: str = "auto"
-    out_dir: str = "runs"
-    table: str = "table3"
-    row: str = ""  # default: the backbone's model name
-    run_id: str = ""  # default: <row>_<method>_s<seed>
-    resume: bool = False
-    resume_changed: str = "refuse"
-    stop_after_epochs: int = 0
-    progress: bool = True
-    tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
-
-
-def validate(cfg) -> None:
-    """Every check that can fail on bad input, before anything is written."""
-    if cfg.method not in BACKBONE_METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r} (the backbone's pre-training); expected one of "
-                          f"{', '.join(BACKBONE_METHODS)}")
-    if cfg.epochs < 1 or cfg.optim.batch_size < 1 or cfg.optim.lr <= 0:
-        raise ConfigError(f"epochs, optim.batch_size and optim.lr must be positive, got {cfg.epochs}, "
-                          f"{cfg.optim.batch_size}, {cfg.optim.lr}")
-    if not 0.0 <= cfg.data.flip_prob <= 1.0:
-        raise ConfigError(f"data.flip_prob must be in [0, 1], got {cfg.data.flip_prob}")
-    if cfg.data.flip not in FLIP_MODES:
-        raise ConfigError(f"data.flip must be one of {', '.join(FLIP_MODES)}, got {cfg.data.flip!r}")
-    if cfg.model.roi_output_size < 1 or cfg.model.roi_sampling_ratio < 0:
-        raise ConfigError(f"model.roi_output_size must be >= 1 and model.roi_sampling_ratio >= 0, got "
-                          f"{cfg.model.roi_output_size}, {cfg.model.roi_sampling_ratio}")
-    if not cfg.optim.bias_lr_mult > 0:
-        raise ConfigError(f"optim.bias_lr_mult must be positive, got {cfg.optim.bias_lr_mult}")
-    if cfg.data.num_workers < 0:
-        raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
-    # numpy seeds are < 2**32, and each epoch seeds seed * 100_003 + epoch * 101
-    max_seed = (2**32 - 1 - 101 * cfg.epochs) // 100_003
-    if not 0 <= cfg.seed <= max_seed:
-        raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
-    if not cfg.model.backbone_checkpoint and not cfg.model.backbone:
-        raise ConfigError("set model.backbone_checkpoint (a classification/ checkpoint) or model.backbone "
-                          "(an untrained backbone, for checks only)")
-    if cfg.model.backbone:  # the name classification/ would refuse, refused the same way
-        from classification.models import check_model_kwargs, check_model_name
-        try:
-            check_model_name(cfg.model.backbone)
-            check_model_kwargs(cfg.model.backbone, dict(cfg.model.model_kwargs))
-        except ValueError as e:
-            raise ConfigError(f"model.backbone: {e}") from None
-    if cfg.model.backbone_checkpoint and not Path(cfg.model.backbone_checkpoint).is_file():
-        raise ConfigError(f"backbone checkpoint not found: {cfg.model.backbone_checkpoint} (train it with "
-                          f"classification/, e.g. make train-table2)")
-    if not Path(cfg.data.root).exists():
-        raise ConfigError(f"VOC data not found: {cfg.data.root} (set data.root to a VOCdevkit folder)")
-    try:
-        check_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    run_dir_of(cfg)
-    check_out_dir(cfg.out_dir)
-
-
-def row_of(cfg) -> str:
-    """The table row: `row`, else the backbone's name, else its checkpoint's run folder."""
-    return cfg.row or (cfg.model.backbone or Path(cfg.model.backbone_checkpoint).parent.name).replace("/", "_")
-
-
-def run_dir_of(cfg) -> Path:
-    return run_dir_for(cfg.out_dir, cfg.table, cfg.run_id or f"{row_of(cfg)}_{cfg.method}_s{cfg.seed}")
-
-
-def build_data(cfg):
-    """(train, test) VOCDetection sets; a VOC problem is one line (VOCFormatError / FileNotFoundError)."""
-    kw = dict(classes=cfg.data.classes)
-    flip_prob = cfg.data.flip_prob if cfg.data.flip == "random" else 0.0  # copy: FlippedCopies mirrors
-    train = VOCDetection(cfg.data.root, cfg.data.train, flip_prob=flip_prob, seed=cfg.seed,
-                         skip_difficult=True, **kw)  # py-faster-rcnn trains without difficult objects
-    test = VOCDetection(cfg.data.root, cfg.data.test, **kw)
-    return train, test
-
-
-def epoch_data(cfg, train_set):
-    """What one epoch passes over: the first ``data.train_subset`` images (all when 0), and with
-    ``data.flip=copy`` each of them twice, as is and mirrored (``voc.FlippedCopies``)."""
-    n = cfg.data.train_subset
-    data = Subset(train_set, range(min(n, len(train_set)))) if n else train_set
-    return FlippedCopies(data) if cfg.data.flip == "copy" else data
-
-
-def param_groups(model, weight_decay: float, bias_decay: bool = True, bias_lr_mult: float = 1.0) -> list[dict]:
-    """SGD parameter groups of ``model``'s trainable parameters. One group when biases are
-    treated like weights; else the biases (names ending in ``bias``, faster-rcnn.pytorch's rule)
-    in a second group without weight decay (``bias_decay`` false) and with ``lr_mult`` =
-    ``bias_lr_mult`` (the loop sets each group's lr to lr x its ``lr_mult``)."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if bias_decay and bias_lr_mult == 1.0:
-        return [{"params": [p for _, p in named], "weight_decay": weight_decay, "lr_mult": 1.0}]
-    weights = [p for n, p in named if not n.endswith("bias")]
-    biases = [p for n, p in named if n.endswith("bias")]
-    return [{"params": weights, "weight_decay": weight_decay, "lr_mult": 1.0},
-            {"params": biases, "weight_decay": weight_decay if bias_decay else 0.0, "lr_mult": bias_lr_mult}]
-
-
-def evaluation_subset(cfg, test_set):
-    """The images a run evaluates: the first data.test_subset of the test split (all when 0)."""
-    return Subset(test_set, range(min(cfg.data.test_subset, len(test_set)))) if cfg.data.test_subset else test_set
-
-
-def build_model(cfg, num_classes: int):
-    """The C4 Faster R-CNN, backbone loaded from its classification checkpoint (or untrained)."""
-    m = cfg.model
-    kw = dict(min_size=m.min_size, max_size=m.max_size, anchor_sizes=tuple(m.anchor_sizes),
-              trainable_stages=m.trainable_stages, frozen_bn=m.frozen_bn,
-              roi_output_size=m.roi_output_size, roi_sampling_ratio=m.roi_sampling_ratio)
-    if m.model_kwargs:
-        kw["model_kwargs"] = dict(m.model_kwargs)
-    if m.backbone_checkpoint:
-        ckpt = read_classification_checkpoint(m.backbone_checkpoint)
-        model, report = faster_rcnn_from_checkpoint(ckpt, num_classes, backbone_classes=m.backbone_classes or None,
-                                                    **({"backbone": m.backbone} if m.backbone else {}), **kw)
-        # the weights of the classification run's last epoch (its only checkpoint): recorded so
-        # that a backbone taken from an unfinished run shows (backbone_epoch < backbone_epochs)
-        return model, {"backbone": m.backbone or ckpt.model, "backbone_loaded": len(report.loaded),
-                       "backbone_ignored": sorted(report.ignored), "backbone_epoch": ckpt.epoch,
-                       "backbone_epochs": ckpt.epochs}
-    mean, std = backbone_normalization(None)
-    return build_faster_rcnn(m.backbone, num_classes, image_mean=mean, image_std=std, **kw), \
-        {"backbone": m.backbone, "backbone_loaded": 0, "backbone_ignored": []}
-
-
-@torch.no_grad()
-def evaluate(model, dataset, device, use_07_metric: bool = True, progress: bool = False, limit: int = 0):
-    """VOC AP per class and mAP over `dataset` (a VOCDetection or a Subset of one)."""
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    indices = dataset.indices if isinstance(dataset, Subset) else range(len(dataset))
-    model.eval()
-    ev = VOCEvaluator(base.classes, use_07_metric=use_07_metric)
-    for i in tqdm(indices, desc="eval", leave=False, disable=not progress):
-        image, target = base[i]
-        out = model([image.to(device)])[0]
-        ev.add(devkit_detections(out, target["scale"]), base.annotations[i])
-    return ev.compute()
-
-
-def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool) -> float:
-    """One pass; returns the mean of the summed Faster R-CNN losses over the epoch's batches."""
-    model.train()
-    total, n = 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress, dynamic_ncols=True)
-    for step, (images, targets) in enumerate(bar):
-        images = [im.to(device) for im in images]
-        targets = [{k: v.to(device) for k, v in t.items() if k in ("boxes", "labels")} for t in targets]
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"training loss is {value} at epoch {epoch}, step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total, n = total + value, n + 1
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{value:.3f}")
-    return total / max(n, 1)
+from .backbone import BackboneCheckpointError
+from .config import TrainConfig, row_of, run_dir_of, validate
+from .engine import (build_data, build_model, epoch_data, evaluate, evaluation_subset,
+                     param_groups, train_epoch)
+from .voc import FlippedCopies, VOCFormatError, collate_detection
 
 
 def train(cfg, command: str = "") -> Path:

@@ -17,3 +17,17 @@ def test_core_imports_no_task_package():
                 names = [node.module]
             offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in TASKS]
     assert not offenders, offenders
+
+
+def test_evaluation_never_imports_training():
+    """A task's evaluate.py scores a finished run without its training script (torchvision's
+    references/detection: engine.py holds evaluate, train.py only sets a run up)."""
+    offenders = []
+    for task in ("classification", "detection", "translation"):
+        f = CORE.parent / task / "evaluate.py"
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if (node.level == 1 and module.split(".")[0] == "train") or module == f"{task}.train":
+                    offenders.append(f"{task}/evaluate.py: {'.' * node.level}{module}")
+    assert not offenders, offenders

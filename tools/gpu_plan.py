@@ -80,7 +80,8 @@ def classification_rows(prefix: str):
 
 def detection_rows():
     from core.config import load_config
-    from detection.train import TrainConfig, build_model
+    from detection.config import TrainConfig
+    from detection.engine import build_model
     fwd = None
     for method in ("baseline", "ls", "selfkd"):
         # the row's own model settings (RoIAlign size, resize), the backbone untrained: same FLOPs

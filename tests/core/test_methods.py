@@ -31,7 +31,7 @@ def test_unknown_or_unsupported_names_are_one_line_errors():
 
 def test_one_list_serves_every_task_and_the_reports():
     from classification.methods import METHODS as clf
-    from detection.train import BACKBONE_METHODS
+    from detection.config import BACKBONE_METHODS
     from reports.tables import METHOD_LABELS
     from translation.train import METHODS as mt
     assert clf == method_names() and mt == BACKBONE_METHODS == ("baseline", "ls", "selfkd")

@@ -9,7 +9,9 @@ import torch
 from core.config import load_config
 from core.runlog import read_run_log
 from detection.synthetic import write_synthetic_voc
-from detection.train import TrainConfig, build_data, build_model, epoch_data, evaluate, main, param_groups, train
+from detection.config import TrainConfig
+from detection.engine import build_data, build_model, epoch_data, evaluate, param_groups
+from detection.train import main, train
 
 SYNTH = ["data.name=synthetic_voc4", "data.train=2007:trainval", "data.test=2007:test",
          "data.classes=[aeroplane,bicycle,bird,boat]", "data.num_workers=0", "model.backbone=resnet20",
