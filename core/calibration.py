@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .metrics import _CHUNK, _to_numpy, classification_metrics
+from .metrics import CHUNK, to_numpy, classification_metrics
 
 # log T is searched in [log 0.05, log 20]: temperatures of trained networks lie near 1-3 (Guo et
 # al. Table 3 and the S1 of their code); a fit at a bound means the data want a more extreme T
@@ -35,7 +35,7 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def _logits_labels(logits, labels):
-    z, y = _to_numpy(logits), _to_numpy(labels).astype(np.int64).reshape(-1)
+    z, y = to_numpy(logits), to_numpy(labels).astype(np.int64).reshape(-1)
     if z.ndim != 2 or z.shape[0] != y.shape[0] or z.shape[0] == 0:
         raise ValueError(f"expected logits (N, K) with N >= 1 and labels (N,), got {z.shape} and {y.shape}")
     if y.min() < 0 or y.max() >= z.shape[1]:
@@ -45,12 +45,12 @@ def _logits_labels(logits, labels):
 
 def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """(N, K) float64 log softmax(logits / temperature), a chunk of rows at a time."""
-    z = _to_numpy(logits)
+    z = to_numpy(logits)
     out = np.empty(z.shape, dtype=np.float64)
-    for s in range(0, len(z), _CHUNK):
-        c = z[s:s + _CHUNK].astype(np.float64) / temperature
+    for s in range(0, len(z), CHUNK):
+        c = z[s:s + CHUNK].astype(np.float64) / temperature
         c -= c.max(axis=1, keepdims=True)
-        out[s:s + _CHUNK] = c - np.log(np.exp(c).sum(axis=1, keepdims=True))
+        out[s:s + CHUNK] = c - np.log(np.exp(c).sum(axis=1, keepdims=True))
     return out
 
 
@@ -60,11 +60,11 @@ def temperature_nll(logits, labels, temperature: float) -> float:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     z, y = _logits_labels(logits, labels)
     total = 0.0
-    for s in range(0, len(y), _CHUNK):
-        c = z[s:s + _CHUNK].astype(np.float64) / temperature
+    for s in range(0, len(y), CHUNK):
+        c = z[s:s + CHUNK].astype(np.float64) / temperature
         m = c.max(axis=1)
         lse = m + np.log(np.exp(c - m[:, None]).sum(axis=1))
-        total += float((lse - c[np.arange(len(c)), y[s:s + _CHUNK]]).sum())
+        total += float((lse - c[np.arange(len(c)), y[s:s + CHUNK]]).sum())
     return total / len(y)
 
 

@@ -31,17 +31,17 @@ METRIC_NAMES = {
     "augrc": "AUGRC (x1000)",
 }
 
-_CHUNK = 1 << 16
+CHUNK = 1 << 16
 
 
-def _to_numpy(x) -> np.ndarray:
+def to_numpy(x) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor (torch is not imported here:
         return x.detach().cpu().numpy()             # reports read logs without loading it)
     return np.asarray(x)
 
 
 def _check(probs, labels):
-    p, y = _to_numpy(probs), _to_numpy(labels).astype(np.int64).reshape(-1)
+    p, y = to_numpy(probs), to_numpy(labels).astype(np.int64).reshape(-1)
     if p.ndim != 2 or p.shape[0] != y.shape[0]:
         raise ValueError(f"expected probs (N, K) and labels (N,), got {p.shape} and {y.shape}")
     if p.shape[0] == 0:
@@ -56,11 +56,11 @@ def confidence_and_correct(probs, labels):
     p, y = _check(probs, labels)
     conf = np.empty(len(y), dtype=np.float64)
     correct = np.empty(len(y), dtype=bool)
-    for s in range(0, len(y), _CHUNK):
-        c = p[s:s + _CHUNK]  # argmax in the input's precision: the float64 cast changes no order
+    for s in range(0, len(y), CHUNK):
+        c = p[s:s + CHUNK]  # argmax in the input's precision: the float64 cast changes no order
         pred = c.argmax(axis=1)
-        conf[s:s + _CHUNK] = c[np.arange(len(c)), pred].astype(np.float64)
-        correct[s:s + _CHUNK] = pred == y[s:s + _CHUNK]
+        conf[s:s + CHUNK] = c[np.arange(len(c)), pred].astype(np.float64)
+        correct[s:s + CHUNK] = pred == y[s:s + CHUNK]
     return conf, correct
 
 
@@ -74,9 +74,9 @@ def top_k_error(logits_or_probs, labels, k: int = 1) -> float:
     if not 1 <= k <= p.shape[1]:
         raise ValueError(f"k must be in 1..{p.shape[1]}, got {k}")
     hits = 0
-    for s in range(0, len(y), _CHUNK):
-        c = p[s:s + _CHUNK]
-        label_score = c[np.arange(len(c)), y[s:s + _CHUNK]]
+    for s in range(0, len(y), CHUNK):
+        c = p[s:s + CHUNK]
+        label_score = c[np.arange(len(c)), y[s:s + CHUNK]]
         hits += int(((c > label_score[:, None]).sum(axis=1) < k).sum())
     return 100.0 * (1.0 - hits / len(y))
 
@@ -89,15 +89,15 @@ def negative_log_likelihood(probs, labels, label_log_probs=None) -> float:
     underflowed to 0 in float32 costs 87 nats, not float64's 708 or infinity."""
     p, y = _check(probs, labels)
     if label_log_probs is not None:
-        lp = _to_numpy(label_log_probs).astype(np.float64).reshape(-1)
+        lp = to_numpy(label_log_probs).astype(np.float64).reshape(-1)
         if lp.shape != y.shape:
             raise ValueError(f"label_log_probs must be (N,) = {y.shape}, got {lp.shape}")
         return float(-lp.mean())
     total = 0.0
     tiny = float(np.finfo(np.float32).tiny)
-    for s in range(0, len(y), _CHUNK):
-        c = p[s:s + _CHUNK]
-        pt = c[np.arange(len(c)), y[s:s + _CHUNK]].astype(np.float64)
+    for s in range(0, len(y), CHUNK):
+        c = p[s:s + CHUNK]
+        pt = c[np.arange(len(c)), y[s:s + CHUNK]].astype(np.float64)
         total += float(-np.log(np.maximum(pt, tiny)).sum())
     return total / len(y)
 
@@ -142,8 +142,8 @@ def binned_calibration_error(confidences, hits, n_bins: int = 10) -> float:
     was right), in n_bins equal-width bins (lo, hi] as reliability_bins: 100 * sum_b |B_b| *
     |mean hit_b - mean conf_b| / N. Detection's D-ECE (Kueppers et al. 2020) is this with a
     detector's scores and whether each detection matched an object."""
-    conf = _to_numpy(confidences).astype(np.float64).reshape(-1)
-    hit = _to_numpy(hits).astype(bool).reshape(-1)
+    conf = to_numpy(confidences).astype(np.float64).reshape(-1)
+    hit = to_numpy(hits).astype(bool).reshape(-1)
     if conf.shape != hit.shape or len(conf) == 0:
         raise ValueError(f"expected N >= 1 confidences and as many hits, got {conf.shape} and {hit.shape}")
     if n_bins < 1 or conf.min() < 0 or conf.max() > 1:
@@ -160,9 +160,9 @@ def brier_score(probs, labels) -> float:
     """Multiclass Brier score (Brier 1950): mean over samples of sum_k (p_k - 1[y = k])^2, in [0, 2]."""
     p, y = _check(probs, labels)
     total = 0.0
-    for s in range(0, len(y), _CHUNK):
-        c = p[s:s + _CHUNK].astype(np.float64)
-        c[np.arange(len(c)), y[s:s + _CHUNK]] -= 1.0
+    for s in range(0, len(y), CHUNK):
+        c = p[s:s + CHUNK].astype(np.float64)
+        c[np.arange(len(c)), y[s:s + CHUNK]] -= 1.0
         total += float((c * c).sum())
     return total / len(y)
 
@@ -189,11 +189,11 @@ def classwise_ece(probs, labels, n_bins: int = 15) -> float:
     conf_sum = np.zeros((k, n_bins))
     hit_sum = np.zeros((k, n_bins))
     cls = np.arange(k)
-    for s in range(0, len(y), _CHUNK):
-        c = p[s:s + _CHUNK].astype(np.float64)
+    for s in range(0, len(y), CHUNK):
+        c = p[s:s + CHUNK].astype(np.float64)
         b = _bin_index(c.reshape(-1), n_bins).reshape(c.shape)
         flat = (cls[None, :] * n_bins + b).reshape(-1)
-        hit = (y[s:s + _CHUNK, None] == cls[None, :]).astype(np.float64).reshape(-1)
+        hit = (y[s:s + CHUNK, None] == cls[None, :]).astype(np.float64).reshape(-1)
         count += np.bincount(flat, minlength=k * n_bins).reshape(k, n_bins)
         conf_sum += np.bincount(flat, weights=c.reshape(-1), minlength=k * n_bins).reshape(k, n_bins)
         hit_sum += np.bincount(flat, weights=hit, minlength=k * n_bins).reshape(k, n_bins)

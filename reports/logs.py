@@ -196,7 +196,7 @@ def _number(val) -> float | None:
     return float(val)
 
 
-def _display(path: Path) -> Path:
+def shown_path(path: Path) -> Path:
     """Paths in warnings: relative to the working directory when below it (stable output)."""
     try:
         return path.relative_to(Path.cwd()) if path.is_absolute() else path
@@ -221,7 +221,7 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
     """
     runs, warnings, seen = [], [], {}
     for root in roots:
-        root = _display(Path(root))
+        root = shown_path(Path(root))
         if not root.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root):

@@ -19,7 +19,7 @@ from pathlib import Path
 from .differences import (PAIRED_LABEL, UNPAIRED_LABEL, Difference, by_seed, fmt, paired, unpaired,
                           verdict_2se)
 from .logs import SCALED, Cell, group_runs
-from .tables import AURC, ECE, METHOD_LABELS, NLL, TOP1, TOP5, _fmt_measured
+from .tables import AURC, ECE, METHOD_LABELS, NLL, TOP1, TOP5, fmt_measured
 
 # Tables whose baseline-vs-Self-KD runs differ only in the method (Fig. 2's sweep and the
 # alpha_T holdout selection are not comparisons at a setting's chosen alpha_T).
@@ -111,7 +111,7 @@ def _num(c: Cell, d: int, n_rows: int | None = None) -> str:
 
 def _measured(c: Cell, d: int, n_rows: int) -> str:
     """mean ± std, with '(n = k)' as _num."""
-    text = _fmt_measured(c, d)
+    text = fmt_measured(c, d)
     return text + (f" (n = {c.n})" if c.mean is not None and c.n < n_rows else "")
 
 

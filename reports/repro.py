@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .differences import by_seed, paired
-from .logs import Cell, _display, find_runs
+from .logs import Cell, shown_path, find_runs
 from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
@@ -177,7 +177,7 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Tru
     if missing and not rc:
         note = " (expectations without runs were not verified: --allow-missing)"
     elif nothing_checked:
-        note = (f" (nothing was verified: no expectation of {_display(Path(expected_path))} "
+        note = (f" (nothing was verified: no expectation of {shown_path(Path(expected_path))} "
                 "has a run)")
     lines.append(f"check-repro: {ok} ok, {failed} outside tolerance, {missing} without runs "
                  f"({len(runs)} run logs read) -> {'FAILED' if rc else 'passed'}{note}")

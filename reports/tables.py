@@ -191,7 +191,7 @@ def _decimals(table: Table, metric: str) -> int:
     return max(ds) if ds else 2
 
 
-def _fmt_measured(c: Cell, d: int, pm: str = " ± ") -> str:
+def fmt_measured(c: Cell, d: int, pm: str = " ± ") -> str:
     if c.mean is None:
         return "–"
     return f"{c.mean:.{d}f}" + (f"{pm}{c.std:.{d}f}" if c.std is not None else "")
@@ -263,10 +263,10 @@ def _scaled_grid(table: Table) -> tuple[list[str], list[list[str]]]:
             continue
         fits = sorted({str(r.temperature_scaled.get("ts_fit")) for r in g.used if r.temperature_scaled})
         cells = [ROW_LABELS.get(ln.row, ln.row), METHOD_LABELS.get(ln.method, ln.method),
-                 _fmt_measured(g.cell(TEMPERATURE), 3), ", ".join(fits) or "–"]
+                 fmt_measured(g.cell(TEMPERATURE), 3), ", ".join(fits) or "–"]
         for m in SCALED_METRICS:
             d = _decimals(table, m) if m in table.spec.metrics else 2
-            cells += [_fmt_measured(g.cell(m), d), _fmt_measured(g.cell(SCALED + m), d)]
+            cells += [fmt_measured(g.cell(m), d), fmt_measured(g.cell(SCALED + m), d)]
         body.append(cells + [str(len(g.used)), ", ".join(g.run_ids)])
     return head, body
 
@@ -287,7 +287,7 @@ def _fmt_selected(table: Table, line: Line) -> str:
         return "–"
     c = line.group.cell(SELECTED_TOP1)
     epochs = [str(r.selected_on_test["epoch"]) for r in line.group.used if r.selected_on_test]
-    text = _fmt_measured(c, _decimals(table, TOP1))
+    text = fmt_measured(c, _decimals(table, TOP1))
     return text + (f" (ep {', '.join(epochs)})" if epochs and c.mean is not None else "")
 
 
@@ -316,9 +316,9 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
             cells = [ROW_LABELS.get(ln.row, ln.row), METHOD_LABELS.get(ln.method, ln.method)]
             for m in s.metrics:
                 p, c, d = table.paper_value(ln, m), table.cell(ln, m), _decimals(table, m)
-                cells += [_fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
+                cells += [fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
             cells += [_fmt_selected(table, ln)] if table.selected_on_test else []
-            cells += [_fmt_measured(table.cell(ln, m), d) for m, d in _calibration_columns(table)]
+            cells += [fmt_measured(table.cell(ln, m), d) for m, d in _calibration_columns(table)]
             body.append(cells + _meta_cols(ln))
         return head, body
     # by_metric: one line per metric, three columns (measured, paper, Δ) per table line.
@@ -330,7 +330,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
         cells = [METRIC_LABELS.get(m, m)]
         for ln in table.lines:
             p, c, d = table.paper_value(ln, m), table.cell(ln, m), _decimals(table, m)
-            cells += [_fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
+            cells += [fmt_measured(c, d), p.text if p else "–", _fmt_diff(c, p, d)]
         body.append(cells)
     for i, name in enumerate(_META_HEAD):
         body.append([name] + [x for ln in table.lines for x in (_meta_cols(ln)[i], "", "")])

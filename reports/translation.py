@@ -22,7 +22,7 @@ from core.run import flatten_config
 
 from .differences import PAIRED_LABEL, UNPAIRED_LABEL, by_seed, fmt, paired, unpaired, verdict_2se
 from .logs import Cell, group_runs
-from .tables import _fmt_measured
+from .tables import fmt_measured
 
 RUN_TABLES = ("table4",)
 GREEDY = "greedy"  # tokenised BLEU of the recorded beam-1 evaluation (greedy())
@@ -52,7 +52,7 @@ def best_epoch(run) -> int | None:
 
 
 def _cell(values, d: int) -> str:
-    return _fmt_measured(Cell.of(values), d)
+    return fmt_measured(Cell.of(values), d)
 
 
 def _values(runs, key):

@@ -31,3 +31,16 @@ def test_evaluation_never_imports_training():
                 if (node.level == 1 and module.split(".")[0] == "train") or module == f"{task}.train":
                     offenders.append(f"{task}/evaluate.py: {'.' * node.level}{module}")
     assert not offenders, offenders
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A `_name` stays in its module; what another module needs is public (an `import x as _y`
+    alias of a public name is fine)."""
+    offenders = []
+    for package in ("core", "classification", "detection", "translation", "reports"):
+        for f in (CORE.parent / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                    offenders += [f"{f.relative_to(CORE.parent)}: {a.name}" for a in node.names
+                                  if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not offenders, offenders

@@ -94,16 +94,16 @@ def recorded_settings(cfg: PrepConfig) -> dict:
     return settings
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         return [line.rstrip("\n").strip() for line in f]
 
 
 def _read_corpus_file(path: Path) -> list[str]:
-    """_read_lines, with a file that is not UTF-8 named in a one-line ValueError."""
+    """read_lines, with a file that is not UTF-8 named in a one-line ValueError."""
     try:
-        return _read_lines(path)
+        return read_lines(path)
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x})") from None
 

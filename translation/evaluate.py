@@ -37,7 +37,7 @@ from core.checkpoint import CheckpointError
 from core.run import lock_finished_run
 from translation import run_main
 from translation.checkpoints import read_checkpoint, task_settings
-from translation.data import _read_lines, detokenize, load_bpe, tokenize
+from translation.data import read_lines, detokenize, load_bpe, tokenize
 
 
 def check_checkpoint(checkpoint, langs: tuple[str, str] | None) -> None:
@@ -176,7 +176,7 @@ def read_test_pair(src: str | Path, ref: str | Path) -> tuple[list[str], list[st
         if not path.is_file():
             raise FileNotFoundError(f"{flag} {path}: no such file")
         try:
-            out.append(_read_lines(path))
+            out.append(read_lines(path))
         except (UnicodeDecodeError, OSError, EOFError) as e:  # not UTF-8, a broken .gz
             raise ValueError(f"{flag} {path}: unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
