@@ -41,9 +41,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
+from core.labels import VOC_CLASSES
 
 
 class VOCFormatError(ValueError):

@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.labels import VOC_CLASSES
 from core.methods import method_labels
 from core.metrics import METRIC_NAMES
 
@@ -20,9 +21,6 @@ from .paper_data import AURC_NOTE, PEER_NOTE, paper_table
 # Table 4 is compared with) and "bleu" (detokenised sacreBLEU), detection "map" and "ap"
 # {class: AP}). Classification names come from core.metrics.METRIC_NAMES.
 BLEU, BLEU_TOK, MAP = "bleu", "bleu_tok", "map"
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
 TOP1, TOP5, NLL, ECE, AURC = "top1_err", "top5_err", "nll", "ece", "aurc"
 assert all(k in METRIC_NAMES for k in (TOP1, TOP5, NLL, ECE, AURC))
 
