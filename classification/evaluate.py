@@ -101,10 +101,8 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
     """(model with the checkpoint's weights on `device`, its config dict, checkpoint epoch,
     datasets {"test": ..., "holdout": ... (runs with a holdout)}) from a classification checkpoint."""
     from core.checkpoint import load_checkpoint
-    from core.methods import get_method
-
-    from .data import IN_CHANNELS, DataConfig, build_datasets, check_data_path
-    from .models import build_model
+    from .data import DataConfig, build_datasets, check_data_path
+    from .models import build_model, run_model_kwargs
 
     state = load_checkpoint(ckpt, map_location="cpu")
     cfg = state.get("config")
@@ -133,11 +131,7 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
         sets["holdout"] = build_datasets(DataConfig(holdout_fraction=fraction, **common), normalization)[1]
     if state.get("num_classes") not in (None, num_classes):
         raise EvaluateError(f"{ckpt} is for {state['num_classes']} classes, the data has {num_classes}")
-    kwargs = dict(cfg.get("model_kwargs") or {})
-    if data["name"] in IN_CHANNELS:
-        kwargs["in_channels"] = IN_CHANNELS[data["name"]]
-    if get_method(_section(cfg, "method").get("name", "baseline"), "classification").shakedrop:
-        kwargs["shakedrop"] = True
+    kwargs = run_model_kwargs(cfg.get("model_kwargs"), data["name"], _section(cfg, "method").get("name", "baseline"))
     model = build_model(cfg["model"], num_classes, **kwargs)
     try:
         model.load_state_dict(state["model"])

@@ -21,13 +21,11 @@ import yaml
 
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import ConfigError
-from core.methods import get_method
 from core.metrics import METRIC_NAMES
 from core.runlog import read_run_log
 
-from .data import IN_CHANNELS
 from .methods import reads
-from .models import build_model
+from .models import build_model, run_model_kwargs
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
 FORMAT = "selfkd-classifier/1"  # config.json's "format": what load_exported reads
@@ -37,12 +35,7 @@ def model_spec(config: dict, num_classes: int) -> dict:
     """What config.json holds to rebuild the network: the zoo name and every build_model keyword
     the training run passed (its model_kwargs, the data's input channels, ShakeDrop for the
     methods that use it: eval-mode ShakeDrop scales its branch, so it changes the outputs)."""
-    kwargs = dict(config.get("model_kwargs") or {})
-    dataset = config["data"]["name"]
-    if dataset in IN_CHANNELS:
-        kwargs["in_channels"] = IN_CHANNELS[dataset]
-    if get_method(config["method"]["name"], "classification").shakedrop:
-        kwargs["shakedrop"] = True
+    kwargs = run_model_kwargs(config.get("model_kwargs"), config["data"]["name"], config["method"]["name"])
     return {"model": config["model"], "num_classes": num_classes, "model_kwargs": kwargs}
 
 

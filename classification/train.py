@@ -31,17 +31,16 @@ from core.config import ConfigError, load_config, parse_with_overrides, to_dict,
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
                       run_dir_for, storage_error)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
-from core.methods import get_method
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
 from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
                       method_class, unread_sections)
-from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, IN_CHANNELS, CorruptImageError, DataConfig, EpochSampler,
+from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, CorruptImageError, DataConfig, EpochSampler,
                    build_datasets, check_data_path, cifar_normalization)
 from .evaluate import evaluate, scaled_evaluation
 from .fastpath import device_data_from
-from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name
+from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name, run_model_kwargs
 
 
 @dataclass
@@ -210,11 +209,7 @@ def build(cfg, d: Dist, run_dir: Path):
     train_set, eval_set, fit_set, num_classes = build_datasets(cfg.data)
     check_labels(train_set, num_classes)
     check_labels(eval_set, num_classes)
-    kwargs = dict(cfg.model_kwargs)
-    if cfg.data.name in IN_CHANNELS:
-        kwargs["in_channels"] = IN_CHANNELS[cfg.data.name]
-    if get_method(cfg.method.name).shakedrop:
-        kwargs["shakedrop"] = True
+    kwargs = run_model_kwargs(cfg.model_kwargs, cfg.data.name, cfg.method.name)
     model = build_model(cfg.model, num_classes, **kwargs).to(d.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -81,8 +81,7 @@ def checkpoint_file(p: str) -> Path:
 
 def load_model(path: Path, num_classes: int):
     """(model in eval mode, transform, dataset name, method name) from a classification checkpoint."""
-    from classification.models import build_model
-    from core.methods import get_method
+    from classification.models import build_model, run_model_kwargs
     from core.checkpoint import CheckpointError
     from detection.backbone import BackboneCheckpointError, read_classification_checkpoint
     try:
@@ -96,10 +95,8 @@ def load_model(path: Path, num_classes: int):
                                f"{num_classes} class folders")
     method = ckpt.config.get("method")
     method = method.get("name") if isinstance(method, dict) else method
-    kwargs = dict(ckpt.model_kwargs)
-    try:  # built as classification/train.py builds it: ShakeDrop is a model option of some methods
-        if method and get_method(method).shakedrop:
-            kwargs["shakedrop"] = True
+    try:  # built as classification/train.py builds it (input channels, ShakeDrop)
+        kwargs = run_model_kwargs(ckpt.model_kwargs, ckpt.dataset, method or "baseline")
     except ValueError:
         raise QualitativeError(f"{path}: unknown training method {method!r}") from None
     try:

@@ -52,6 +52,22 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
         raise ValueError(f"model_kwargs: model {name!r} does not take these arguments ({e})") from None
 
 
+def run_model_kwargs(model_kwargs, dataset: str | None, method: str) -> dict:
+    """Every build_model keyword a classification run builds its network with, from its config:
+    its model_kwargs, its dataset's input channels, and ShakeDrop where its method uses it
+    (eval-mode ShakeDrop scales its branch, so it changes the outputs). Training, re-evaluation,
+    export and the qualitative figures rebuild a run's network through this one rule."""
+    from core.methods import get_method
+
+    from ..data import IN_CHANNELS
+    kwargs = dict(model_kwargs or {})
+    if dataset in IN_CHANNELS:
+        kwargs["in_channels"] = IN_CHANNELS[dataset]
+    if get_method(method, "classification").shakedrop:
+        kwargs["shakedrop"] = True
+    return kwargs
+
+
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """A registered model, or ``timm/<arch>``: ``timm.create_model(arch)``, untrained (ImageNet)."""
     check_model_name(name)
