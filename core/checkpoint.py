@@ -3,10 +3,12 @@ resumes bit for bit on CPU without saved RNG states: each epoch's randomness is 
 (seed, epoch, rank) alone."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,29 +20,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """torch.save to a temp file in the same folder, then os.replace: a kill mid-save leaves the
-    previous checkpoint intact."""
+def replace_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` fills a temp file in path's folder (``<name>.*.tmp``, the pattern
+    core.run.remove_stale_temp_files clears after a kill), then os.replace puts it at ``path``:
+    path holds the old content or the new, never a part. On failure the temp file is removed,
+    and an OSError that names no file names ``path`` (the entry points report it in one line)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """torch.save, atomically (replace_atomically): a kill mid-save leaves the previous
+    checkpoint intact."""
+    def write(tmp: str) -> None:
         # through a Python file object: a full disk is then OSError(ENOSPC), not torch's
         # "unexpected pos" RuntimeError, and the entry point can say what happened
         with open(tmp, "wb") as f:
             torch.save(state, f)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if e.filename is None:
-            e.filename = str(path)
-        raise
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, write)
 
 
 class CheckpointError(ValueError):

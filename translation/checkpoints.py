@@ -16,11 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.checkpoint import CheckpointError, load_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, replace_atomically
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
@@ -98,21 +97,15 @@ def use_fallback(pos: Position, save_dir: Path) -> str | None:
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = True) -> bool:
-    """Copy src to dst through a temp file in dst's folder (``<name>.*.tmp``, the pattern
-    core.run.remove_stale_temp_files clears) and os.replace: dst is the old file or the new one,
-    never a part. Signature and return value as fairseq's PathManager.copy."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Copy src to dst, synced to disk, atomically (core.checkpoint.replace_atomically): dst is the
+    old file or the new one, never a part. Signature and return value as fairseq's
+    PathManager.copy."""
+    def write(tmp: str) -> None:
         shutil.copyfile(src, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+
+    replace_atomically(dst, write)
     return True
 
 
