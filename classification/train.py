@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.dist import Dist, check_device
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
+from core.checkpoint import CheckpointError, epoch_seed, load_checkpoint, max_seed, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
                       run_dir_for, storage_error)
@@ -131,10 +131,9 @@ def validate(cfg) -> None:
                                  ("n_bins", cfg.n_bins, cfg.n_bins >= 1, ">= 1")):
         if not ok:
             raise ConfigError(f"{key} must be {want}, got {value}")
-    # numpy seeds are < 2**32, and each epoch seeds seed * 100_003 + epoch * 101 + rank
-    max_seed = (2**32 - 1 - 101 * cfg.epochs - 1024) // 100_003
-    if not 0 <= cfg.seed <= max_seed:
-        raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
+    top = max_seed(cfg.epochs, max_rank=1024)  # room for 1,024 processes
+    if not 0 <= cfg.seed <= top:
+        raise ConfigError(f"seed must be in [0, {top}], got {cfg.seed}")
     if cfg.eval_every < 1:
         raise ConfigError(f"eval_every must be >= 1 (1: every epoch), got {cfg.eval_every}")
     if cfg.data.fit_subset < -1:
@@ -401,7 +400,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         t0 = time.time()
         # Every epoch's randomness (shuffle order, augmentation, worker seeds) is a function of
         # (seed, epoch, rank) alone, so a resumed run replays exactly what the killed run would have.
-        seed_everything(cfg.seed * 100_003 + epoch * 101 + d.rank)
+        seed_everything(epoch_seed(cfg.seed, epoch, d.rank))
         batches, n_batches = _epoch_batches(cfg, d, train_set, fast, method, epoch)
         started = method.start_epoch(raw_model, epoch)
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)

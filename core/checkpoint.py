@@ -14,6 +14,18 @@ import numpy as np
 import torch
 
 
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch of one process (seed_everything's argument): a function of (seed,
+    epoch, rank) alone, so a resumed run replays exactly what the killed run would have."""
+    return seed * 100_003 + epoch * 101 + rank
+
+
+def max_seed(epochs: int, max_rank: int = 0) -> int:
+    """The largest run seed whose every epoch_seed, up to `epochs` and `max_rank`, is a valid
+    numpy seed (< 2**32)."""
+    return (2**32 - 1 - 101 * epochs - max_rank) // 100_003
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
+from core.checkpoint import max_seed
 from core.config import ConfigError
 from core.methods import method_names
 from core.dist import check_device
@@ -116,10 +117,9 @@ def validate(cfg) -> None:
         raise ConfigError(f"optim.bias_lr_mult must be positive, got {cfg.optim.bias_lr_mult}")
     if cfg.data.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
-    # numpy seeds are < 2**32, and each epoch seeds seed * 100_003 + epoch * 101
-    max_seed = (2**32 - 1 - 101 * cfg.epochs) // 100_003
-    if not 0 <= cfg.seed <= max_seed:
-        raise ConfigError(f"seed must be in [0, {max_seed}], got {cfg.seed}")
+    top = max_seed(cfg.epochs)  # one process
+    if not 0 <= cfg.seed <= top:
+        raise ConfigError(f"seed must be in [0, {top}], got {cfg.seed}")
     if not cfg.model.backbone_checkpoint and not cfg.model.backbone:
         raise ConfigError("set model.backbone_checkpoint (a classification/ checkpoint) or model.backbone "
                           "(an untrained backbone, for checks only)")

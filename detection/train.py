@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
+from core.checkpoint import CheckpointError, epoch_seed, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist
 from core.run import TrainingDiverged, owned_run, record_failure, record_resume, storage_error
@@ -101,7 +101,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
     for epoch in range(start_epoch, last + 1):
         t0 = time.time()
-        seed_everything(cfg.seed * 100_003 + epoch * 101)  # the epoch's randomness from (seed, epoch) alone
+        seed_everything(epoch_seed(cfg.seed, epoch))
         train_set.set_epoch(epoch)  # flips: detection.voc.flip_decision(seed, epoch, index)
         loader = DataLoader(train_data, batch_size=cfg.optim.batch_size, collate_fn=collate_detection,
                             sampler=EpochSampler(len(train_data), cfg.seed, epoch),
