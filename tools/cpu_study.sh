@@ -11,6 +11,10 @@
 #                 $CFG, the study config, from it (commit both with the dated note)
 #   PHASE=select  alpha_T on the study config's 10% holdout, {0.1, 0.3, 0.5, 0.7, 0.9}, seed 0, two
 #                 at a time (classification.select_alpha: lowest holdout top-1, ties to the smaller)
+#   PHASE=select-baseline
+#                 the same five candidates and the baseline's five seeds (0-4) in one queue of two
+#                 (the baseline does not depend on alpha_T), then the selection; a later PHASE=run
+#                 finds the baseline runs done and skips them
 #   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
 #                 baseline, ls and selfkd, 3 (0-2) for every other method (default METHODS:
 #                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset)
@@ -53,6 +57,21 @@ pilot() {  # one pilot, timed (a resumed run appends a line: study_pilots.py sum
   echo "$dest"
 }
 
+select_lines() {
+  for a in $ALPHAS; do
+    echo "$PY -m classification.select_alpha --config $CFG seed=0 threads=1 out_dir=$OUT $ARGS --alphas $a"
+  done
+}
+row_of() { $PY -c "from classification.train import TrainConfig; from core.config import load_config; \
+c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)"; }
+run_line() {  # method, seed, extra overrides: train (resumable), then score the test set once
+  echo "$PY -m classification.train --config $CFG method.name=$1 ${3:-} seed=$2 threads=1 out_dir=$OUT resume=true $ARGS \
+&& $PY -m classification.evaluate $OUT/study/$(row_of)_$1_s$2 --split test --record"
+}
+choose() {  # every candidate is complete now: this only reads their logs and writes the choice
+  $PY -m classification.select_alpha --config "$CFG" seed=0 threads=1 out_dir="$OUT" $ARGS --alphas $ALPHAS
+}
+
 case $PHASE in
   pilots)
     a=$(pilot study_resnet20_4k5_aug_e130_cpu.yaml)
@@ -66,23 +85,18 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
     # the rule's choice, and the study config from it ($CFG; an existing one is kept)
     $PY tools/study_pilots.py "$REPORTS/study_pilots" --json "$REPORTS/study_pilots/choice.json" --write-config "$CFG" ;;
   select)
-    for a in $ALPHAS; do
-      echo "$PY -m classification.select_alpha --config $CFG seed=0 threads=1 out_dir=$OUT $ARGS --alphas $a"
-    done | run_all
-    # every candidate is complete now: this only reads their logs and writes the choice
-    $PY -m classification.select_alpha --config "$CFG" seed=0 threads=1 out_dir="$OUT" $ARGS --alphas $ALPHAS ;;
+    select_lines | run_all
+    choose ;;
+  select-baseline)
+    { select_lines; for seed in 0 1 2 3 4; do run_line baseline $seed; done; } | run_all
+    choose ;;
   run)
-    row=$($PY -c "from classification.train import TrainConfig; from core.config import load_config; \
-c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)")
-    ALPHA=$($PY -c "import json; print(json.load(open('$OUT/alpha_select/${row}_s0.selection.json'))['alpha_T'])")
+    ALPHA=$($PY -c "import json; print(json.load(open('$OUT/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
     echo "alpha_T = $ALPHA"
     for m in $METHODS; do
       case $m in baseline|ls|selfkd) seeds="0 1 2 3 4" ;; *) seeds="0 1 2" ;; esac
       a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
-      for seed in $seeds; do
-        echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed threads=1 out_dir=$OUT resume=true $ARGS \
-&& $PY -m classification.evaluate $OUT/study/${row}_${m}_s$seed --split test --record"
-      done
+      for seed in $seeds; do run_line "$m" "$seed" "$a"; done
     done | run_all ;;
-  *) echo "error: unknown PHASE=$PHASE (pilots, select or run)" >&2; exit 2 ;;
+  *) echo "error: unknown PHASE=$PHASE (pilots, select, select-baseline or run)" >&2; exit 2 ;;
 esac
