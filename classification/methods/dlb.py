@@ -12,7 +12,9 @@ code, the two parts go through the model separately (the new part first), so Bat
 each part as a batch of its own; the first step of training has no previous part; the chain runs
 on across epochs (the last chunk of an epoch is the previous part of the next epoch's first
 step), so the method's state (the last chunk's indices and logits) goes into the checkpoint.
-Its script takes T and alpha on the command line; T = 3, alpha = 1 here.
+Its script takes T and alpha on the command line with no default and its README gives no command;
+T = 3, alpha = 1 here, as we read the paper's implementation details (the script's default
+experiment name, "TP3_0.5", hints at T = 3 with another value for one of its knobs: unverified).
 
 `optim.batch_size` is the whole step's batch: chunks of B // 2 new samples (its --batch_size).
 One process only: every rank would hold a different last chunk, and the checkpoint holds rank 0's.
