@@ -1,4 +1,4 @@
-"""CLI: python -m reports {table1..table5,regime,table4-runs,tables,figures,check-repro,demo,qualitative} [options]."""
+"""CLI: python -m reports {table1..table5,regime,table4-runs,study,tables,figures,check-repro,demo,qualitative} [options]."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         from .qualitative import main as qualitative_main
         return qualitative_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    ap.add_argument("target", choices=list(TABLES) + ["regime", "table4-runs", "tables", "figures", "check-repro", "demo"])
+    ap.add_argument("target", choices=list(TABLES) + ["regime", "table4-runs", "study", "tables", "figures", "check-repro", "demo"])
     ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
     ap.add_argument("--runs", nargs="+", default=None,
                     help=f"run-log roots (default: {' '.join(DEFAULT_ROOTS)}; "
@@ -107,6 +107,13 @@ def main(argv=None) -> int:
         _warn(sel_warnings)
         print(f"table4 runs -> {path}")
         if args.target == "table4-runs":
+            return 0
+    if args.target in ("study", "tables"):
+        from .study import write_study
+        paths, sel_warnings = write_study(runs, args.runs or DEFAULT_ROOTS, args.out, warnings)
+        _warn(sel_warnings)
+        print(f"study -> {paths['md']}")
+        if args.target == "study":
             return 0
     names = list(TABLES) if args.target == "tables" else [args.target]
     for name in names:

@@ -25,6 +25,9 @@ SELECTED = "selected_on_test."
 # "ts.ece"; "ts.temperature" is the fitted T.
 SCALED = "ts."
 DEFAULT_ROOTS = ("runs", "reports/runs")
+# alpha_T selections (classification.select_alpha's <row>_s<seed>.selection.json, translation's
+# selection.json) sit beside run folders, not in them
+SELECTION_SUFFIX = "selection.json"
 
 
 @dataclass
@@ -129,10 +132,16 @@ class Run:
         """The newest re-evaluation of a classification run's checkpoint on its own evaluation
         split (an "eval" record of `classification.evaluate --record`), or None. When present,
         its metrics, reliability bins and temperature scaling replace the final record's."""
+        return self.evaluation_on(self.eval_split)
+
+    def evaluation_on(self, split: str) -> dict | None:
+        """The newest "eval" record of a classification run that scored `split` (e.g. "test" for
+        a run that trained evaluating its holdout, then was scored with `classification.evaluate
+        --split test --record`), or None."""
         if self.meta.get("task") != "classification":
             return None  # translation's eval records score other subsets and beams
         for rec in reversed(self.log.extra):
-            if (rec.get("type") == "eval" and rec.get("split") == self.eval_split
+            if (rec.get("type") == "eval" and rec.get("split") == split
                     and isinstance(rec.get("metrics"), dict)):
                 return rec
         return None
@@ -263,7 +272,8 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
                                     f"(run in progress or killed); showing its last epoch "
                                     f"{run.last_epoch}, marked in progress")
                 runs.append(run)
-            elif not dirnames and d != root:
+            elif not dirnames and d != root and not any(f.endswith(SELECTION_SUFFIX) for f in filenames):
+                # (a folder holding only an alpha_T selection, e.g. its copy without the candidates' logs, is no run)
                 warnings.append(f"{d / LOG_NAME}: missing (empty run folder); skipped")
     return runs, warnings
 
