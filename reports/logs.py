@@ -179,11 +179,11 @@ class Run:
         `ts.temperature` the fitted T (temperature_scaled). A classification run's newest
         re-evaluation (evaluation) supersedes its final record. None when absent or null."""
         if key.startswith(SELECTED):
-            return _number((self.selected_on_test or {}).get(key[len(SELECTED):]))
+            return number((self.selected_on_test or {}).get(key[len(SELECTED):]))
         if key.startswith(SCALED):
             ts = self.temperature_scaled or {}
             key = key[len(SCALED):]
-            return _number(ts.get(key) if key == "temperature" else ts["metrics"].get(key) if ts else None)
+            return number(ts.get(key) if key == "temperature" else ts["metrics"].get(key) if ts else None)
         src = {}
         if self.evaluation is not None:
             src = self.evaluation["metrics"]
@@ -195,10 +195,10 @@ class Run:
         if key.startswith("ap.") and "." not in key[3:]:
             src = src.get("ap") or {}
             key = key[3:]
-        return _number(src.get(key))
+        return number(src.get(key))
 
 
-def _number(val) -> float | None:
+def number(val) -> float | None:
     """val as a float when it is a finite number (not a bool), else None."""
     if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
         return None

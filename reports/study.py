@@ -21,13 +21,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .differences import Difference, by_seed, fmt, paired, unpaired
-from .logs import Cell, _number, group_runs
+from .logs import Cell, group_runs, number
 from .regime import DELTA_METRICS
-from .tables import METHOD_LABELS, TOP1, _md_escape, _tex, fmt_measured
+from .tables import METHOD_LABELS, TOP1, fmt_measured, md_escape, tex_escape
 
 STUDY_TABLES = ("study",)
 PREREGISTRATION = "docs/evidence/study_preregistration.md"
@@ -41,6 +42,8 @@ COMPARISONS = (("(i)", "raw vs baseline raw", False, False),
                ("(ii)", "after TS vs baseline after TS", True, True),
                ("(iii)", "raw vs baseline after TS", False, True))
 FIT_COLUMNS = (("train_top1_err", "train err, running (%)", 2), ("fit_top1_err", "fit err (%)", 2))
+# reported beside the four metrics, not tested (the pre-registration's Metrics section)
+CONF = ("conf", "mean conf (%)", 1)
 TS_SUFFIX = " + temperature scaling"
 # a selection decided by fewer holdout images than this is said to be (the pre-registration)
 CLOSE_IMAGES = 3
@@ -57,12 +60,12 @@ def value(key: str, scaled: bool):
     def get(run):
         rec = test_eval(run) or {}
         src = (rec.get("temperature_scaled") or {}) if scaled else rec
-        return _number((src.get("metrics") or {}).get(key))
+        return number((src.get("metrics") or {}).get(key))
     return get
 
 
 def temperature(run) -> float | None:
-    return _number(((test_eval(run) or {}).get("temperature_scaled") or {}).get("temperature"))
+    return number(((test_eval(run) or {}).get("temperature_scaled") or {}).get("temperature"))
 
 
 @dataclass
@@ -164,6 +167,7 @@ class Selection:
     path: Path
     data: dict
     holdout_images: int | None
+    row: str = ""  # the setting's row whose file name it has
 
     @property
     def alpha_T(self):
@@ -174,7 +178,7 @@ class Selection:
         errs = self.data.get("holdout_top1_err") or {}
         out = []
         for a in sorted(errs, key=lambda a: float(a)):
-            e = _number(errs[a])
+            e = number(errs[a])
             n = self.holdout_images
             out.append((a, e, round(e * n / 100) if e is not None and n else None))
         return out
@@ -189,7 +193,7 @@ class Selection:
         return min(others) - chosen[0]
 
 
-def _holdout_images(runs, row: str, seed) -> int | None:
+def _holdout_images(runs, row: str) -> int | None:
     """The holdout's size: the samples counted in the final (holdout) reliability of the
     selection's candidate runs (table alpha_select), else of the study's own runs (the same
     holdout: same subset and holdout seed)."""
@@ -208,7 +212,9 @@ def find_selections(roots, settings, runs) -> tuple[list[Selection], list[str]]:
     found, warnings, seen = [], [], set()
     for root in roots:
         for s in settings:
-            for p in sorted(Path(root).glob(f"alpha_select/{s.row}_s*.selection.json")):
+            folder = Path(root) / "alpha_select"
+            names = sorted(f.name for f in folder.iterdir()) if folder.is_dir() else []
+            for p in (folder / n for n in names if re.fullmatch(re.escape(s.row) + r"_s\d+\.selection\.json", n)):
                 try:
                     data = json.loads(p.read_text(encoding="utf-8"))
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -221,7 +227,7 @@ def find_selections(roots, settings, runs) -> tuple[list[Selection], list[str]]:
                 if key in seen:
                     continue
                 seen.add(key)
-                found.append(Selection(p, data, _holdout_images(runs, s.row, data.get("seed"))))
+                found.append(Selection(p, data, _holdout_images(runs, s.row), s.row))
     return found, warnings
 
 
@@ -258,7 +264,7 @@ def _n_text(mr: MethodRuns, n: int) -> str:
     return f"{n} of {mr.planned}" if mr.planned else str(n)
 
 
-METHOD_HEAD = (["Method", "n (of planned)"] + [name for _, name, _ in METRICS]
+METHOD_HEAD = (["Method", "n (of planned)"] + [name for _, name, _ in METRICS + (CONF,)]
                + ["T (fitted on)"] + [name for _, name, _ in FIT_COLUMNS] + ["seeds"])
 
 
@@ -275,10 +281,14 @@ def method_grid(s: Setting) -> list[list[str]]:
                for k, _, d in FIT_COLUMNS]
         fits = sorted({str(((test_eval(r) or {}).get("temperature_scaled") or {}).get("ts_fit"))
                        for r in mr.scored})
+        bound = sum(bool(((test_eval(r) or {}).get("temperature_scaled") or {}).get("at_bound"))
+                    for r in mr.scored)
+        # a temperature at the edge of its search interval did not converge to a minimum
+        at_bound = f"; {bound} at the search bound" if bound else ""
         for scaled in (False, True):
             cells = [mr.label + (TS_SUFFIX if scaled else ""), _n_text(mr, n)]
-            cells += [fmt_measured(mr.cell(value(k, scaled)), d) for k, _, d in METRICS]
-            cells.append(f"{fmt_measured(mr.cell(temperature), 3)} ({', '.join(fits)})" if scaled else "–")
+            cells += [fmt_measured(mr.cell(value(k, scaled)), d) for k, _, d in METRICS + (CONF,)]
+            cells.append(f"{fmt_measured(mr.cell(temperature), 3)} ({', '.join(fits)}){at_bound}" if scaled else "–")
             body.append(cells + fit + [mr.status])
     return body
 
@@ -333,12 +343,13 @@ COMPARE_NOTE = (
     "baseline raw; (ii) both after temperature scaling; (iii) the method raw vs the baseline after "
     "temperature scaling (is training with the method better than training plainly and "
     "temperature-scaling?). For top-1 error (ii) and (iii) repeat (i): temperature scaling leaves "
-    "it unchanged.")
+    "it unchanged. While a method has fewer seeds than planned (n in the table above) its verdicts "
+    "are interim.")
 
 
 def _md_table(head, body) -> list[str]:
     return (["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-            + ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body])
+            + ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body])
 
 
 def _setting_heading(s: Setting) -> str:
@@ -353,9 +364,8 @@ def _comparisons_line(s: Setting) -> str:
             "for their number (the pre-registration's rule).")
 
 
-def _selection_for(s: Setting | None, selections) -> list:
-    return [x for x in selections if s is not None and x.data.get("row") in (s.row, None)
-            and x.path.name.startswith(f"{s.row}_s")]
+def _selection_for(s: Setting, selections) -> list:
+    return [x for x in selections if x.row == s.row]
 
 
 def _or_empty(settings) -> list:
@@ -388,8 +398,8 @@ def to_latex(settings) -> str:
         out += ["", f"% {s.label}: {_comparisons_line(s)}"]
         for head, body in ((METHOD_HEAD, method_grid(s)), (COMPARE_HEAD, compare_grid(s))):
             out += [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
-                    " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
-            out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+                    " & ".join(tex_escape(h) for h in head) + r" \\", r"\midrule"]
+            out += [" & ".join(tex_escape(c) for c in cells) + r" \\" for cells in body]
             out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"
 
@@ -408,7 +418,7 @@ def to_csv(settings) -> str:
         for mr in s.methods.values():
             ids = " ".join(r.run_id for r in mr.scored)
             for scaled in (False, True):
-                cols = [(k, value(k, scaled)) for k, _, _ in METRICS]
+                cols = [(k, value(k, scaled)) for k, _, _ in METRICS + (CONF,)]
                 cols += [("temperature", temperature)] if scaled else [
                     (k, lambda r, k=k: r.metric(k)) for k, _, _ in FIT_COLUMNS]
                 for key, get in cols:

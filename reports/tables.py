@@ -335,7 +335,7 @@ def _grid(table: Table) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
-def _md_escape(s: str) -> str:
+def md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
@@ -344,12 +344,12 @@ def to_markdown(table: Table) -> str:
     out = [f"# {table.spec.title}", ""]
     out += [f"{n}" for n in _header_notes(table)]
     out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
+    out += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
     if _scaled_block(table):
         head, body = _scaled_grid(table)
         out += ["", "## After temperature scaling", "", SCALED_NOTE, ""]
         out += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-        out += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
+        out += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
     if table.warnings:
         out += ["", "Warnings (inputs that could not be read in full):", ""]
         out += [f"- {w}" for w in table.warnings]
@@ -362,7 +362,7 @@ _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#
                "−": "-", "`": ""}
 
 
-def _tex(s: str) -> str:
+def tex_escape(s: str) -> str:
     return "".join(_TEX_ESCAPE.get(ch, ch) for ch in s)
 
 
@@ -380,14 +380,14 @@ def to_latex(table: Table) -> str:
             out.append(f"% missing {ln.row} {ln.method}: {ln.command}")
     n_left = 2 if table.spec.layout == "wide" else 1
     out += [r"\begin{tabular}{" + "l" * n_left + "r" * (len(head) - n_left) + "}", r"\toprule",
-            " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
-    out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+            " & ".join(tex_escape(h) for h in head) + r" \\", r"\midrule"]
+    out += [" & ".join(tex_escape(c) for c in cells) + r" \\" for cells in body]
     out += [r"\bottomrule", r"\end{tabular}"]
     if _scaled_block(table):
         head, body = _scaled_grid(table)
         out += ["", f"% {SCALED_NOTE}", r"\begin{tabular}{ll" + "r" * (len(head) - 2) + "}", r"\toprule",
-                " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
-        out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+                " & ".join(tex_escape(h) for h in head) + r" \\", r"\midrule"]
+        out += [" & ".join(tex_escape(c) for c in cells) + r" \\" for cells in body]
         out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"
 

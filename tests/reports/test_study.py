@@ -17,7 +17,7 @@ RELIABILITY = {"edges": [0.0, 0.5, 1.0], "conf": [0.3, 0.9], "acc": [0.2, 0.8]}
 
 
 def _run(root, method, seed, top1=20.0, nll=1.0, ece=10.0, aurc=100.0, ts=(0.5, 2.0, 90.0), T=1.5,
-         scored=True, complete=True, alpha_T=None, train_err=3.0):
+         scored=True, complete=True, alpha_T=None, train_err=3.0, at_bound=False):
     """A study run: its final record holds holdout numbers (99s, 500 holdout images) that must never
     show; the test numbers are in the eval record (10,000 test images), ts = (NLL, ECE, AURC)
     after temperature scaling."""
@@ -36,10 +36,11 @@ def _run(root, method, seed, top1=20.0, nll=1.0, ece=10.0, aurc=100.0, ts=(0.5, 
             reliability={**RELIABILITY, "count": [400, 100]}, wall_s=1.0)
     if scored:
         w.extra("eval", task="classification", split="test", checkpoint="checkpoint.pt", epoch=65,
-                metrics={"top1_err": top1, "nll": nll, "ece": ece, "aurc": aurc},
+                metrics={"top1_err": top1, "nll": nll, "ece": ece, "aurc": aurc, "conf": 90.0},
                 reliability={**RELIABILITY, "count": [9000, 1000]},
-                temperature_scaled={"temperature": T, "ts_fit": "holdout", "split": "test",
-                                    "metrics": {"top1_err": top1, "nll": ts[0], "ece": ts[1], "aurc": ts[2]}})
+                temperature_scaled={"temperature": T, "ts_fit": "holdout", "split": "test", "at_bound": at_bound,
+                                    "metrics": {"top1_err": top1, "nll": ts[0], "ece": ts[1], "aurc": ts[2],
+                                                "conf": 80.0 + seed}})
 
 
 def _selection(root, errors, alpha_T, name=f"{ROW}_s0.selection.json"):
@@ -126,7 +127,8 @@ def test_missing_seed_pairs_only_the_common_seeds(root):
     assert u.value == pytest.approx(-2.0) and u.se == pytest.approx(math.sqrt(4 / 3))
     md = to_markdown([s])
     line = next(ln for ln in md.splitlines() if ln.startswith("| CS-KD (peer) | top-1 error (%) | (i)"))
-    assert "-1.50 ± 0.50 (n = 2) | improvement | -2.00 ± 1.15 (n = 3 / 2) | no difference detected at n = 3 / 2" in line
+    assert ("-1.50 ± 0.50 (n = 2) | improvement | -2.00 ± 1.15 (n = 3 / 2) "
+            "| no difference detected at n = 3 / 2") in line
     row = next(ln for ln in md.splitlines() if ln.startswith("| CS-KD (peer) | "))
     assert "| 2 of 3 |" in row and "seeds 0, 2" in row
 
@@ -137,10 +139,12 @@ def test_rows_take_the_eval_record_raw_and_after_temperature_scaling(root):
     raw = next(ln for ln in lines if ln.startswith("| Baseline | "))
     ts = next(ln for ln in lines if ln.startswith("| Baseline + temperature scaling | "))
     # raw: top-1 21.00 ± 1.00, NLL 1.100 ± 0.100, ECE 10.00 ± 0.00, AURC 100.0 ± 0.0; the fit
-    assert "| 3 of 5 | 21.00 ± 1.00 | 1.100 ± 0.100 | 10.00 ± 0.00 | 100.0 ± 0.0 | – | 3.00 ± 0.00 | 1.50 ± 0.00 |" in raw
-    # after TS (eval record's temperature_scaled): NLL 0.85 ± 0.05, ECE 3 ± 1, AURC 96 ± 1, T 1.6 ± 0.1
-    assert ("| 3 of 5 | 21.00 ± 1.00 | 0.850 ± 0.050 | 3.00 ± 1.00 | 96.0 ± 1.0 | 1.600 ± 0.100 (holdout) |"
-            in ts)
+    assert ("| 3 of 5 | 21.00 ± 1.00 | 1.100 ± 0.100 | 10.00 ± 0.00 | 100.0 ± 0.0 | 90.0 ± 0.0 | – "
+            "| 3.00 ± 0.00 | 1.50 ± 0.00 |") in raw
+    # after TS (eval record's temperature_scaled): NLL 0.85 ± 0.05, ECE 3 ± 1, AURC 96 ± 1,
+    # confidence 81 ± 1, T 1.6 ± 0.1
+    assert ("| 3 of 5 | 21.00 ± 1.00 | 0.850 ± 0.050 | 3.00 ± 1.00 | 96.0 ± 1.0 | 81.0 ± 1.0 "
+            "| 1.600 ± 0.100 (holdout) |") in ts
     assert "99" not in raw + ts  # the final record's holdout numbers never show
     assert "10,000 test images" in md
 
@@ -244,3 +248,12 @@ def test_folder_holding_only_a_selection_is_not_an_empty_run_folder(tmp_path):
     (root / "study" / "empty_run").mkdir(parents=True)
     _, warnings = find_runs([root])
     assert warnings == [f"{root / 'study' / 'empty_run' / 'log.jsonl'}: missing (empty run folder); skipped"]
+
+
+def test_temperature_at_its_search_bound_is_said(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "baseline", 0, T=20.0, at_bound=True)
+    _run(root, "baseline", 1, T=1.5)
+    md = to_markdown(study_settings(find_runs([root])[0]))
+    ts = next(ln for ln in md.splitlines() if ln.startswith("| Baseline + temperature scaling | "))
+    assert "(holdout); 1 at the search bound |" in ts
