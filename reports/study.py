@@ -49,7 +49,7 @@ TS_SUFFIX = " + temperature scaling"
 CLOSE_IMAGES = 3
 
 
-def test_eval(run) -> dict | None:
+def scored_record(run) -> dict | None:
     """The run's newest test-set "eval" record (classification.evaluate --split test --record),
     or None; only a finished run's record counts."""
     return run.evaluation_on("test") if run.complete else None
@@ -58,14 +58,14 @@ def test_eval(run) -> dict | None:
 def value(key: str, scaled: bool):
     """run -> `key` of its test eval record, raw or after temperature scaling (None if absent)."""
     def get(run):
-        rec = test_eval(run) or {}
+        rec = scored_record(run) or {}
         src = (rec.get("temperature_scaled") or {}) if scaled else rec
         return number((src.get("metrics") or {}).get(key))
     return get
 
 
 def temperature(run) -> float | None:
-    return number(((test_eval(run) or {}).get("temperature_scaled") or {}).get("temperature"))
+    return number(((scored_record(run) or {}).get("temperature_scaled") or {}).get("temperature"))
 
 
 @dataclass
@@ -127,7 +127,7 @@ class Setting:
         n = set()
         for mr in self.methods.values():
             for r in mr.scored:
-                counts = ((test_eval(r) or {}).get("reliability") or {}).get("count")
+                counts = ((scored_record(r) or {}).get("reliability") or {}).get("count")
                 if isinstance(counts, list):
                     n.add(int(sum(counts)))
         return sorted(n)
@@ -144,7 +144,7 @@ def study_settings(runs) -> list[Setting]:
                                            {m: MethodRuns(m) for m in PLANNED_SEEDS}))
         mr = s.methods.setdefault(g.method, MethodRuns(g.method))
         for r in g.runs:
-            (mr.scored if test_eval(r) is not None else mr.pending).append(r)
+            (mr.scored if scored_record(r) is not None else mr.pending).append(r)
     return list(by_key.values())
 
 
@@ -206,6 +206,19 @@ def _holdout_images(runs, row: str) -> int | None:
     return None
 
 
+def _selection_problem(data) -> str | None:
+    """What keeps `data` from being read as classification.select_alpha's JSON, else None."""
+    if not isinstance(data, dict) or not isinstance(data.get("holdout_top1_err"), dict):
+        return "no holdout_top1_err"
+    try:
+        alphas = [float(a) for a in data["holdout_top1_err"]]
+    except ValueError:
+        return "a candidate that is not a number"
+    if number(data.get("alpha_T")) is None or float(data["alpha_T"]) not in alphas:
+        return "its alpha_T is not one of its candidates"
+    return None
+
+
 def find_selections(roots, settings, runs) -> tuple[list[Selection], list[str]]:
     """The alpha_T selection JSONs of the settings' rows (<root>/alpha_select/<row>_s<seed>.
     selection.json), a copy under two roots read once, and warnings for unreadable ones."""
@@ -220,8 +233,9 @@ def find_selections(roots, settings, runs) -> tuple[list[Selection], list[str]]:
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                     warnings.append(f"{p}: not readable JSON ({type(e).__name__}); skipped")
                     continue
-                if not isinstance(data, dict) or not isinstance(data.get("holdout_top1_err"), dict):
-                    warnings.append(f"{p}: not an alpha_T selection (no holdout_top1_err); skipped")
+                problem = _selection_problem(data)
+                if problem:
+                    warnings.append(f"{p}: not an alpha_T selection ({problem}); skipped")
                     continue
                 key = (data.get("row"), data.get("seed"), data.get("decided"))
                 if key in seen:
@@ -279,9 +293,9 @@ def method_grid(s: Setting) -> list[list[str]]:
             continue
         fit = [fmt_measured(Cell.of(mr.by_seed(lambda r, k=k: r.metric(k)).values()), d)
                for k, _, d in FIT_COLUMNS]
-        fits = sorted({str(((test_eval(r) or {}).get("temperature_scaled") or {}).get("ts_fit"))
+        fits = sorted({str(((scored_record(r) or {}).get("temperature_scaled") or {}).get("ts_fit"))
                        for r in mr.scored})
-        bound = sum(bool(((test_eval(r) or {}).get("temperature_scaled") or {}).get("at_bound"))
+        bound = sum(bool(((scored_record(r) or {}).get("temperature_scaled") or {}).get("at_bound"))
                     for r in mr.scored)
         # a temperature at the edge of its search interval did not converge to a minimum
         at_bound = f"; {bound} at the search bound" if bound else ""

@@ -257,3 +257,15 @@ def test_temperature_at_its_search_bound_is_said(tmp_path):
     md = to_markdown(study_settings(find_runs([root])[0]))
     ts = next(ln for ln in md.splitlines() if ln.startswith("| Baseline + temperature scaling | "))
     assert "(holdout); 1 at the search bound |" in ts
+
+
+@pytest.mark.parametrize("errors, alpha_T, why", [
+    ({"0.1": 36.2, "x": 36.0}, 0.1, "a candidate that is not a number"),
+    ({"0.1": 36.2, "0.7": 36.0}, None, "its alpha_T is not one of its candidates"),
+    ({"0.1": 36.2, "0.7": 36.0}, 0.5, "its alpha_T is not one of its candidates"),
+])
+def test_malformed_selection_is_a_warning_not_a_traceback(root, errors, alpha_T, why):
+    p = _selection(root, errors, alpha_T)
+    runs, _ = find_runs([root])
+    sels, warnings = find_selections([root], study_settings(runs), runs)
+    assert sels == [] and warnings == [f"{p}: not an alpha_T selection ({why}); skipped"]
