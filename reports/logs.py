@@ -146,6 +146,18 @@ class Run:
                 return rec
         return None
 
+    def metric_on(self, split: str, key: str) -> float | None:
+        """`key` of the newest eval record that scored `split` (evaluation_on): its metrics, or
+        with the `ts.` prefix the metric after temperature scaling (`ts.temperature`: the fitted
+        T); None without such a record or value. A run trained evaluating its holdout keeps its
+        holdout numbers in its final record (metric); its test-set numbers are here."""
+        rec = self.evaluation_on(split) or {}
+        if key.startswith(SCALED):
+            rec, key = rec.get("temperature_scaled") or {}, key[len(SCALED):]
+            if key == "temperature":
+                return number(rec.get(key))
+        return number((rec.get("metrics") or {}).get(key))
+
     @property
     def reliability(self) -> dict | None:
         return (self.evaluation or self.log.final or {}).get("reliability")

@@ -9,6 +9,11 @@ metric(method) - metric(<method>), over the seeds both have complete runs of (th
 match the entry with its method, and its epochs replaced by `minus_epochs` where given: a
 baseline that stops early has another epoch count than a Self-KD run of T epochs); `n` is then
 the number of pairs.
+
+An entry with `split: <split>` reads the metric from each run's newest eval record of that split
+(Run.metric_on; `ts.<metric>` after temperature scaling, `ts.temperature` the fitted T) instead
+of its final record: a run trained evaluating its holdout and then scored on the test set by
+`classification.evaluate --split test --record` holds its test numbers there.
 """
 from __future__ import annotations
 
@@ -22,8 +27,8 @@ from .tables import TABLES
 
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_results.yaml"
 REQUIRED = ("table", "row", "method", "metric", "expected", "tolerance")
-OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note", "minus", "minus_epochs")
-_STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note", "minus")
+OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note", "minus", "minus_epochs", "split")
+_STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note", "minus", "split")
 
 
 class ReproError(ValueError):
@@ -132,6 +137,7 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Tru
         method = e["method"] + (f" - {e['minus']} (paired by seed)" if "minus" in e else "")
         where = (f"{e['table']} {e['row']} {method} {e['metric']}"
                  + (f" [{e.get('dataset', '*')}, {e.get('epochs', '*')} ep]")
+                 + (f" on the {e['split']} eval record" if "split" in e else "")
                  + (f" {e['run_id']}" if "run_id" in e else ""))
         base_rs = _baseline_runs(runs, e) if "minus" in e and rs else []
         if "minus" in e and not base_rs:
@@ -141,17 +147,20 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Tru
             lines.append(f"MISSING {where}: no complete run under {roots_txt}")
             continue
         used.update(id(r) for r in rs + base_rs)
+        value = ((lambda r: r.metric_on(e["split"], e["metric"])) if "split" in e  # noqa: E731
+                 else (lambda r: r.metric(e["metric"])))
         if "minus" in e:
-            value = lambda r: r.metric(e["metric"])  # noqa: E731
             d = paired(by_seed(base_rs, value), by_seed(rs, value))
             c = Cell(d.value, None, d.n)
             rs = rs + base_rs
         else:
-            c = Cell.of(r.metric(e["metric"]) for r in rs)
+            c = Cell.of(value(r) for r in rs)
         ids = ", ".join(r.run_id for r in rs)
         if c.mean is None:
             failed += 1
             why = "no seed has the metric on both sides" if "minus" in e else "metric absent from the logs"
+            if "split" in e:
+                why += f" (read from their {e['split']} eval records)"
             lines.append(f"FAIL    {where}: {why} of {ids}")
             continue
         diff = c.mean - e["expected"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .differences import Difference, by_seed, fmt, paired, unpaired
-from .logs import Cell, group_runs, number
+from .logs import SCALED, Cell, group_runs, number
 from .regime import DELTA_METRICS
 from .tables import METHOD_LABELS, TOP1, fmt_measured, md_escape, tex_escape
 
@@ -57,15 +57,11 @@ def scored_record(run) -> dict | None:
 
 def value(key: str, scaled: bool):
     """run -> `key` of its test eval record, raw or after temperature scaling (None if absent)."""
-    def get(run):
-        rec = scored_record(run) or {}
-        src = (rec.get("temperature_scaled") or {}) if scaled else rec
-        return number((src.get("metrics") or {}).get(key))
-    return get
+    return lambda run: run.metric_on("test", (SCALED if scaled else "") + key) if run.complete else None
 
 
 def temperature(run) -> float | None:
-    return number(((scored_record(run) or {}).get("temperature_scaled") or {}).get("temperature"))
+    return run.metric_on("test", SCALED + "temperature") if run.complete else None
 
 
 @dataclass

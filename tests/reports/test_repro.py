@@ -200,3 +200,31 @@ def test_paired_difference_entry(tmp_path):
                  "tolerance: 1, minus_epochs: 5}\n")
     with pytest.raises(ReproError, match="minus_epochs is set without minus"):
         load_expected(p)
+
+
+def test_split_entry_reads_the_eval_record_of_that_split(tmp_path):
+    """A run trained evaluating its holdout keeps holdout numbers in its final record (99.0 in the
+    study fixture); `split: test` reads its test eval record instead, raw and after temperature
+    scaling (`ts.`), also as a paired difference."""
+    from .test_study import _run
+    root = tmp_path / "runs"
+    for s, (t, T, tse) in enumerate(((20.0, 1.5, 2.0), (22.0, 1.6, 3.0), (21.0, 1.7, 4.0))):
+        _run(root, "baseline", s, top1=t, T=T, ts=(0.5, tse, 90.0))
+        _run(root, "selfkd", s, top1=t - 1.0 - 0.5 * s, T=1.2, ts=(0.5, tse + 1.0, 90.0))
+    p = tmp_path / "e.yaml"
+    cell = "{table: study, row: study_tiny, method: %s, metric: %s, expected: %s, tolerance: 1.0e-6, n: 3%s}"
+    p.write_text("results:\n" + "".join(f"  - {cell % args}\n" for args in (
+        ("baseline", "top1_err", 21.0, ", split: test"),
+        ("baseline", "ts.temperature", 1.6, ", split: test"),
+        ("baseline", "ts.ece", 3.0, ", split: test"),
+        ("selfkd", "top1_err", -1.5, ", split: test, minus: baseline"),   # -1.0, -1.5, -2.0
+        ("selfkd", "ts.ece", 1.0, ", split: test, minus: baseline"),
+        ("baseline", "top1_err", 99.0, ""))))                            # the final (holdout) record
+    rc, lines = check_repro(p, [root])
+    assert rc == 0, lines
+    ok = [ln for ln in lines if ln.startswith("ok")]
+    assert len(ok) == 6 and "study study_tiny baseline top1_err [*, * ep] on the test eval record" in ok[0]
+    p.write_text("results:\n  - " + cell % ("baseline", "nll", 0, ", split: holdout") + "\n")
+    rc, lines = check_repro(p, [root])
+    assert rc == 1 and any("metric absent from the logs (read from their holdout eval records)" in ln
+                           for ln in lines)
