@@ -269,3 +269,15 @@ def test_malformed_selection_is_a_warning_not_a_traceback(root, errors, alpha_T,
     runs, _ = find_runs([root])
     sels, warnings = find_selections([root], study_settings(runs), runs)
     assert sels == [] and warnings == [f"{p}: not an alpha_T selection ({why}); skipped"]
+
+
+def test_resumed_runs_and_commits_are_noted(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "baseline", 0)
+    _run(root, "baseline", 1)
+    with open(root / "study" / f"{ROW}_baseline_s1" / "log.jsonl", "a") as f:
+        f.write(json.dumps({"type": "resume", "from_epoch": 14, "at": "x", "command": "c"}) + "\n")
+    md = to_markdown(study_settings(find_runs([root])[0]))
+    row = next(ln for ln in md.splitlines() if ln.startswith("| Baseline | "))
+    assert row.endswith("| seeds 0, 1; seed 1 resumed from epoch 14 |")
+    assert "Trained at commit abc." in md
