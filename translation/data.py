@@ -8,8 +8,12 @@ Corpora (standard on-disk formats, given a path):
 * ``iwslt15``: the IWSLT 2015-01 release (wit3.fbk.eu, ``texts/en/de/en-de.tgz``) as the .tgz or
   its extracted folder: ``train.tags.en-de.{en,de}`` (TED transcripts with XML-ish metadata lines)
   and ``IWSLT15.TED*.<set>.en-de.{en,de}.xml`` dev/test files with ``<seg id="N">`` lines.
-  Sec. 3.4: ``valid_size`` (8,300) training pairs are held out for validation; the test set is
-  dev2010 + dev2012 + tst2010 + tst2011 + tst2012 + tst2013 concatenated in that order.
+  Prepared as fairseq's examples/translation/prepare-iwslt14.sh prepares IWSLT14 (the shape of
+  Sec. 3.4's counts): Moses tokens, clean-corpus-n 1..175 tokens at ratio 1.5, lowercased, and
+  every 23rd cleaned training pair (lines 23, 46, ...: its ``awk 'NR%23 == 0'``) held out for
+  validation (191K / 23 = 8,304, the paper's "8,300"); the test set is dev2010 + dev2012 +
+  tst2010 + tst2011 + tst2012 + tst2013 concatenated in that order (Sec. 3.4's six sets; the
+  IWSLT14 script has five, without tst2013).
   One binarisation serves both directions (fairseq's translation task finds
   ``train.en-de.{en,de}`` for ``-s de -t en`` too).
 
@@ -29,7 +33,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import random
 import re
 import shutil
 import sys
@@ -65,16 +68,18 @@ class PrepConfig:
     max_train_pairs: int = 0  # 0 = all; the first N pairs (smoke runs, tests)
     max_eval_pairs: int = 0  # 0 = all; the first N pairs of valid and test
     # IWSLT15 only (IWSLT_ONLY: prep.json of another corpus leaves them out)
-    valid_size: int = 8300
+    valid_every: int = 23  # hold out cleaned training pairs N, 2N, ... (prepare-iwslt14.sh: 23)
     test_sets: list[str] = field(default_factory=lambda: list(IWSLT_TEST_SETS))
     clean_max_len: int = 175  # Moses clean-corpus-n.perl 1..175 tokens, length ratio <= 1.5
     clean_ratio: float = 1.5
-    seed: int = 1  # which training pairs are held out for validation
     workers: int = 1
     overwrite: bool = False  # replace an out_dir prepared (by this code) with other settings
 
 
-IWSLT_ONLY = ("valid_size", "test_sets", "clean_max_len", "clean_ratio", "seed")
+IWSLT_ONLY = ("valid_every", "test_sets", "clean_max_len", "clean_ratio")
+# IWSLT15 keys of an earlier hold-out (a seeded random valid_size pairs), which prep.json of
+# Multi30k recorded too: left out when comparing a Multi30k preparation's settings
+OLD_IWSLT_ONLY = ("valid_size", "seed")
 NOT_RECORDED = ("overwrite",)  # how to prepare, not what
 # settings that do not change the prepared files
 SAME_DATA_KEYS = ("workers", "out_dir")
@@ -192,6 +197,15 @@ def clean_pairs(a: list[str], b: list[str], max_len: int, ratio: float):
     return keep_a, keep_b
 
 
+def hold_out_every(a: list[str], b: list[str], every: int):
+    """((train_a, train_b), (valid_a, valid_b)): pairs number every, 2 every, ... (1-based, in
+    corpus order) go to validation, the rest to training (prepare-iwslt14.sh's awk NR%23)."""
+    held = {i for i in range(every - 1, len(a), every)}
+    train = ([x for i, x in enumerate(a) if i not in held], [y for i, y in enumerate(b) if i not in held])
+    valid = ([a[i] for i in sorted(held)], [b[i] for i in sorted(held)])
+    return train, valid
+
+
 def tokenize(lines: list[str], lang: str, lowercase: bool) -> list[str]:
     from sacremoses import MosesTokenizer
     tok = MosesTokenizer(lang=lang)
@@ -250,7 +264,7 @@ def check(cfg: PrepConfig) -> None:
     """Value checks the dataclass types cannot express; ValueError names the key."""
     if cfg.corpus not in CORPORA:
         raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
-    for key, low in (("bpe_merges", 1), ("workers", 1), ("clean_max_len", 1), ("valid_size", 0),
+    for key, low in (("bpe_merges", 1), ("workers", 1), ("clean_max_len", 1), ("valid_every", 2),
                      ("max_train_pairs", 0), ("max_eval_pairs", 0)):
         if getattr(cfg, key) < low:
             raise ValueError(f"{key} must be >= {low}, got {getattr(cfg, key)}")
@@ -300,16 +314,11 @@ def _prepare_into(cfg: PrepConfig, raw: Path, out: Path) -> dict:
         a, b = rel["train"]
         ta, tb = clean_pairs(tokenize(a, l1, cfg.lowercase), tokenize(b, l2, cfg.lowercase),
                              cfg.clean_max_len, cfg.clean_ratio)
-        if len(ta) <= cfg.valid_size:
-            raise ValueError(f"valid_size={cfg.valid_size} leaves no training pairs "
-                             f"({len(ta)} pairs after cleaning)")
-        order = list(range(len(ta)))
-        random.Random(cfg.seed).shuffle(order)
-        held = sorted(order[:cfg.valid_size])
-        held_set = set(held)
-        train_idx = [i for i in range(len(ta)) if i not in held_set]
-        tok = {"train": ([ta[i] for i in train_idx], [tb[i] for i in train_idx]),
-               "valid": ([ta[i] for i in held], [tb[i] for i in held]),
+        train, valid = hold_out_every(ta, tb, cfg.valid_every)
+        if not valid[0]:
+            raise ValueError(f"valid_every={cfg.valid_every} holds out nothing: only {len(ta)} "
+                             "pairs after cleaning")
+        tok = {"train": train, "valid": valid,
                "test": tuple(tokenize(x, lang, cfg.lowercase) for x, lang in zip(rel["test"], (l1, l2)))}
         splits = {"train": None, "valid": None, "test": rel["test"]}
     counts = {}
@@ -370,7 +379,7 @@ def check_prepared(out: Path, settings: dict, overwrite: bool) -> dict | None:
         raise ValueError(f"out_dir {out} exists and is not a preparation of this code (no readable "
                          "prep.json): choose another out_dir (overwrite=true replaces only a preparation)")
     if old.get("corpus") != "iwslt15":  # prep.json of older code recorded every key
-        old = {k: v for k, v in old.items() if k not in IWSLT_ONLY}
+        old = {k: v for k, v in old.items() if k not in IWSLT_ONLY + OLD_IWSLT_ONLY}
     changes = config_changes(old, settings, ignore=SAME_DATA_KEYS)
     if not changes:
         return info.get("counts", {})

@@ -9,7 +9,8 @@ import pytest
 
 from core.config import load_config
 from tests.conftest import REPO
-from translation.data import IWSLT_ONLY, PrepConfig, clean_pairs, prepare, read_iwslt15, recorded_settings
+from translation.data import (IWSLT_ONLY, PrepConfig, clean_pairs, hold_out_every, prepare, read_iwslt15,
+                              recorded_settings, tokenize)
 
 WORDS = "the a house dog runs small big red blue man woman child sees eats under over".split()
 TEST_SETS = ["dev2010", "dev2012", "tst2010", "tst2011", "tst2012", "tst2013"]
@@ -78,19 +79,46 @@ def test_clean_pairs():
     assert clean_pairs(a, b, 175, 1.5) == (["a b", "x"], ["c d", "y"])
 
 
+def test_hold_out_every_23rd_line():
+    """prepare-iwslt14.sh's awk 'NR%23 == 0' / 'NR%23 != 0': 1-based lines 23, 46, ... are valid,
+    the rest train, both in corpus order; 191K pairs give the paper's ~8,300."""
+    a = [f"a{i}" for i in range(1, 101)]
+    b = [f"b{i}" for i in range(1, 101)]
+    (ta, tb), (va, vb) = hold_out_every(a, b, 23)
+    assert va == ["a23", "a46", "a69", "a92"] and vb == ["b23", "b46", "b69", "b92"]
+    assert len(ta) == 96 and ta[21:23] == ["a22", "a24"] and tb[-1] == "b100"
+    assert sorted(ta + va, key=lambda x: int(x[1:])) == a
+    assert len(hold_out_every(["x"] * 191_000, ["y"] * 191_000, 23)[1][0]) == 8304
+
+
 def test_prepare_iwslt15(tmp_path):
+    """The IWSLT15 config prepares as prepare-iwslt14.sh: lowercased Moses tokens, the 200-token
+    pair cleaned away, every 23rd cleaned pair held out, the six dev/test sets concatenated."""
     pytest.importorskip("fairseq")
     tgz = make_iwslt15_fixture(tmp_path)
     cfg = load_config(PrepConfig, REPO / "translation/configs/prep/iwslt15_en_de.yaml",
-                      [f"raw_path={tgz}", f"out_dir={tmp_path / 'out'}", "valid_size=20",
-                       "bpe_merges=50"])
+                      [f"raw_path={tgz}", f"out_dir={tmp_path / 'out'}", "bpe_merges=50"])
+    assert cfg.lowercase and cfg.valid_every == 23 and cfg.test_sets == TEST_SETS
     counts = prepare(cfg)
     n_pairs = 4 * 32  # the 200-token line is cleaned away
-    assert counts == {"train": n_pairs - 20, "valid": 20, "test": 27}
+    assert counts == {"train": n_pairs - n_pairs // 23, "valid": n_pairs // 23, "test": 27}
     out = tmp_path / "out"
+    # the held-out pairs are the cleaned corpus's lines 23, 46, ... (lowercased Moses tokens)
+    en, de = read_iwslt15(tgz, "en", "de", TEST_SETS)["train"]
+    cen, cde = clean_pairs(tokenize(en, "en", True), tokenize(de, "de", True), 175, 1.5)
+    assert len(cen) == n_pairs
+    assert (out / "tok" / "valid.en").read_text().splitlines() == cen[22::23]
+    assert (out / "tok" / "valid.de").read_text().splitlines() == cde[22::23]
+    train_en = (out / "tok" / "train.en").read_text().splitlines()
+    assert train_en == [x for i, x in enumerate(cen) if (i + 1) % 23]
+    for split in ("train", "valid", "test"):
+        for lang in ("en", "de"):
+            text = (out / "tok" / f"{split}.{lang}").read_text()
+            assert text == text.lower() and text != text.upper()
+    assert (out / "tok" / "test.en").read_text().splitlines()[0] == "dev2010 en segment 1"
     import json
     settings = json.loads((out / "prep.json").read_text())["config"]
-    assert settings["valid_size"] == 20 and settings["test_sets"] == TEST_SETS
+    assert settings["valid_every"] == 23 and settings["test_sets"] == TEST_SETS
     assert set(IWSLT_ONLY) <= set(settings)
     for split in ("train", "valid", "test"):
         for lang in ("en", "de"):
@@ -103,7 +131,7 @@ def test_prepare_iwslt15(tmp_path):
                                                             target_lang=tgt,
                                                             dataset_impl="mmap"))
         task.load_dataset("valid")
-        assert len(task.dataset("valid")) == 20
+        assert len(task.dataset("valid")) == n_pairs // 23
 
 
 def test_prepare_multi30k_counts_and_references(tiny_multi30k):
@@ -120,7 +148,7 @@ def test_prepare_multi30k_counts_and_references(tiny_multi30k):
 
 def test_recorded_settings_leave_out_what_the_corpus_does_not_use():
     """prep.json records the settings of the corpus being prepared (issue 17): Multi30k's has no
-    IWSLT-only key (validation hold-out, test sets, cleaning, hold-out seed); IWSLT15's has them."""
+    IWSLT-only key (validation hold-out, test sets, cleaning); IWSLT15's has them."""
     multi30k = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/multi30k_de_en.yaml"))
     iwslt = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/iwslt15_en_de.yaml"))
     assert not set(IWSLT_ONLY) & set(multi30k)
@@ -153,7 +181,7 @@ def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
     tgz = make_iwslt15_fixture(tmp_path)
     out = tmp_path / "out"
     base = ["--config", str(REPO / "translation/configs/prep/iwslt15_en_de.yaml"), f"raw_path={tgz}",
-            f"out_dir={out}", "valid_size=20"]
+            f"out_dir={out}", "valid_every=10"]
 
     def snapshot():
         return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
@@ -184,7 +212,7 @@ def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
     for extra in ([], ["overwrite=true"]):
-        assert main(base[:-2] + [f"out_dir={mine}", "valid_size=20", "bpe_merges=50"] + extra) == 2
+        assert main(base[:-2] + [f"out_dir={mine}", "valid_every=10", "bpe_merges=50"] + extra) == 2
         assert "is not a preparation of this code" in capsys.readouterr().err
         assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
