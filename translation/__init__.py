@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 
 _registered = False
@@ -77,6 +78,38 @@ def run_main(prog: str, body) -> int:
             raise
     print(f"{prog}: error: {line}", file=sys.stderr)
     return 2
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Traceback")
+
+
+def quiet_fairseq() -> None:
+    """What the entry points (train, data, evaluate) print by default: their own lines, not the
+    libraries'. fairseq, hydra and torch at WARNING (no INFO lines, no Namespace dump, no "Please
+    install tensorboardX"), their Future/Deprecation/User warnings hidden (torch.jit's, the
+    DataLoader's pin_memory), subword-nmt's BPE-learning progress bar off. Call it before fairseq
+    is imported; ``--verbose`` skips it."""
+    import warnings
+    root = logging.getLogger()
+    if not root.handlers:  # before fairseq_cli's basicConfig(INFO, stdout), which then does nothing
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+        # the progress-bar logger is set to INFO for EpochRecords; its records reach the root
+        # handler whatever the root level, so the handler filters too
+        root.handlers[0].setLevel(logging.WARNING)
+    root.setLevel(logging.WARNING)
+    for name in ("fairseq", "fairseq_cli", "hydra", "torch", "sacrebleu"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # fairseq logs the traceback of a failed checkpoint write before raising the error, which
+    # main() reports in one line (a full disk, a folder that cannot be written)
+    logging.getLogger("fairseq.checkpoint_utils").addFilter(_no_traceback)  # (once: a set)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    try:  # learn_bpe draws a tqdm bar when tqdm is importable; this is its own no-tqdm fallback
+        from subword_nmt import learn_bpe
+        learn_bpe.tqdm = lambda iterator, *args, **kwargs: iterator
+    except ImportError:
+        pass
 
 
 if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it

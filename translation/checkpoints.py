@@ -10,11 +10,15 @@
 * Resuming: ``restore_point`` reads ``checkpoint_last.pt``; if it is unreadable (damaged outside
   this code, or torn by an older version's copy), ``checkpoint_best.pt``, which holds the same
   full training state as of its epoch, is the fallback.
+* Averaging: ``average_checkpoints`` averages the weights of the last N epoch checkpoints
+  (``checkpoint<epoch>.pt``) as fairseq's scripts/average_checkpoints.py does (``--inputs DIR
+  --num-epoch-checkpoints N``), reading each file with weights_only=True.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ from pathlib import Path
 from core.checkpoint import CheckpointError, load_checkpoint, replace_atomically
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's name of epoch t's checkpoint
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -134,3 +139,58 @@ def fairseq_saves(before_epoch_checkpoint):
     finally:
         checkpoint_utils.save_checkpoint = save
         PathManager.copy = copy
+
+
+def last_epoch_checkpoints(folder: str | os.PathLike, n: int) -> list[Path]:
+    """The n epoch checkpoints (``checkpoint<epoch>.pt``) of ``folder`` with the highest epochs,
+    newest first, as fairseq's average_checkpoints.py picks them; ValueError when it holds fewer
+    (a run trains with ``--keep-last-epochs N`` to keep them: eval.average_last)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (the epoch checkpoints to average)")
+    found = sorted(((int(m.group(1)), folder / m.group(0)) for m in
+                    (EPOCH_CHECKPOINT.fullmatch(f.name) for f in folder.iterdir()) if m), reverse=True)
+    if len(found) < n:
+        raise ValueError(f"{folder} holds {len(found)} epoch checkpoints (checkpoint<epoch>.pt), "
+                         f"{n} are needed to average the last {n} (train with eval.average_last={n}, "
+                         "which keeps them)")
+    return [path for _, path in found[:n]]
+
+
+def average_checkpoints(paths: list[str | os.PathLike]) -> dict:
+    """The state of the first checkpoint in ``paths`` with its model weights replaced by the mean
+    of every checkpoint's (fairseq's average_checkpoints.py: fp16 tensors summed in fp32, floating
+    tensors divided by the count, integer ones floor-divided); the checkpoints must hold the same
+    parameter names in the same order."""
+    import torch
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    new_state, keys, sums = None, None, {}
+    for path in paths:
+        state = read_checkpoint(path)
+        model = state["model"]
+        if keys is None:
+            new_state, keys = state, list(model)
+        elif list(model) != keys:
+            raise ValueError(f"checkpoint {path} holds other parameters than {paths[0]}: not "
+                             "checkpoints of one model")
+        for k in keys:
+            p = model[k]
+            if p.dtype == torch.float16:
+                p = p.float()
+            sums[k] = p.clone() if k not in sums else sums[k].add_(p)
+    for k, v in sums.items():
+        if v.is_floating_point():
+            v.div_(len(paths))
+        else:
+            v.floor_divide_(len(paths))
+    new_state["model"] = sums
+    return new_state
+
+
+def write_averaged(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """average_checkpoints(paths) saved atomically to ``out``."""
+    import torch
+    state = average_checkpoints(paths)
+    replace_atomically(out, lambda tmp: torch.save(state, tmp))
+    return Path(out)

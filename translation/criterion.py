@@ -9,7 +9,8 @@ Per non-padding target token y with model log-probabilities log q (Eq. 6):
 
 * Self-KD:  p_teacher = the frozen snapshot of the model as it ended the previous epoch (held by
   the task, see task.py), a = alpha_at(t, T, alpha_T, kind) (Eq. 5). Epoch 1 has no teacher: the
-  loss is plain NLL (a in force = 0).
+  loss is plain NLL (a in force = 0). The snapshot runs in eval mode (no dropout) by default;
+  ``--selfkd-teacher-mode train`` keeps its dropout on (the paper does not say which).
 * Label smoothing (Sec. 2.1): p_teacher = uniform over the V output symbols, a = eps.
   ``ls_convention="uniform"`` is the paper's/core's (1 - eps) onehot + eps / V.
   ``ls_convention="fairseq"`` matches fairseq's ``label_smoothed_cross_entropy`` exactly: it puts
@@ -36,6 +37,7 @@ from core.schedules import KINDS, alpha_at
 from translation import task as _task  # noqa: F401  (the criterion needs its task registered too)
 
 LS_CONVENTIONS = ("uniform", "fairseq")
+TEACHER_MODES = ("eval", "train")
 
 
 def self_kd_token_loss(lprobs: torch.Tensor, target: torch.Tensor, padding_idx: int,
@@ -93,6 +95,8 @@ class SelfKDCrossEntropyConfig(FairseqDataclass):
     selfkd_alpha_kind: str = field(default="linear", metadata={
         "help": f"alpha schedule, one of {', '.join(KINDS)} (core.schedules.alpha_at)"})
     selfkd_total_epochs: int = II("optimization.max_epoch")
+    selfkd_teacher_mode: str = field(default="eval", metadata={
+        "help": "the snapshot teacher's mode: eval (no dropout; default) or train (dropout on)"})
     ls_eps: float = field(default=0.0, metadata={
         "help": "label smoothing epsilon (a uniform teacher); exclusive with --selfkd-alpha-T"})
     ls_convention: str = field(default="uniform", metadata={
@@ -103,7 +107,7 @@ class SelfKDCrossEntropyConfig(FairseqDataclass):
 @register_criterion("self_kd_cross_entropy", dataclass=SelfKDCrossEntropyConfig)
 class SelfKDCrossEntropyCriterion(FairseqCriterion):
     def __init__(self, task, selfkd_alpha_T, selfkd_alpha_kind, selfkd_total_epochs, ls_eps,
-                 ls_convention, sentence_avg):
+                 ls_convention, sentence_avg, selfkd_teacher_mode="eval"):
         super().__init__(task)
         if not 0.0 <= selfkd_alpha_T <= 1.0:
             raise ValueError(f"--selfkd-alpha-T must be in [0, 1], got {selfkd_alpha_T}")
@@ -115,6 +119,9 @@ class SelfKDCrossEntropyCriterion(FairseqCriterion):
         if ls_convention not in LS_CONVENTIONS:
             raise ValueError(f"--ls-convention must be one of {', '.join(LS_CONVENTIONS)}, "
                              f"got {ls_convention!r}")
+        if selfkd_teacher_mode not in TEACHER_MODES:
+            raise ValueError(f"--selfkd-teacher-mode must be one of {', '.join(TEACHER_MODES)}, "
+                             f"got {selfkd_teacher_mode!r}")
         if ls_eps > 0 and selfkd_alpha_T > 0:
             raise ValueError("--ls-eps and --selfkd-alpha-T are exclusive (LS is Self-KD with a "
                              "uniform teacher); set one of them to 0")
@@ -132,6 +139,7 @@ class SelfKDCrossEntropyCriterion(FairseqCriterion):
         if hasattr(task, "snapshot"):
             # Baseline and LS runs keep no snapshot (no copy of the model, no extra forward).
             task.keep_teacher = self.alpha_T > 0
+            task.teacher_mode = selfkd_teacher_mode
 
     def alpha_in_force(self, vocab_size: int | None = None) -> float:
         """The a of Eq. 6 applied to training tokens right now (0 at epoch 1 of Self-KD: no
@@ -147,7 +155,8 @@ class SelfKDCrossEntropyCriterion(FairseqCriterion):
 
     def teacher_probs(self, sample) -> torch.Tensor:
         """(N, V) Self-KD teacher distribution for the flattened target tokens of `sample`."""
-        # Same batch tensors, eval mode (no dropout), no autograd graph; runs under the trainer's
+        # Same batch tensors, no autograd graph, the snapshot's mode (task.teacher_mode: eval, no
+        # dropout, unless --selfkd-teacher-mode train), after the student's forward; runs under the trainer's
         # autocast / in the trainer's dtype because the snapshot is a copy of the trained model.
         probs = self.task.snapshot.probs(**sample["net_input"])
         return probs.view(-1, probs.size(-1))

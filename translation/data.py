@@ -395,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="translation/configs/prep/<corpus>.yaml")
     ap.add_argument("overrides", nargs="*", help="key=value")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also print fairseq-preprocess's log, the BPE progress bar and library warnings")
     args = ap.parse_args(argv)
+    from translation import quiet_fairseq
+    if not args.verbose:
+        quiet_fairseq()
 
     def body():
         cfg = load_config(PrepConfig, args.config, args.overrides)

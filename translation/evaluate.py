@@ -2,6 +2,12 @@
 
     python -m translation.evaluate CHECKPOINT PREP_DIR -s de -t en [--subset test] [--beam 5]
     python -m translation.evaluate CHECKPOINT PREP_DIR -s de -t en --src FILE --ref FILE
+    python -m translation.evaluate CHECKPOINT_DIR PREP_DIR -s de -t en --average-last N
+
+``--average-last N``: the mean weights of the N latest epoch checkpoints (``checkpoint<epoch>.pt``)
+in CHECKPOINT_DIR, as fairseq's scripts/average_checkpoints.py averages them (translation.train
+keeps them with eval.average_last=N); the default is the one checkpoint given (translation.train
+evaluates ``checkpoint_best.pt``, the lowest validation NLL).
 
 ``--src/--ref``: any other test set (e.g. Multi30k's test_2017_flickr, test_2017_mscoco,
 test_2018_flickr), raw text one sentence a line, plain or .gz. The source goes through the run's
@@ -20,8 +26,8 @@ Two numbers, both from sacrebleu's corpus BLEU (4-gram, brevity penalty):
   papers of the period (and, we assume, Table 4 via fairseq) report: BPE-removed Moses tokens
   against the Moses-tokenised references ``PREP_DIR/tok/<subset>.<tgt>``, ``tokenize="none"``.
 If the corpus was lowercased at preparation (prep.json), both are computed case-insensitively.
-Beam 5 and length penalty 1.0: the paper does not give decoding settings; fairseq's IWSLT
-example uses beam 5.
+Beam 5 (``--beam``) and length penalty 1.0 (``--lenpen``): the paper does not give decoding
+settings; fairseq's IWSLT example uses beam 5.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ import torch
 
 from core.checkpoint import CheckpointError
 from core.run import lock_finished_run
-from translation import run_main
+from translation import quiet_fairseq, run_main
 from translation.checkpoints import read_checkpoint, task_settings
 from translation.data import read_lines, detokenize, load_bpe, tokenize
 
@@ -222,14 +228,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", help="another test set's source: raw text, one sentence a line, "
                                   "optionally .gz (needs --ref)")
     ap.add_argument("--ref", help="its reference translations, as --src")
-    ap.add_argument("--beam", type=int, default=5)
+    ap.add_argument("--beam", type=int, default=5, help="beam size (default 5, fairseq's IWSLT "
+                                                         "example; 1 = greedy)")
     ap.add_argument("--lenpen", type=float, default=1.0)
+    ap.add_argument("--average-last", type=int, default=0, metavar="N",
+                    help="evaluate the mean weights of the N latest checkpoint<epoch>.pt in the "
+                         "folder CHECKPOINT (fairseq's average_checkpoints.py); default: the "
+                         "checkpoint file CHECKPOINT itself")
     ap.add_argument("--hyps-out", help="also write the detokenised hypotheses here")
     ap.add_argument("--record", metavar="RUN_DIR",
                     help="also append the scores as an 'eval' record to RUN_DIR/log.jsonl (the "
                          "run must have finished and not be in use, the checkpoint must be one "
                          "of its own); an identical evaluation already recorded is not run again")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also print fairseq's log lines and library warnings")
     args = ap.parse_args(argv)
+    if not args.verbose:
+        quiet_fairseq()
     return run_main("translation.evaluate", lambda: print(json.dumps(_scores(args))))
 
 
@@ -240,14 +255,24 @@ def _scores(args) -> dict:
     if args.src is not None and args.subset is not None:
         raise ValueError("--subset scores a prepared split, --src/--ref another test set: "
                          "give one of them")
-    if not Path(args.checkpoint).is_file():
+    if args.beam < 1:
+        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    if args.average_last < 0:
+        raise ValueError(f"--average-last must be >= 0, got {args.average_last}")
+    if args.average_last:
+        if not Path(args.checkpoint).is_dir():
+            raise FileNotFoundError(f"--average-last: {args.checkpoint} is not a folder (give the "
+                                    "folder of the epoch checkpoints, e.g. RUN/checkpoints)")
+        from translation.checkpoints import last_epoch_checkpoints
+        averaged = last_epoch_checkpoints(args.checkpoint, args.average_last)
+    elif not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
     prep_dir = Path(args.prep_dir)
     _check_prep_dir(prep_dir, needs_bpe=args.src is not None)
     langs = (args.source_lang, args.target_lang)
     if args.hyps_out:
         _check_writable(Path(args.hyps_out))  # now, not after the beam search
-    lock = None
+    lock, tmp = None, None
     try:
         if args.record is not None:
             key = _record_key(args)
@@ -255,12 +280,19 @@ def _scores(args) -> dict:
             done = _recorded(log, Path(args.record), Path(args.checkpoint), key)
             if done is not None:
                 return done["metrics"]
+        checkpoint = args.checkpoint
+        if args.average_last:
+            import tempfile
+
+            from translation.checkpoints import write_averaged
+            tmp = tempfile.TemporaryDirectory(prefix="translation_avg_")
+            checkpoint = write_averaged(averaged, Path(tmp.name) / f"checkpoint_avg_last{args.average_last}.pt")
         if args.src is not None:
-            scores, hyps = evaluate_files(args.checkpoint, prep_dir, args.src, args.ref, *langs,
+            scores, hyps = evaluate_files(checkpoint, prep_dir, args.src, args.ref, *langs,
                                           beam=args.beam, lenpen=args.lenpen)
         else:
             subset = args.subset or "test"
-            hyps = translate(args.checkpoint, prep_dir / "bin", subset, args.beam, args.lenpen,
+            hyps = translate(checkpoint, prep_dir / "bin", subset, args.beam, args.lenpen,
                              langs=langs)
             scores = bleu_scores(hyps, prep_dir, subset, args.target_lang)
         if args.hyps_out:
@@ -270,6 +302,8 @@ def _scores(args) -> dict:
             RunLogWriter(Path(args.record) / "log.jsonl").extra("eval", **key, metrics=scores, at=now_iso())
         return scores
     finally:
+        if tmp is not None:
+            tmp.cleanup()
         if lock is not None:
             lock.release()
 
@@ -287,16 +321,20 @@ def _check_writable(path: Path) -> None:
 
 def _record_key(args) -> dict:
     """What identifies an evaluation in a run log's 'eval' records."""
-    return {"checkpoint": Path(args.checkpoint).name,
-            "subset": args.subset or ("test" if args.src is None else None),
-            "src": None if args.src is None else str(args.src), "beam": args.beam,
-            "lenpen": args.lenpen}
+    key = {"checkpoint": Path(args.checkpoint).name,
+           "subset": args.subset or ("test" if args.src is None else None),
+           "src": None if args.src is None else str(args.src), "beam": args.beam,
+           "lenpen": args.lenpen}
+    if args.average_last:  # (a key of its own only then: earlier records stay matched)
+        key.update(checkpoint=f"checkpoint_avg_last{args.average_last}.pt", average_last=args.average_last)
+    return key
 
 
 def _recorded(log, run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
     """The eval record of run_dir (its read log) already holding `key`, or None. Refuses a
     checkpoint that is not the run's own, so one run's scores can never land in another run's log."""
-    if checkpoint.resolve().parent != (run_dir / "checkpoints").resolve():
+    folder = checkpoint.resolve() if checkpoint.is_dir() else checkpoint.resolve().parent
+    if folder != (run_dir / "checkpoints").resolve():
         raise ValueError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
                          f"(expected it in {run_dir / 'checkpoints'})")
     for rec in log.extra:

@@ -3,7 +3,11 @@
 At the start of epoch t (fairseq calls ``begin_epoch(t, model)`` before the first batch) the task
 takes a frozen snapshot of the model as it ended epoch t-1 (core.teacher.SnapshotTeacher: deep
 copy, eval mode, requires_grad off, same dtype and device as the trained model). Epoch 1 has no
-teacher. The criterion (criterion.py) reads ``task.snapshot`` and ``task.epoch``.
+teacher. The criterion (criterion.py) reads ``task.snapshot`` and ``task.epoch`` and sets
+``task.teacher_mode``: "eval" (the default: no dropout, the teacher's distribution is a function
+of the input) or "train" (the snapshot keeps dropout on, as a forward pass of the training model
+would give the predictions; its masks are drawn after the student's forward, from fairseq's
+per-update seed, so the student's masks and a resumed run are unchanged).
 
 Resume: fairseq restores checkpoint_last.pt (written at the end of an epoch) before calling
 ``begin_epoch`` for the next epoch, so the snapshot taken then is the same teacher the
@@ -27,12 +31,15 @@ class SelfKDTranslationTask(TranslationTask):
         self.snapshot = SnapshotTeacher(lambda m, out: m.get_normalized_probs(out, log_probs=False))
         self.epoch = 1
         self.keep_teacher = False  # set by the criterion when alpha_T > 0
+        self.teacher_mode = "eval"  # set by the criterion (--selfkd-teacher-mode)
 
     def begin_epoch(self, epoch, model):
         super().begin_epoch(epoch, model)
         self.epoch = epoch
         if self.keep_teacher:
             self.snapshot.refresh(model, epoch)  # None at epoch 1
+            if self.teacher_mode == "train" and self.snapshot.model is not None:
+                self.snapshot.model.train()  # dropout on; still no autograd (probs: no_grad)
 
     def get_batch_iterator(self, dataset, *args, epoch=1, **kwargs):
         # fairseq-fixed orders examples by length after a shuffle seeded with (seed + epoch),

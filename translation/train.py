@@ -36,13 +36,14 @@ from core.config import load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import method_names
 from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
-from translation import os_error_line, run_main
+from translation import os_error_line, quiet_fairseq, run_main
 from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
                                      use_fallback)
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
 PRECISIONS = ("fp32", "fp16", "bf16", "amp")
+TEACHER_MODES = ("eval", "train")  # translation.criterion.TEACHER_MODES (which imports fairseq)
 RUNTIME_KEYS = ("log_interval",)  # beyond core.run.RUNTIME_KEYS: may change between a run's invocations
 LN2 = math.log(2)  # fairseq logs losses in bits; the run log stores nats
 
@@ -90,6 +91,9 @@ class MethodSection:
     name: str = "baseline"  # baseline | ls | selfkd
     alpha_T: float = 0.7  # selfkd: alpha at the last epoch (Sec. 3.4: 0.7, chosen on validation)
     alpha_kind: str = "linear"  # Eq. 5; see core.schedules.KINDS
+    # selfkd: the previous-epoch snapshot's mode for its teacher pass; eval = no dropout (the paper
+    # does not say; a deterministic teacher), train = dropout on as in the student's forward
+    teacher_mode: str = "eval"
     ls_eps: float = 0.1  # ls only
     ls_convention: str = "fairseq"  # eps/(V-1) on non-targets, as fairseq's LS criterion
 
@@ -98,6 +102,9 @@ class MethodSection:
 class EvalSection:
     subset: str = "test"
     checkpoint: str = "checkpoint_best.pt"  # lowest valid NLL (valid loss is NLL for all methods)
+    # > 0: evaluate the mean weights of the last N epoch checkpoints instead (fairseq's
+    # average_checkpoints.py; training then keeps them: --keep-last-epochs N); 0: eval.checkpoint
+    average_last: int = 0
     beam: int = 5
     lenpen: float = 1.0
 
@@ -134,7 +141,7 @@ def check(cfg) -> None:
     """Value checks the dataclass types cannot express; ValueError names the key."""
     _at_least(cfg, 1, "optim.max_tokens", "optim.update_freq", "model.layers", "model.embed_dim",
               "model.ffn_dim", "model.heads", "eval.beam", "log_interval")
-    _at_least(cfg, 0, "optim.warmup_updates", "data.num_workers", "seed")
+    _at_least(cfg, 0, "optim.warmup_updates", "data.num_workers", "seed", "eval.average_last")
     m, o = cfg.model, cfg.optim
     if m.embed_dim % m.heads:
         raise ValueError(f"model.heads={m.heads} must divide model.embed_dim={m.embed_dim} "
@@ -161,6 +168,12 @@ def check(cfg) -> None:
     if cfg.optim.patience and cfg.method.name == "selfkd":
         raise ValueError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
                          "set optim.epochs to the baseline's converged epoch instead")
+    if cfg.method.teacher_mode not in TEACHER_MODES:
+        raise ValueError(f"method.teacher_mode must be one of {', '.join(TEACHER_MODES)}, "
+                         f"got {cfg.method.teacher_mode!r}")
+    if cfg.eval.average_last > cfg.optim.epochs:
+        raise ValueError(f"eval.average_last={cfg.eval.average_last} needs as many epoch checkpoints "
+                         f"but optim.epochs={cfg.optim.epochs}")
     if cfg.resume_changed not in ("refuse", "allow"):
         raise ValueError(f"resume_changed must be refuse or allow, got {cfg.resume_changed!r}")
     if cfg.stop_after_epochs < 0:
@@ -202,10 +215,14 @@ def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
         "--max-epoch", str(o.epochs), "--patience", str(o.patience if o.patience > 0 else -1),
         "--criterion", "self_kd_cross_entropy",
         "--selfkd-alpha-T", str(alpha_T), "--selfkd-alpha-kind", me.alpha_kind,
+        "--selfkd-teacher-mode", me.teacher_mode,
         "--ls-eps", str(ls_eps), "--ls-convention", me.ls_convention,
         # Epoch-end checkpoints only: the Self-KD teacher of a resumed run is the restored model,
-        # which must be an end-of-epoch model (task.py).
-        "--save-dir", str(save_dir), "--no-epoch-checkpoints", "--save-interval-updates", "0",
+        # which must be an end-of-epoch model (task.py). checkpoint<epoch>.pt only as many as
+        # eval.average_last averages.
+        "--save-dir", str(save_dir), "--save-interval-updates", "0",
+        *(["--keep-last-epochs", str(cfg.eval.average_last)] if cfg.eval.average_last
+          else ["--no-epoch-checkpoints"]),
         # One process: the paper's 4,096 tokens a batch is one GPU's batch, and fairseq's
         # multi-GPU spawn would run training in child processes this log does not hear from.
         "--distributed-world-size", "1",
@@ -316,30 +333,6 @@ class EpochRecords(logging.Handler):
             epoch_wall_s=float(stats.get("train_train_wall", 0.0)),
         )
         self.last_epoch = epoch
-
-
-def _no_traceback(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Traceback")
-
-
-def quiet_fairseq() -> None:
-    """fairseq, hydra and torch at WARNING, their Future/Deprecation/User warnings hidden: the
-    run's own progress lines (EpochRecords) are what a user reads. ``--verbose`` skips this."""
-    import warnings
-    root = logging.getLogger()
-    if not root.handlers:  # before fairseq_cli's basicConfig(INFO, stdout), which then does nothing
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
-        # the progress-bar logger is set to INFO for EpochRecords; its records reach the root
-        # handler whatever the root level, so the handler filters too
-        root.handlers[0].setLevel(logging.WARNING)
-    root.setLevel(logging.WARNING)
-    for name in ("fairseq", "fairseq_cli", "hydra", "torch", "sacrebleu"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # fairseq logs the traceback of a failed checkpoint write before raising the error, which
-    # main() reports in one line (a full disk, a folder that cannot be written)
-    logging.getLogger("fairseq.checkpoint_utils").addFilter(_no_traceback)  # (once: a set)
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
 
 
 def parse_fairseq_args(argv: list[str]):
@@ -541,7 +534,12 @@ def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
               "run the same command again to resume")
         return run_dir
     from translation.evaluate import bleu_scores, translate
-    hyps = translate(job.save_dir / cfg.eval.checkpoint, Path(cfg.data.prep_dir) / "bin",
+    checkpoint, averaged = job.save_dir / cfg.eval.checkpoint, None
+    if cfg.eval.average_last:
+        from translation.checkpoints import last_epoch_checkpoints, write_averaged
+        averaged = last_epoch_checkpoints(job.save_dir, cfg.eval.average_last)
+        checkpoint = write_averaged(averaged, job.save_dir / f"checkpoint_avg_last{len(averaged)}.pt")
+    hyps = translate(checkpoint, Path(cfg.data.prep_dir) / "bin",
                      cfg.eval.subset, cfg.eval.beam, cfg.eval.lenpen,
                      device="cuda" if job.use_cuda else "cpu", fp16=cfg.optim.precision == "fp16")
     scores = bleu_scores(hyps, cfg.data.prep_dir, cfg.eval.subset, cfg.data.target_lang)
@@ -555,7 +553,8 @@ def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
         metrics={**scores, "valid_nll_best": min(valid) if valid else None,
                  "best_epoch": done - epochs_since_best(valid) if valid else None,
                  "epochs_trained": done, "stopped_early": stopped_early,
-                 "checkpoint": cfg.eval.checkpoint, "subset": cfg.eval.subset,
+                 "checkpoint": checkpoint.name, "subset": cfg.eval.subset,
+                 **({"averaged": [p.name for p in averaged]} if averaged else {}),
                  "beam": cfg.eval.beam, "lenpen": cfg.eval.lenpen, "test_sentences": len(hyps)},
         # the training kept in the checkpoint (every process that trained it) + this evaluation
         reliability=None, wall_s=pos.train_s + time.time() - t_eval,
