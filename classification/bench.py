@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from core.cli import description, entry_point
 from core.config import load_config
 
 from .data import CIFAR_MEAN, CIFAR_STD, ArrayImages, EpochSampler, Indexed, cifar_transforms, load_cifar10_npz
@@ -111,8 +112,9 @@ def _median_spread(values) -> tuple[float, float, float]:
     return statistics.median(v), v[0], v[-1]
 
 
+@entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=description(__doc__))
     p.add_argument("--data", default=str(DEFAULT_DATA), help="cifar10_jpeg.npz, or 'synthetic'")
     p.add_argument("--model", default="preact_resnet18")
     p.add_argument("--batch", type=int, default=128)
@@ -134,8 +136,7 @@ def main(argv=None) -> int:
         images, labels = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
     else:
         if not Path(args.data).is_file():
-            print(f"error: data file not found: {args.data}", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"data file not found: {args.data}")
         images, labels = load_cifar10_npz(Path(args.data), "train")
         if args.n:  # a random subset: the file is sorted by class
             sel = np.sort(np.random.default_rng(0).permutation(len(labels))[:args.n])

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.cli import UserError, did_you_mean
 from core.sampler import EpochSampler  # noqa: F401  (re-exported: classification's sampler lives in core)
 
 DATASETS = ["cifar10", "cifar100", "cifar10_npz", "digits", "imagenet"]  # + register_dataset()
@@ -175,7 +176,7 @@ def imagenet_transforms(train: bool, augment: bool = True):
     return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(UserError):
     pass
 
 
@@ -209,6 +210,7 @@ def _digits_split():
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+NPZ_NAME = "cifar10_jpeg.npz"  # the CIFAR-10 JPEG copy's file name (../shared/data/README.md)
 
 
 def relative_to_what(path: Path) -> str:
@@ -231,7 +233,7 @@ def check_data_path(name: str, root: str, download: bool) -> None:
     """Fail early, before any run directory exists, with a one-line message. A relative root is
     relative to the current working directory; the message says so (relative_to_what)."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; expected one of {', '.join(DATASETS)}")
     if name == "digits" or name in _CUSTOM:
         return  # a registered dataset checks its own root
     p = Path(root)
@@ -242,8 +244,12 @@ def check_data_path(name: str, root: str, download: bool) -> None:
                                         f"(expected ImageFolder train/ and val/)")
         return
     if name == "cifar10_npz":
+        if p.is_dir():  # the folder that holds the file rather than the file
+            there = "it is in that folder" if (p / NPZ_NAME).is_file() else "that folder has none"
+            raise FileNotFoundError(f"data.root={p} is a folder; data.name=cifar10_npz reads the file itself, "
+                                    f"data.root={p / NPZ_NAME} ({there})")
         if not p.is_file():
-            raise FileNotFoundError(f"dataset file not found: {p}{relative_to_what(p)} (expected cifar10_jpeg.npz)")
+            raise FileNotFoundError(f"dataset file not found: {p}{relative_to_what(p)} (expected {NPZ_NAME})")
         need = [f"{s}_{k}" for s in ("train", "test") for k in ("jpeg", "offsets", "labels")]
         try:
             with np.load(p) as z:
@@ -257,6 +263,9 @@ def check_data_path(name: str, root: str, download: bool) -> None:
         return
     folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
     if not download and not (p / folder).is_dir():
+        if p.name == folder and p.is_dir():  # the data folder itself rather than the one holding it
+            raise FileNotFoundError(f"data.root={p} is the {name} folder itself; data.root is the folder "
+                                    f"that holds {folder}/: data.root={p.parent}")
         raise FileNotFoundError(f"dataset path not found: {p / folder}{relative_to_what(p / folder)} "
                                 f"(set data.root, or data.download=true to fetch {name})")
 

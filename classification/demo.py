@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli import description, entry_point
 from core.config import ConfigError, load_config
 from core.run import RunLock, check_name
 
@@ -52,19 +53,16 @@ def _remove_own_runs(out: Path, seeds) -> None:
             lock.release()
 
 
+@entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=description(__doc__))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/demo", help="run logs go to OUT/<run_id>/")
     p.add_argument("--report", default="reports/out/demo", help="table and diagrams go here")
     args = p.parse_args(argv)
     out = Path(args.out)
-    try:
-        check_name(out.name, "--out's last folder")
-        _remove_own_runs(out, args.seeds)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_name(out.name, "--out's last folder")
+    _remove_own_runs(out, args.seeds)
     # One thread: the demo's numbers are then the same on every run of a machine (float sums in
     # another order change the last digits, and a tiny model is fastest on one thread anyway).
     import torch
@@ -76,11 +74,8 @@ def main(argv=None) -> int:
             cfg = load_config(TrainConfig, CONFIG, [f"method.name={method}", f"seed={seed}",
                                                     f"out_dir={out.parent}", f"table={out.name}",
                                                     "progress=false"])
-            try:  # another demo writing the same --out meets this one here: one line, nothing deleted
-                train(cfg, command=f"{DEMO_COMMAND} --seeds {' '.join(map(str, args.seeds))}")
-            except ConfigError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 2
+            # another demo writing the same --out meets this one here: one line, nothing deleted
+            train(cfg, command=f"{DEMO_COMMAND} --seeds {' '.join(map(str, args.seeds))}")
     from reports import render_demo
     table = render_demo(out, Path(args.report))
     print(f"\nTable 1 on digits ({len(args.seeds)} seeds per method, {time.time() - t0:.0f}s; "

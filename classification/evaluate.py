@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from core.calibration import temperature_scaled
+from core.cli import UserError, entry_point
 from core.metrics import METRIC_NAMES, classification_metrics
 
 
@@ -76,7 +77,7 @@ def scaled_evaluation(model, batches, device, n_bins: int = 10, amp_dtype=None, 
 
 
 # ----------------------------------------------------------------------------- the CLI
-class EvaluateError(ValueError):
+class EvaluateError(UserError):
     """A user's mistake: one line on stderr, exit code 2."""
 
 
@@ -182,6 +183,7 @@ def _recorded(log, split: str, ckpt: str, epoch) -> dict | None:
     return None
 
 
+@entry_point()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m classification.evaluate", description=__doc__.split("\n")[0],
@@ -203,9 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=0,
                     help="evaluation batch size (default: the run's optim.eval_batch_size)")
     args = ap.parse_args(argv)
-    from core.checkpoint import CheckpointError, load_checkpoint
-    from core.config import ConfigError
-    from core.runlog import RunLogError
+    from core.checkpoint import load_checkpoint
     lock = None
     try:
         if args.batch_size < 0:
@@ -231,9 +231,6 @@ def main(argv=None) -> int:
                 shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
             RunLogWriter(run_dir / "log.jsonl").extra("eval", task="classification", **result,
                                                       command=command, at=now_iso())
-    except (EvaluateError, ConfigError, CheckpointError, RunLogError, FileNotFoundError) as e:
-        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
     finally:
         if lock is not None:
             lock.release()

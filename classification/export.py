@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from core.checkpoint import CheckpointError, load_checkpoint
+from core.checkpoint import load_checkpoint
+from core.cli import entry_point
 from core.config import ConfigError
 from core.metrics import METRIC_NAMES
 from core.runlog import read_run_log
@@ -145,17 +146,14 @@ def load_exported(folder, device="cpu") -> torch.nn.Module:
     return model.to(device).eval()
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Export a finished classification run folder as a "
                                 "model-hub folder (model.safetensors, config.json, README.md model card).")
     p.add_argument("run_dir", help="a run folder, e.g. runs/table1/resnet50_selfkd_s0")
     p.add_argument("--out", required=True, help="the folder to write (new or empty)")
     args = p.parse_args(argv)
-    try:
-        out = export_run(args.run_dir, args.out)
-    except (ConfigError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    out = export_run(args.run_dir, args.out)
     print(f"exported {args.run_dir} to {out}/ ({WEIGHTS}, {CONFIG}, {CARD}); load it with "
           f"classification.export.load_exported({str(out)!r})")
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.cli import UserError
+
 
 def crop_flip(padded: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
     """padded: (B, H + 2p, W + 2p, C) uint8; oy, ox: (B,) offsets in [0, 2p]; flip: (B,) bool.
@@ -71,7 +73,8 @@ def device_data_from(indexed, mean, std, device, augment=True) -> DeviceData:
     if images is None:
         images = getattr(base, "images", None)
     if images is None or np.asarray(images).dtype != np.uint8:
-        raise ValueError(f"data.on_device needs uint8 CIFAR-style images; {type(base).__name__} has none")
+        raise UserError(f"data.on_device=true needs uint8 CIFAR-style images; {type(base).__name__} has none "
+                        "(set data.on_device=false)")
     sel = np.asarray(indexed.indices)
     labels = np.asarray(base.targets)[sel]
     return DeviceData(np.asarray(images)[sel], labels, (mean, std), device, augment)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.cli import RERUN_RESUMES, entry_point
 from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import read_run_log
 
@@ -44,8 +45,10 @@ def table_configs(table: str, rows=None, methods=None) -> list[Path]:
     return out
 
 
+@entry_point(rerun=RERUN_RESUMES)
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m classification.launch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("table", help="table1, table2 or fig2 (the prefix of the config files)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--rows", nargs="*")
@@ -62,31 +65,24 @@ def main(argv=None) -> int:
     p.add_argument("--max-parallel", type=int, default=0, help="Slurm: at most this many array tasks at once")
     p.epilog = "key=value overrides (anywhere on the line) apply to every run, e.g. data.root=..."
     args = parse_with_overrides(p, argv)
-    try:
-        check_counts(args.nnodes, args.nproc_per_node)
-        if not args.slurm:  # under Slurm the job file finds the rendezvous (the allocation's first node)
-            torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint, "check")
-        slurm_opts = slurm_options(args.slurm_opt)
-        if args.slurm and not args.dry_run and not shutil.which("sbatch"):
-            raise ConfigError("--slurm: sbatch is not on PATH here (not a Slurm login node?); "
-                              "add --dry-run to write the job files only")
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_counts(args.nnodes, args.nproc_per_node)
+    if not args.slurm:  # under Slurm the job file finds the rendezvous (the allocation's first node)
+        torchrun_args(args.nnodes, args.nproc_per_node, args.rdzv_endpoint, "check")
+    slurm_opts = slurm_options(args.slurm_opt)
+    if args.slurm and not args.dry_run and not shutil.which("sbatch"):
+        raise ConfigError("--slurm: sbatch is not on PATH here (not a Slurm login node?); "
+                          "add --dry-run to write the job files only")
     configs = table_configs(args.table, args.rows, args.methods)
     if not configs:
-        print(f"error: no config matches {args.table} (rows={args.rows}, methods={args.methods}) in {CONFIGS}",
-              file=sys.stderr)
-        return 2
+        raise ConfigError(f"no config matches {args.table} (rows={args.rows}, methods={args.methods}) in {CONFIGS}")
     todo, todo_args = [], []
     for f in configs:
         for seed in args.seeds:
             ov = [f"seed={seed}", *args.overrides]
             cfg = load_config(TrainConfig, f, ov)
             if method_class(cfg.method.name).single_process and args.nnodes * args.nproc_per_node > 1:
-                print(f"error: {os.path.relpath(f)}: method {cfg.method.name} runs in one process; launch its runs "
-                      "without --nnodes / --nproc-per-node (select the others with --methods)", file=sys.stderr)
-                return 2
+                raise ConfigError(f"{os.path.relpath(f)}: method {cfg.method.name} runs in one process; launch its "
+                                  "runs without --nnodes / --nproc-per-node (select the others with --methods)")
             run_dir = run_dir_of(cfg)
             log = run_dir / "log.jsonl"
             done = log.exists() and read_run_log(log).complete

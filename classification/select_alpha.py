@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import description, entry_point
 from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import now_iso, read_run_log
 
@@ -66,17 +67,14 @@ def select(config: str | None, alphas, holdout: float, overrides=()) -> dict:
     return result
 
 
+@entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=description(__doc__))
     p.add_argument("--config")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     p.add_argument("--holdout", type=float, default=0.1)
     args = parse_with_overrides(p, argv)  # key=value overrides anywhere on the line
-    try:
-        select(args.config, args.alphas, args.holdout, args.overrides)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    select(args.config, args.alphas, args.holdout, args.overrides)
     return 0
 
 

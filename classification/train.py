@@ -25,18 +25,20 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from core.cli import RESUME_FLAG, did_you_mean, entry_point
 from core.dist import Dist, check_device
-from core.checkpoint import CheckpointError, epoch_seed, load_checkpoint, max_seed, save_checkpoint, seed_everything
+from core.methods import ALIASES
+from core.checkpoint import epoch_seed, load_checkpoint, max_seed, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, record_failure, record_resume,
-                      run_dir_for, storage_error)
+                      run_dir_for)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
 from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
                       method_class, unread_sections)
-from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, CorruptImageError, DataConfig, EpochSampler,
+from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, DataConfig, EpochSampler,
                    build_datasets, check_data_path, cifar_normalization)
 from .evaluate import evaluate, scaled_evaluation
 from .fastpath import device_data_from
@@ -111,7 +113,8 @@ def validate(cfg) -> None:
     named in `imports` are code: they are imported only after every check that does not need them
     has passed (the model and dataset names they may register are checked after them)."""
     if cfg.method.name not in METHODS:
-        raise ConfigError(f"unknown method {cfg.method.name!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {cfg.method.name!r}{did_you_mean(cfg.method.name, METHODS, aliases=ALIASES)}; "
+                          f"expected one of {', '.join(METHODS)}")
     check_method_config(cfg.method)  # each sub-config's values, and none set that the method does not read
     if cfg.amp not in ("none", "bf16"):
         raise ConfigError(f"amp must be one of none, bf16, got {cfg.amp!r}")
@@ -156,8 +159,13 @@ def validate(cfg) -> None:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if cfg.data.name not in DATASETS:
-        raise ConfigError(f"unknown dataset {cfg.data.name!r}; expected one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {cfg.data.name!r}{did_you_mean(cfg.data.name, DATASETS)}; "
+                          f"expected one of {', '.join(DATASETS)}")
     check_data_path(cfg.data.name, cfg.data.root, cfg.data.download)
+    if cfg.data.on_device and cfg.data.name in ("digits", "imagenet"):
+        raise ConfigError(f"data.on_device=true keeps uint8 CIFAR-style images on the device; data.name="
+                          f"{cfg.data.name} has none (use it with cifar10, cifar100 or cifar10_npz, "
+                          "or set data.on_device=false)")
 
 
 def run_dir_of(cfg) -> Path:
@@ -466,25 +474,14 @@ def parse_args(argv=None):
     return parse_with_overrides(p, argv)
 
 
+@entry_point(rerun=RESUME_FLAG)
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides) + (["resume=true"] if args.resume else [])
     command = "python -m classification.train " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
-        cfg = load_config(TrainConfig, args.config, overrides)
-        train(cfg, command)
-    except (ConfigError, FileNotFoundError, CorruptImageError, CheckpointError, TrainingDiverged) as e:
-        # A DataLoader worker re-raises its exception with the worker's traceback in the
-        # message: keep only the last line, the original one-line message.
-        msg = str(e).strip().splitlines()[-1]
-        print(f"error: {msg.split('Error: ', 1)[-1] if msg.startswith(type(e).__name__) else msg}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a full disk, a read-only folder: one line; any other OSError is a bug
-        if storage_error(e) is None:
-            raise
-        print(f"error: {storage_error(e)}", file=sys.stderr)
-        return 2
+        train(load_config(TrainConfig, args.config, overrides), command)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -13,6 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cli import UserError
+
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """The seed of one epoch of one process (seed_everything's argument): a function of (seed,
@@ -64,7 +66,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     replace_atomically(path, write)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be read (truncated, corrupt, not ours): one line naming the file."""
 
 

@@ -12,9 +12,11 @@ from typing import Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .cli import UserError, did_you_mean, nearest
 
-class ConfigError(ValueError):
-    pass
+
+class ConfigError(UserError):
+    """A config that cannot be used: one line naming the key (or the file) and what is wrong."""
 
 
 def _one_line(e: Exception) -> str:
@@ -106,9 +108,22 @@ def load_config(schema, path: str | os.PathLike | None = None, overrides: Sequen
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except OmegaConfBaseException as e:
-            raise ConfigError(f"{where}: {_one_line(e)}") from None
+            raise ConfigError(f"{where}: {_one_line(e)}{_near_key(cfg, e, renames)}") from None
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _near_key(cfg, e: Exception, renames: dict) -> str:
+    """' (did you mean KEY?)' for an unknown key that is a near miss of a key beside it (or of an
+    old key name, whose new name is given), else ''."""
+    key = getattr(e, "full_key", None)
+    if not key or type(e).__name__ != "ConfigKeyError":
+        return ""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    near = did_you_mean(leaf, list(node.keys()), f"{parent}." if parent else "") if OmegaConf.is_dict(node) else ""
+    old = nearest(key, renames)
+    return near or (f" (did you mean {renames[old]}?)" if old else "")
 
 
 def to_yaml(cfg) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cli import UserError, did_you_mean
+
 REGULARIZERS = ("none", "cutout", "cutmix")
 ALL_TASKS = ("classification", "translation", "detection")
 
@@ -28,6 +30,9 @@ class MethodSpec:
 
 
 _METHODS: dict[str, MethodSpec] = {}
+# other names a user may know a method by, for "did you mean" (lower case, no '-' / '_'): the
+# paper's published name of Self-KD is PS-KD (progressive self-knowledge distillation)
+ALIASES = {"pskd": "selfkd", "progressiveselfkd": "selfkd", "labelsmoothing": "ls"}
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
@@ -66,10 +71,10 @@ def method_names(task: str | None = None) -> tuple[str, ...]:
 
 
 def get_method(name: str, task: str | None = None) -> MethodSpec:
-    """The spec of `name`; ValueError (one line) when unknown or not supported by `task`."""
+    """The spec of `name`; UserError (one line) when unknown or not supported by `task`."""
     names = method_names(task)
     if name not in names:
-        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(names)}")
+        raise UserError(f"unknown method {name!r}{did_you_mean(name, names, aliases=ALIASES)}; expected one of {', '.join(names)}")
     return _METHODS[name]
 
 

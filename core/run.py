@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from .cli import UserError
 from .config import ConfigError
 from .runlog import read_run_log
 
@@ -287,22 +288,7 @@ def _marked_failed(run_dir: Path) -> bool:
         return False
 
 
-def storage_error(e: OSError) -> str | None:
-    """The one-line message for an OSError that is the machine's and not the code's (a full disk,
-    a read-only folder), naming the file; None for any other OSError (a bug: a traceback). The
-    checkpoint is written atomically and the log line by line, so after either the run resumes
-    from its last checkpoint once the cause is fixed."""
-    where = f" {e.filename}" if e.filename else ""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"the disk is full (no space left writing{where}); free some space and rerun with "
-                f"resume=true: the run continues from its last checkpoint")
-    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
-        return f"cannot write{where} ({why}); make the folder writable or choose another out_dir"
-    return None
-
-
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError):
     """The training loss became NaN or infinite (the message says at which epoch and step)."""
 
 
@@ -354,6 +340,6 @@ def lock_finished_run(run_dir: Path):
         raise FileNotFoundError(f"--record: {log_path} not found")
     log = read_run_log(log_path, strict=True)
     if log.final is None:
-        raise ValueError(f"--record: {run_dir} has not finished (no final record in its log); "
-                         "record its evaluation once it has")
+        raise UserError(f"--record: {run_dir} has not finished (no final record in its log); "
+                        "record its evaluation once it has")
     return RunLock(run_dir).acquire(), log

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cli import UserError
 from .metrics import METRIC_NAMES
 
 SCHEMA_VERSION = 1
@@ -27,7 +28,7 @@ FINAL_KEYS = ("metrics", "reliability", "wall_s")
 RELIABILITY_KEYS = ("edges", "count", "conf", "acc")
 
 
-class RunLogError(ValueError):
+class RunLogError(UserError):
     """A log line that does not follow the schema."""
 
 

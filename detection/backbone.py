@@ -40,6 +40,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from core.cli import UserError
+
 TRUNK_PREFIX = "backbone."           # FasterRCNN.backbone
 HEAD_PREFIX = "roi_heads.box_head."  # FasterRCNN.roi_heads.box_head
 BN_COUNTER = "num_batches_tracked"
@@ -48,7 +50,7 @@ BN_COUNTER = "num_batches_tracked"
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
-class BackboneCheckpointError(ValueError):
+class BackboneCheckpointError(UserError):
     """A checkpoint that does not fit the detector's backbone (one line, names the checkpoint)."""
 
 

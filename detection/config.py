@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from core.checkpoint import max_seed
+from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import method_names
+from core.methods import ALIASES, method_names
 from core.dist import check_device
 from core.run import check_out_dir, run_dir_for
 
@@ -101,7 +102,8 @@ class TrainConfig:
 def validate(cfg) -> None:
     """Every check that can fail on bad input, before anything is written."""
     if cfg.method not in BACKBONE_METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r} (the backbone's pre-training); expected one of "
+        raise ConfigError(f"unknown method {cfg.method!r}{did_you_mean(cfg.method, BACKBONE_METHODS, aliases=ALIASES)} "
+                          f"(the backbone's pre-training); expected one of "
                           f"{', '.join(BACKBONE_METHODS)}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1 or cfg.optim.lr <= 0:
         raise ConfigError(f"epochs, optim.batch_size and optim.lr must be positive, got {cfg.epochs}, "

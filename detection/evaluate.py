@@ -14,13 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from core.checkpoint import CheckpointError, load_checkpoint
+from core.checkpoint import load_checkpoint
+from core.cli import entry_point
 from core.config import ConfigError, load_config, parse_with_overrides
 
-from .backbone import BackboneCheckpointError
 from .config import TrainConfig
 from .engine import build_data, build_model, evaluate, evaluation_subset
-from .voc import VOCFormatError
 
 
 def evaluate_run(run_dir: str | Path, overrides=()) -> dict:
@@ -40,16 +39,13 @@ def evaluate_run(run_dir: str | Path, overrides=()) -> dict:
     return evaluate(model, test, torch.device("cpu"), cfg.use_07_metric, cfg.progress).to_log()
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run_dir")
     p.add_argument("--json", help="also write the result here")
     args = parse_with_overrides(p, argv)
-    try:
-        result = evaluate_run(args.run_dir, args.overrides)
-    except (ConfigError, FileNotFoundError, VOCFormatError, BackboneCheckpointError, CheckpointError) as e:
-        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+    result = evaluate_run(args.run_dir, args.overrides)
     for cls, ap in result["ap"].items():
         print(f"{cls:<12} {'-' if ap is None else f'{ap:6.2f}'}")
     print(f"{'mAP':<12} {result['map']:6.2f}")

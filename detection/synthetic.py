@@ -18,6 +18,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.cli import UserError, entry_point
+
 from .voc import VOC_CLASSES
 
 SHAPES = ("rectangle", "ellipse", "triangle", "cross", "diamond")
@@ -118,7 +120,7 @@ def write_synthetic_voc(root: str | Path, num_images: int = 300,
     if not 1 <= objects_per_image[0] <= objects_per_image[1]:
         raise ValueError(f"objects_per_image {objects_per_image} must satisfy 1 <= min <= max")
     if num_images < 2 or not 0 < test_fraction < 1:
-        raise ValueError(f"need num_images >= 2 and 0 < test_fraction < 1, got {num_images}, {test_fraction}")
+        raise UserError(f"need num_images >= 2 and 0 < test_fraction < 1, got {num_images}, {test_fraction}")
     devkit = Path(root) / "VOCdevkit"
     base = devkit / f"VOC{year}"
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
@@ -163,20 +165,19 @@ def write_synthetic_voc(root: str | Path, num_images: int = 300,
     return SyntheticVOC(devkit, year, classes, {k: len(v) for k, v in lists.items()}, num_objects)
 
 
+@entry_point()
 def main(argv=None) -> int:
     import argparse
-    import sys
     p = argparse.ArgumentParser(description="Write the synthetic shapes set in VOC layout "
                                             "(detection/configs/synthetic_learnability.yaml reads it).")
     p.add_argument("--out", default="data/synthetic_voc", help="writes OUT/VOCdevkit/VOC2007")
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    try:
-        s = write_synthetic_voc(args.out, args.images, seed=args.seed)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for folder in (Path(args.out), *Path(args.out).parents):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {args.out}: {folder} is a file, not a folder")
+    s = write_synthetic_voc(args.out, args.images, seed=args.seed)
     print(f"wrote {s.devkit}: {s.splits} images, {s.num_objects} objects of {', '.join(s.classes)}")
     return 0
 

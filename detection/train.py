@@ -21,20 +21,20 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from core.checkpoint import CheckpointError, epoch_seed, load_checkpoint, save_checkpoint, seed_everything
+from core.checkpoint import epoch_seed, load_checkpoint, save_checkpoint, seed_everything
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist
-from core.run import TrainingDiverged, owned_run, record_failure, record_resume, storage_error
+from core.cli import RESUME_FLAG, entry_point
+from core.run import TrainingDiverged, owned_run, record_failure, record_resume
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
-from .backbone import BackboneCheckpointError
 from .config import TrainConfig, row_of, run_dir_of, validate
 from .engine import (build_data, build_model, epoch_data, evaluate, evaluation_subset,
                      param_groups, train_epoch)
-from .voc import FlippedCopies, VOCFormatError, collate_detection
+from .voc import FlippedCopies, collate_detection
 
 
 def train(cfg, command: str = "") -> Path:
@@ -133,6 +133,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     return run_dir
 
 
+@entry_point(rerun=RESUME_FLAG)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 epilog="key=value overrides anywhere on the line, e.g. data.root=/data/VOCdevkit seed=1")
@@ -141,17 +142,7 @@ def main(argv=None) -> int:
     args = parse_with_overrides(p, argv)
     overrides = list(args.overrides) + (["resume=true"] if args.resume else [])
     command = "python -m detection.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    try:
-        train(load_config(TrainConfig, args.config, overrides), command)
-    except (ConfigError, FileNotFoundError, VOCFormatError, BackboneCheckpointError, CheckpointError,
-            TrainingDiverged) as e:
-        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a full disk, a read-only folder: one line; any other OSError is a bug
-        if storage_error(e) is None:
-            raise
-        print(f"error: {storage_error(e)}", file=sys.stderr)
-        return 2
+    train(load_config(TrainConfig, args.config, overrides), command)
     return 0
 
 

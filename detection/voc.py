@@ -41,10 +41,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
+from core.cli import UserError
 from core.labels import VOC_CLASSES
 
 
-class VOCFormatError(ValueError):
+class VOCFormatError(UserError):
     """A VOCdevkit file whose content is not what the devkit's format allows (message names it)."""
 
 

@@ -1,8 +1,11 @@
-"""CLI: python -m reports {table1..table5,regime,table4-runs,study,tables,figures,check-repro,demo,qualitative} [options]."""
+"""Tables 1-5, figures and reproduction checks from run logs (reports never train): python -m
+reports SUBCOMMAND [options], one subcommand per output."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from core.cli import UserError, description, entry_point
 
 from .logs import DEFAULT_ROOTS, find_runs
 from .tables import TABLES, build_table, write_table
@@ -31,63 +34,95 @@ def _check_paths(runs, out) -> str | None:
     return None
 
 
+def _parser() -> argparse.ArgumentParser:
+    """`python -m reports SUBCOMMAND`: one subparser per subcommand, with the options it reads."""
+    ap = argparse.ArgumentParser(prog="python -m reports", description=description(__doc__),
+                                 epilog="python -m reports SUBCOMMAND --help: that subcommand's options")
+    sub = ap.add_subparsers(dest="target", metavar="SUBCOMMAND", title="subcommands")
+
+    def runs_out(p, what="run-log roots"):
+        p.add_argument("--runs", nargs="+", default=None,
+                       help=f"{what} (default: {' '.join(DEFAULT_ROOTS)})")
+        p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+
+    def columns(p, name):
+        if name in ("table1", "table2", "tables"):
+            p.add_argument("--selected-on-test", action="store_true",
+                           help="tables 1 and 2: add a column of top-1 error at each run's best epoch on "
+                                "test, as the official code reports it (the other columns: the last epoch)")
+        if name in ("table1", "table2", "table3", "tables"):
+            p.add_argument("--calibration", action="store_true",
+                           help="tables 1 and 2: add Brier score, 15-bin, adaptive and classwise ECE, "
+                                "SmoothECE and AUGRC columns and a block of NLL, ECE, SmoothECE and AUGRC "
+                                "before and after temperature scaling with the fitted T; table 3: a D-ECE "
+                                "column (beyond the paper; measured values only)")
+
+    for name in TABLES:
+        p = sub.add_parser(name, help=f"{TABLES[name].title} (Markdown, LaTeX, CSV)",
+                           description=f"{TABLES[name].title}: Markdown, LaTeX and CSV in --out.")
+        runs_out(p)
+        columns(p, name)
+    for name, text in (("tables", "every table, the regime map and Table 4's runs"),
+                       ("regime", "the regime map: Self-KD minus baseline against the baseline's fit"),
+                       ("table4-runs", "Table 4's runs in detail and each method minus its baseline"),
+                       ("study", "the pre-registered study's table: each method raw and temperature-scaled"),
+                       ("figures", "Fig. 2 and the reliability diagrams (PNG, PDF)")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ", from run logs.")
+        runs_out(p)
+        columns(p, name)
+    p = sub.add_parser("check-repro", help="compare the logs with the expected results (exit 1 on drift)",
+                       description="Compare the run logs with reports/expected_results.yaml: each "
+                                   "expectation within its tolerance, else exit status 1.")
+    p.add_argument("--runs", nargs="+", default=None, help="run-log roots (default: reports/runs)")
+    p.add_argument("--expected", default=None, help="expected-results YAML")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="list expectations that have no complete run instead of failing on them (at "
+                        "least one expectation must still be checked)")
+    p = sub.add_parser("demo", help="the demo's table and reliability diagrams: demo RUNS_DIR OUT_DIR",
+                       description="The demo's Table-1-style table and one reliability diagram per run.")
+    p.add_argument("runs_dir", metavar="RUNS_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    sub.add_parser("qualitative", add_help=False,
+                   help="Figs. 3 and 8 from classification checkpoints (options: qualitative --help)")
+    return ap
+
+
+@entry_point()
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["qualitative"]:  # Figs. 3 and 8, options of its own (python -m reports qualitative -h)
         from .qualitative import main as qualitative_main
         return qualitative_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    ap.add_argument("target", choices=list(TABLES) + ["regime", "table4-runs", "study", "tables", "figures", "check-repro", "demo"])
-    ap.add_argument("paths", nargs="*", help="demo only: RUNS_DIR OUT_DIR")
-    ap.add_argument("--runs", nargs="+", default=None,
-                    help=f"run-log roots (default: {' '.join(DEFAULT_ROOTS)}; "
-                         "check-repro: reports/runs)")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    ap.add_argument("--expected", default=None, help="check-repro: expected-results YAML")
-    ap.add_argument("--allow-missing", action="store_true",
-                    help="check-repro: list expectations that have no complete run instead of "
-                         "failing on them (at least one expectation must still be checked)")
-    ap.add_argument("--selected-on-test", action="store_true",
-                    help="tables 1 and 2: add a column of top-1 error at each run's best epoch on "
-                         "test, as the official code reports it (the other columns: the last epoch)")
-    ap.add_argument("--calibration", action="store_true",
-                    help="tables 1 and 2: add Brier score, 15-bin, adaptive and classwise ECE, "
-                         "SmoothECE and AUGRC columns and a block of NLL, ECE, SmoothECE and AUGRC "
-                         "before and after temperature scaling with the fitted T; table 3: a D-ECE "
-                         "column (beyond the paper; measured values only)")
+    ap = _parser()
     args = ap.parse_args(argv)
+    if args.target is None:  # no subcommand: what there is to run
+        ap.print_help(sys.stderr)
+        return 2
 
     if args.target == "demo":
         from .demo import render_demo
-        if len(args.paths) != 2:
-            ap.error("demo needs RUNS_DIR OUT_DIR")
-        problem = _check_paths([args.paths[0]], args.paths[1])
+        problem = _check_paths([args.runs_dir], args.out_dir)
         if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        print(render_demo(*args.paths), end="")
+            raise UserError(problem)
+        print(render_demo(args.runs_dir, args.out_dir), end="")
         return 0
     # a root named on the command line must exist (a typo would render tables with no runs over
     # the good ones); the default roots may not exist yet (check-repro checks its own roots)
     problem = None if args.target == "check-repro" else _check_paths(args.runs or [], args.out)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if args.paths:
-        ap.error(f"unexpected arguments {args.paths} (use --runs / --out)")
+        raise UserError(problem)
     if args.target == "check-repro":
-        from .repro import EXPECTED_FILE, ReproError, check_repro
-        try:
-            rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
-                                    strict=not args.allow_missing)
-        except ReproError as e:
-            print(f"check-repro: error: {e}", file=sys.stderr)
-            return 2
+        from .repro import EXPECTED_FILE, check_repro
+        rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],
+                                strict=not args.allow_missing)
         print("\n".join(lines))
         return rc
 
     runs, warnings = find_runs(args.runs or DEFAULT_ROOTS)
     _warn(warnings)
+    if args.runs and not runs:  # named roots with no run in them: nothing to write over the outputs
+        raise UserError(f"--runs {' '.join(args.runs)}: no run log (log.jsonl with a meta line) under it; "
+                        f"nothing written to {args.out}")
     if args.target == "figures":
         from .figures import render_figures
         files, notes = render_figures(runs, f"{args.out}/figures")
@@ -118,10 +153,18 @@ def main(argv=None) -> int:
     names = list(TABLES) if args.target == "tables" else [args.target]
     for name in names:
         cls = TABLES[name].task == "classification"
-        table = build_table(name, runs, warnings, selected_on_test=args.selected_on_test and cls,
-                            calibration=args.calibration and (cls or name == "table3"))
-        paths = write_table(table, args.out)
+        table = build_table(name, runs, warnings,
+                            selected_on_test=getattr(args, "selected_on_test", False) and cls,
+                            calibration=getattr(args, "calibration", False) and (cls or name == "table3"))
         n_meas = sum(ln.group is not None for ln in table.lines)
+        if args.runs and not n_meas:  # a table of nothing from named roots would replace a good one
+            if args.target != "tables":
+                raise UserError(f"{name}: no run under --runs {' '.join(args.runs)} belongs to {name}; "
+                                f"{args.out}/{name}.* left as they were")
+            print(f"{name}: no run under --runs belongs to it; {args.out}/{name}.* left as they were",
+                  file=sys.stderr)
+            continue
+        paths = write_table(table, args.out)
         print(f"{name}: {n_meas}/{len(table.lines)} lines measured -> "
               + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import torch
 
+from core.cli import UserError, entry_point
 
-class QualitativeError(ValueError):
+
+class QualitativeError(UserError):
     """A bad input (one line)."""
 
 
@@ -261,6 +263,7 @@ def render_qualitative(checkpoints: list[str], data: str, out: str, images: list
     return written + [out_dir / f"{name}.md", out_dir / f"{name}.csv"]
 
 
+@entry_point()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reports qualitative", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -279,12 +282,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="qualitative", help="file name stem of the outputs")
     ap.add_argument("--out", required=True, help="output folder (nothing is written elsewhere)")
     args = ap.parse_args(argv)
-    try:
-        files = render_qualitative(args.checkpoints, args.data, args.out, args.images, args.num, args.seed,
-                                   args.topk, args.names, args.class_names, args.name)
-    except QualitativeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    files = render_qualitative(args.checkpoints, args.data, args.out, args.images, args.num, args.seed,
+                               args.topk, args.names, args.class_names, args.name)
     for f in files:
         print(f"wrote {f}")
     return 0

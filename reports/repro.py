@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from core.cli import UserError
+
 from .differences import by_seed, paired
 from .logs import Cell, shown_path, find_runs
 from .tables import TABLES
@@ -31,7 +33,7 @@ OPTIONAL = ("dataset", "epochs", "model", "run_id", "n", "note", "minus", "minus
 _STRINGS = ("table", "row", "method", "metric", "dataset", "model", "run_id", "note", "minus", "split")
 
 
-class ReproError(ValueError):
+class ReproError(UserError):
     """The check cannot run: a malformed expectations file or a --runs root that is not there.
     The message is one line; the CLI prints it and exits 2."""
 

@@ -20,7 +20,6 @@ are usable.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 
@@ -46,38 +45,6 @@ def allow_fairseq_checkpoints() -> None:
     on. Needs torch only, so a checkpoint can be checked before fairseq is imported."""
     import torch
     torch.serialization.add_safe_globals([argparse.Namespace])
-
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def os_error_line(e: OSError) -> str | None:
-    """The one-line message of a full disk or a folder that cannot be written (the path, then
-    what is wrong), or None for any other OSError (a bug: it stays a traceback)."""
-    where = e.filename if e.filename is not None else "a file"
-    if e.errno in DISK_FULL:
-        return f"{where}: disk full ({e.strerror}); free some space and run the same command again"
-    if e.errno in NOT_WRITABLE:
-        return f"{where}: not writable ({e.strerror})"
-    return None
-
-
-def run_main(prog: str, body) -> int:
-    """The exit status of an entry point's ``body()`` (None: 0). A user's mistake (ValueError,
-    which ConfigError and CheckpointError are; FileNotFoundError) and a full disk or a folder that
-    cannot be written are one line ``<prog>: error: ...`` on stderr and status 2; anything else
-    is a bug and stays a traceback."""
-    try:
-        return body() or 0
-    except (ValueError, FileNotFoundError) as e:
-        line = str(e)
-    except OSError as e:
-        line = os_error_line(e)
-        if line is None:
-            raise
-    print(f"{prog}: error: {line}", file=sys.stderr)
-    return 2
 
 
 def _no_traceback(record: logging.LogRecord) -> bool:

@@ -21,8 +21,8 @@ from itertools import islice
 
 import torch
 
+from core.cli import UserError, entry_point
 from core.config import load_config
-from translation import run_main
 from translation.train import TrainConfig, check, fairseq_argv
 
 
@@ -47,7 +47,7 @@ def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
 
     check(cfg)
     if cfg.method.name != "selfkd":
-        raise ValueError(f"bench needs a selfkd config (method.name=selfkd), got {cfg.method.name!r}")
+        raise UserError(f"bench needs a selfkd config (method.name=selfkd), got {cfg.method.name!r}")
     cuda = cfg.device != "cpu" and torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as tmp:
         argv = fairseq_argv(cfg, tmp, use_cuda=cuda)
@@ -63,8 +63,8 @@ def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
         updates = list(islice(iterators.GroupedIterator(itr.next_epoch_itr(shuffle=True),
                                                         cfg.optim.update_freq), warmup + steps))
         if len(updates) < warmup + steps:
-            raise ValueError(f"the training set has only {len(updates)} updates an epoch; "
-                             f"lower --steps (asked for {warmup} + {steps})")
+            raise UserError(f"the training set has only {len(updates)} updates an epoch; "
+                            f"lower --steps (asked for {warmup} + {steps})")
         # Paired, interleaved: each update is timed without the teacher (as at epoch 1: plain
         # NLL, the baseline's cost) and right after with it, so machine-load drift cancels.
         trainer.begin_epoch(2)  # snapshot the model as the teacher
@@ -86,6 +86,7 @@ def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
             "baseline_ms": 1000 * base, "selfkd_ms": 1000 * skd, "ratio": skd / base, "ratio_paired_median": paired}
 
 
+@entry_point()
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m translation.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True)
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
-    return run_main("translation.bench", lambda: print(json.dumps(bench(
-        load_config(TrainConfig, args.config, args.overrides), args.steps, args.repeats))))
+    print(json.dumps(bench(load_config(TrainConfig, args.config, args.overrides), args.steps, args.repeats)))
+    return 0
 
 
 if __name__ == "__main__":

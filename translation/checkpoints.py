@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.checkpoint import CheckpointError, load_checkpoint, replace_atomically
+from core.cli import UserError
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's name of epoch t's checkpoint
@@ -143,7 +144,7 @@ def fairseq_saves(before_epoch_checkpoint):
 
 def last_epoch_checkpoints(folder: str | os.PathLike, n: int) -> list[Path]:
     """The n epoch checkpoints (``checkpoint<epoch>.pt``) of ``folder`` with the highest epochs,
-    newest first, as fairseq's average_checkpoints.py picks them; ValueError when it holds fewer
+    newest first, as fairseq's average_checkpoints.py picks them; UserError when it holds fewer
     (a run trains with ``--keep-last-epochs N`` to keep them: eval.average_last)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -151,9 +152,9 @@ def last_epoch_checkpoints(folder: str | os.PathLike, n: int) -> list[Path]:
     found = sorted(((int(m.group(1)), folder / m.group(0)) for m in
                     (EPOCH_CHECKPOINT.fullmatch(f.name) for f in folder.iterdir()) if m), reverse=True)
     if len(found) < n:
-        raise ValueError(f"{folder} holds {len(found)} epoch checkpoints (checkpoint<epoch>.pt), "
-                         f"{n} are needed to average the last {n} (train with eval.average_last={n}, "
-                         "which keeps them)")
+        raise UserError(f"{folder} holds {len(found)} epoch checkpoints (checkpoint<epoch>.pt), "
+                        f"{n} are needed to average the last {n} (train with eval.average_last={n}, "
+                        "which keeps them)")
     return [path for _, path in found[:n]]
 
 
@@ -172,8 +173,8 @@ def average_checkpoints(paths: list[str | os.PathLike]) -> dict:
         if keys is None:
             new_state, keys = state, list(model)
         elif list(model) != keys:
-            raise ValueError(f"checkpoint {path} holds other parameters than {paths[0]}: not "
-                             "checkpoints of one model")
+            raise CheckpointError(f"checkpoint {path} holds other parameters than {paths[0]}: not "
+                                  "checkpoints of one model")
         for k in keys:
             p = model[k]
             if p.dtype == torch.float16:

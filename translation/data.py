@@ -41,7 +41,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import load_config, to_dict
+from core.cli import UserError, description, entry_point
+from core.config import ConfigError, load_config, to_dict
 from core.run import check_name, config_changes
 
 CORPORA = ("multi30k", "iwslt15")
@@ -106,11 +107,11 @@ def read_lines(path: Path) -> list[str]:
 
 
 def _read_corpus_file(path: Path) -> list[str]:
-    """read_lines, with a file that is not UTF-8 named in a one-line ValueError."""
+    """read_lines, with a file that is not UTF-8 named in a one-line UserError."""
     try:
         return read_lines(path)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x})") from None
+        raise UserError(f"{path}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x})") from None
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -127,7 +128,7 @@ def read_multi30k(raw: Path, l1: str, l2: str) -> dict:
         a = _read_corpus_file(_find(raw, f"{stem}.{l1}"))
         b = _read_corpus_file(_find(raw, f"{stem}.{l2}"))
         if len(a) != len(b):
-            raise ValueError(f"Multi30k {stem}: {len(a)} {l1} lines but {len(b)} {l2} lines")
+            raise UserError(f"Multi30k {stem}: {len(a)} {l1} lines but {len(b)} {l2} lines")
         out[split] = (a, b)
     return out
 
@@ -166,8 +167,8 @@ def read_iwslt15(raw: Path, l1: str, l2: str, test_sets: list[str]) -> dict:
         a = _iwslt_train_lines(folder / f"train.tags.{pair}.{l1}")
         b = _iwslt_train_lines(folder / f"train.tags.{pair}.{l2}")
         if len(a) != len(b):
-            raise ValueError(f"IWSLT15 train: {len(a)} {l1} lines but {len(b)} {l2} lines after "
-                             "removing metadata")
+            raise UserError(f"IWSLT15 train: {len(a)} {l1} lines but {len(b)} {l2} lines after "
+                            "removing metadata")
         ta, tb = [], []
         for name in test_sets:
             found = {}
@@ -178,8 +179,8 @@ def read_iwslt15(raw: Path, l1: str, l2: str, test_sets: list[str]) -> dict:
                                             f"{folder}, found {len(hits)}")
                 found[lang] = _iwslt_segs(hits[0])
             if len(found[l1]) != len(found[l2]):
-                raise ValueError(f"IWSLT15 {name}: {len(found[l1])} {l1} segments but "
-                                 f"{len(found[l2])} {l2}")
+                raise UserError(f"IWSLT15 {name}: {len(found[l1])} {l1} segments but "
+                                f"{len(found[l2])} {l2}")
             ta += found[l1]
             tb += found[l2]
     return {"train": (a, b), "test": (ta, tb)}
@@ -261,19 +262,19 @@ def binarize(bpe_dir: Path, bin_dir: Path, l1: str, l2: str, joined: bool, worke
 
 
 def check(cfg: PrepConfig) -> None:
-    """Value checks the dataclass types cannot express; ValueError names the key."""
+    """Value checks the dataclass types cannot express; ConfigError names the key."""
     if cfg.corpus not in CORPORA:
-        raise ValueError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
+        raise ConfigError(f"corpus must be one of {', '.join(CORPORA)}, got {cfg.corpus!r}")
     for key, low in (("bpe_merges", 1), ("workers", 1), ("clean_max_len", 1), ("valid_every", 2),
                      ("max_train_pairs", 0), ("max_eval_pairs", 0)):
         if getattr(cfg, key) < low:
-            raise ValueError(f"{key} must be >= {low}, got {getattr(cfg, key)}")
+            raise ConfigError(f"{key} must be >= {low}, got {getattr(cfg, key)}")
     if not cfg.clean_ratio >= 1:
-        raise ValueError(f"clean_ratio must be >= 1, got {cfg.clean_ratio}")
+        raise ConfigError(f"clean_ratio must be >= 1, got {cfg.clean_ratio}")
     for key in ("lang1", "lang2"):  # file name suffixes
         check_name(getattr(cfg, key), key)
     if cfg.lang1 == cfg.lang2:
-        raise ValueError(f"lang1 and lang2 must differ, got {cfg.lang1!r} twice")
+        raise ConfigError(f"lang1 and lang2 must differ, got {cfg.lang1!r} twice")
 
 
 def prepare(cfg: PrepConfig) -> dict:
@@ -316,8 +317,8 @@ def _prepare_into(cfg: PrepConfig, raw: Path, out: Path) -> dict:
                              cfg.clean_max_len, cfg.clean_ratio)
         train, valid = hold_out_every(ta, tb, cfg.valid_every)
         if not valid[0]:
-            raise ValueError(f"valid_every={cfg.valid_every} holds out nothing: only {len(ta)} "
-                             "pairs after cleaning")
+            raise UserError(f"valid_every={cfg.valid_every} holds out nothing: only {len(ta)} "
+                            "pairs after cleaning")
         tok = {"train": train, "valid": valid,
                "test": tuple(tokenize(x, lang, cfg.lowercase) for x, lang in zip(rel["test"], (l1, l2)))}
         splits = {"train": None, "valid": None, "test": rel["test"]}
@@ -349,11 +350,11 @@ def _fresh_tmp(final: Path) -> Path:
     that was cut off is removed; a folder of that name without the mark is not ours: an error."""
     resolved = final.resolve()
     if not resolved.name:
-        raise ValueError(f"out_dir {final} is a filesystem root; give a folder of its own")
+        raise UserError(f"out_dir {final} is a filesystem root; give a folder of its own")
     tmp = resolved.parent / f".{resolved.name}.tmp"
     if tmp.exists():
         if not (tmp / TMP_MARK).is_file():
-            raise ValueError(f"{tmp} exists and was not made by translation.data: move it away")
+            raise UserError(f"{tmp} exists and was not made by translation.data: move it away")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     (tmp / TMP_MARK).touch()
@@ -363,12 +364,12 @@ def _fresh_tmp(final: Path) -> Path:
 def check_prepared(out: Path, settings: dict, overwrite: bool) -> dict | None:
     """The counts of a finished preparation of ``out`` with these settings (nothing to do), or
     None when ``out`` may be (re)written: absent, empty, or a preparation with other settings and
-    ``overwrite``. Anything else is a ValueError: runs trained on a prepared folder depend on its
+    ``overwrite``. Anything else is a UserError: runs trained on a prepared folder depend on its
     dictionaries and references, and a folder that is not a preparation is never replaced."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
     if not out.is_dir():
-        raise ValueError(f"out_dir {out} is a file, not a folder")
+        raise UserError(f"out_dir {out} is a file, not a folder")
     info_path = out / "prep.json"
     try:
         info = json.loads(info_path.read_text()) if info_path.is_file() else None
@@ -376,8 +377,8 @@ def check_prepared(out: Path, settings: dict, overwrite: bool) -> dict | None:
     except (ValueError, KeyError, TypeError):
         old = None
     if not isinstance(old, dict):
-        raise ValueError(f"out_dir {out} exists and is not a preparation of this code (no readable "
-                         "prep.json): choose another out_dir (overwrite=true replaces only a preparation)")
+        raise UserError(f"out_dir {out} exists and is not a preparation of this code (no readable "
+                        "prep.json): choose another out_dir (overwrite=true replaces only a preparation)")
     if old.get("corpus") != "iwslt15":  # prep.json of older code recorded every key
         old = {k: v for k, v in old.items() if k not in IWSLT_ONLY + OLD_IWSLT_ONLY}
     changes = config_changes(old, settings, ignore=SAME_DATA_KEYS)
@@ -385,14 +386,15 @@ def check_prepared(out: Path, settings: dict, overwrite: bool) -> dict | None:
         return info.get("counts", {})
     if overwrite:
         return None
-    raise ValueError(f"out_dir {out} was prepared with other settings ({'; '.join(changes)}); runs "
-                     "trained on it use its dictionaries: choose another out_dir, or pass "
-                     "overwrite=true to replace it")
+    raise UserError(f"out_dir {out} was prepared with other settings ({'; '.join(changes)}); runs "
+                    "trained on it use its dictionaries: choose another out_dir, or pass "
+                    "overwrite=true to replace it")
 
 
+@entry_point()
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m translation.data", description=description(__doc__))
     ap.add_argument("--config", required=True, help="translation/configs/prep/<corpus>.yaml")
     ap.add_argument("overrides", nargs="*", help="key=value")
     ap.add_argument("--verbose", action="store_true",
@@ -401,14 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     from translation import quiet_fairseq
     if not args.verbose:
         quiet_fairseq()
-
-    def body():
-        cfg = load_config(PrepConfig, args.config, args.overrides)
-        counts = prepare(cfg)
-        print(f"translation.data: {cfg.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-    from translation import run_main
-    return run_main("translation.data", body)
+    cfg = load_config(PrepConfig, args.config, args.overrides)
+    counts = prepare(cfg)
+    print(f"translation.data: {cfg.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import CheckpointError
+from core.cli import UserError, description, entry_point
 from core.run import lock_finished_run
-from translation import quiet_fairseq, run_main
+from translation import quiet_fairseq
 from translation.checkpoints import read_checkpoint, task_settings
 from translation.data import read_lines, detokenize, load_bpe, tokenize
 
@@ -55,8 +56,8 @@ def check_checkpoint(checkpoint, langs: tuple[str, str] | None) -> None:
         raise CheckpointError(f"checkpoint {checkpoint} is not a translation checkpoint (its "
                               f"task is {task.get('_name', task.get('task'))!r})")
     if langs is not None and (task["source_lang"], task["target_lang"]) != tuple(langs):
-        raise ValueError(f"{checkpoint} translates {task['source_lang']}->{task['target_lang']}, "
-                         f"not {langs[0]}->{langs[1]} (-s/-t)")
+        raise UserError(f"{checkpoint} translates {task['source_lang']}->{task['target_lang']}, "
+                        f"not {langs[0]}->{langs[1]} (-s/-t)")
 
 
 def _load(checkpoint, bin_dir, device: str, fp16: bool, langs: tuple[str, str] | None):
@@ -148,8 +149,8 @@ def bleu_scores(hyps_tok: list[str], prep_dir: str | Path, subset: str, tgt: str
     refs_raw = (prep_dir / "raw" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
     refs_tok = (prep_dir / "tok" / f"{subset}.{tgt}").read_text("utf-8").splitlines()
     if not len(refs_raw) == len(refs_tok) == len(hyps_tok):
-        raise ValueError(f"{len(hyps_tok)} hypotheses but {len(refs_raw)} raw / {len(refs_tok)} "
-                         f"tokenised references in {prep_dir}")
+        raise UserError(f"{len(hyps_tok)} hypotheses but {len(refs_raw)} raw / {len(refs_tok)} "
+                        f"tokenised references in {prep_dir}")
     return corpus_bleu(hyps_tok, refs_raw, refs_tok, tgt, _prep_lowercase(prep_dir))
 
 
@@ -176,7 +177,7 @@ def corpus_bleu(hyps_tok: list[str], refs_raw: list[str], refs_tok: list[str], t
 
 def read_test_pair(src: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
     """Source and reference sentences of a user's test set (plain or .gz, UTF-8), one a line;
-    ValueError / FileNotFoundError with a one-line message when they cannot be used."""
+    UserError / FileNotFoundError with a one-line message when they cannot be used."""
     out = []
     for flag, path in (("--src", Path(src)), ("--ref", Path(ref))):
         if not path.is_file():
@@ -184,13 +185,13 @@ def read_test_pair(src: str | Path, ref: str | Path) -> tuple[list[str], list[st
         try:
             out.append(read_lines(path))
         except (UnicodeDecodeError, OSError, EOFError) as e:  # not UTF-8, a broken .gz
-            raise ValueError(f"{flag} {path}: unreadable ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise UserError(f"{flag} {path}: unreadable ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
         if not out[-1]:
-            raise ValueError(f"{flag} {path}: empty file")
+            raise UserError(f"{flag} {path}: empty file")
     if len(out[0]) != len(out[1]):
-        raise ValueError(f"--src {src} has {len(out[0])} lines but --ref {ref} has {len(out[1])}; "
-                         "a test set needs one reference line per source line")
+        raise UserError(f"--src {src} has {len(out[0])} lines but --ref {ref} has {len(out[1])}; "
+                        "a test set needs one reference line per source line")
     return out[0], out[1]
 
 
@@ -218,8 +219,9 @@ def _check_prep_dir(prep_dir: Path, needs_bpe: bool) -> None:
                                 "out_dir?)")
 
 
+@entry_point()
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m translation.evaluate", description=description(__doc__))
     ap.add_argument("checkpoint")
     ap.add_argument("prep_dir", help="translation.data's out_dir (holds bin/, bpe/, raw/, tok/)")
     ap.add_argument("-s", "--source-lang", required=True)
@@ -245,20 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.verbose:
         quiet_fairseq()
-    return run_main("translation.evaluate", lambda: print(json.dumps(_scores(args))))
+    print(json.dumps(_scores(args)))
+    return 0
 
 
 def _scores(args) -> dict:
     """main()'s work: the checks, then the scores (an identical recorded evaluation's, if any)."""
     if (args.src is None) != (args.ref is None):
-        raise ValueError("--src and --ref go together (a test set and its references)")
+        raise UserError("--src and --ref go together (a test set and its references)")
     if args.src is not None and args.subset is not None:
-        raise ValueError("--subset scores a prepared split, --src/--ref another test set: "
-                         "give one of them")
+        raise UserError("--subset scores a prepared split, --src/--ref another test set: "
+                        "give one of them")
     if args.beam < 1:
-        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+        raise UserError(f"--beam must be >= 1, got {args.beam}")
     if args.average_last < 0:
-        raise ValueError(f"--average-last must be >= 0, got {args.average_last}")
+        raise UserError(f"--average-last must be >= 0, got {args.average_last}")
     if args.average_last:
         if not Path(args.checkpoint).is_dir():
             raise FileNotFoundError(f"--average-last: {args.checkpoint} is not a folder (give the "
@@ -312,11 +315,11 @@ def _check_writable(path: Path) -> None:
     """--hyps-out: a file that can be written in an existing folder."""
     folder = path.parent
     if path.is_dir():
-        raise ValueError(f"--hyps-out {path} is a folder; give a file name")
+        raise UserError(f"--hyps-out {path} is a folder; give a file name")
     if not folder.is_dir():
         raise FileNotFoundError(f"--hyps-out {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ValueError(f"--hyps-out {path}: not writable")
+        raise UserError(f"--hyps-out {path}: not writable")
 
 
 def _record_key(args) -> dict:
@@ -335,8 +338,8 @@ def _recorded(log, run_dir: Path, checkpoint: Path, key: dict) -> dict | None:
     checkpoint that is not the run's own, so one run's scores can never land in another run's log."""
     folder = checkpoint.resolve() if checkpoint.is_dir() else checkpoint.resolve().parent
     if folder != (run_dir / "checkpoints").resolve():
-        raise ValueError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
-                         f"(expected it in {run_dir / 'checkpoints'})")
+        raise UserError(f"--record: {checkpoint} is not a checkpoint of {run_dir} "
+                        f"(expected it in {run_dir / 'checkpoints'})")
     for rec in log.extra:
         if rec.get("type") == "eval" and all(rec.get(k) == v for k, v in key.items()):
             return rec

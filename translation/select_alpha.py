@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import UserError, entry_point
 from core.run import RUNTIME_KEYS, config_changes
 from core.runlog import now_iso, read_run_log
-from translation import run_main
 from translation.train import RUNTIME_KEYS as TRANSLATION_RUNTIME_KEYS
 
 # keys that may differ between candidates: the candidate itself, its name, and how it was run
@@ -30,13 +30,13 @@ VARYING = ("method.alpha_T", "run_id") + RUNTIME_KEYS + TRANSLATION_RUNTIME_KEYS
 def _candidate(run_dir: Path) -> tuple[dict, Path]:
     log = read_run_log(run_dir / "log.jsonl", strict=True)
     if log.meta is None or log.meta.get("task") != "translation" or log.meta.get("method") != "selfkd":
-        raise ValueError(f"{run_dir}: not a translation Self-KD run")
+        raise UserError(f"{run_dir}: not a translation Self-KD run")
     if log.final is None:
-        raise ValueError(f"{run_dir}: the run is not complete (no final record); finish it first")
+        raise UserError(f"{run_dir}: the run is not complete (no final record); finish it first")
     cfg = log.meta["config"]
     ckpt = run_dir / "checkpoints" / cfg["eval"]["checkpoint"]
     if not ckpt.is_file():
-        raise ValueError(f"{ckpt} not found")
+        raise UserError(f"{ckpt} not found")
     return cfg, ckpt
 
 
@@ -65,16 +65,16 @@ def valid_scores(run_dir: Path, cfg: dict, ckpt: Path) -> dict:
 
 def select(run_dirs: list[Path]) -> dict:
     if not run_dirs:
-        raise ValueError("give at least one candidate run folder")
+        raise UserError("give at least one candidate run folder")
     cands = [(d, *_candidate(d)) for d in run_dirs]
     ref = cands[0][1]
     for d, cfg, _ in cands[1:]:
         diff = [c for c in config_changes(ref, cfg, ignore=VARYING)]
         if diff:
-            raise ValueError(f"{d} differs from {cands[0][0]} in more than alpha_T: {'; '.join(diff)}")
+            raise UserError(f"{d} differs from {cands[0][0]} in more than alpha_T: {'; '.join(diff)}")
     alphas = [cfg["method"]["alpha_T"] for _, cfg, _ in cands]
     if len(set(alphas)) != len(alphas):
-        raise ValueError(f"two candidates share an alpha_T: {alphas}")
+        raise UserError(f"two candidates share an alpha_T: {alphas}")
     rows = []
     for d, cfg, ckpt in cands:
         s = valid_scores(d, cfg, ckpt)
@@ -86,6 +86,7 @@ def select(run_dirs: list[Path]) -> dict:
             "alpha_T": best["alpha_T"], "chosen_run": best["run"], "written": now_iso()}
 
 
+@entry_point()
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m translation.select_alpha",
                                  description="Choose Self-KD's alpha_T on the validation set from "
@@ -94,15 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the choice to this JSON file")
     args = ap.parse_args(argv)
 
-    def body():
-        text = json.dumps(select(args.runs), indent=1)
-        if args.out is not None:
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(text + "\n")
-            tmp.replace(args.out)
-        print(text)
-
-    return run_main("translation.select_alpha", body)
+    text = json.dumps(select(args.runs), indent=1)
+    if args.out is not None:
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(args.out)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -32,11 +32,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import load_config, parse_with_overrides, to_dict, to_yaml
+from core.cli import RERUN_RESUMES, UserError, description, entry_point, storage_error
+from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import method_names
 from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
-from translation import os_error_line, quiet_fairseq, run_main
+from translation import quiet_fairseq
 from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
                                      use_fallback)
 
@@ -134,57 +135,57 @@ def _at_least(cfg, low, *keys) -> None:
         for part in key.split("."):
             value = getattr(value, part)
         if value < low:
-            raise ValueError(f"{key} must be >= {low}, got {value}")
+            raise ConfigError(f"{key} must be >= {low}, got {value}")
 
 
 def check(cfg) -> None:
-    """Value checks the dataclass types cannot express; ValueError names the key."""
+    """Value checks the dataclass types cannot express; ConfigError names the key."""
     _at_least(cfg, 1, "optim.max_tokens", "optim.update_freq", "model.layers", "model.embed_dim",
               "model.ffn_dim", "model.heads", "eval.beam", "log_interval")
     _at_least(cfg, 0, "optim.warmup_updates", "data.num_workers", "seed", "eval.average_last")
     m, o = cfg.model, cfg.optim
     if m.embed_dim % m.heads:
-        raise ValueError(f"model.heads={m.heads} must divide model.embed_dim={m.embed_dim} "
-                         "(each head attends in embed_dim / heads dimensions)")
+        raise ConfigError(f"model.heads={m.heads} must divide model.embed_dim={m.embed_dim} "
+                          "(each head attends in embed_dim / heads dimensions)")
     for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
                        ("method.ls_eps", cfg.method.ls_eps)):
         if not 0 <= value < 1:
-            raise ValueError(f"{key} must be in [0, 1), got {value}")
+            raise ConfigError(f"{key} must be in [0, 1), got {value}")
     if not 0 <= cfg.method.alpha_T <= 1:
-        raise ValueError(f"method.alpha_T must be in [0, 1], got {cfg.method.alpha_T}")
+        raise ConfigError(f"method.alpha_T must be in [0, 1], got {cfg.method.alpha_T}")
     if not o.lr > 0 or not math.isfinite(o.lr):
-        raise ValueError(f"optim.lr must be a positive number, got {o.lr}")
+        raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
     for key in ("table", "row"):  # names reports build file names from
         check_name(getattr(cfg, key), key)
     if cfg.method.name not in METHODS:
-        raise ValueError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
+        raise ConfigError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
     if cfg.optim.precision not in PRECISIONS:
-        raise ValueError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
-                         f"got {cfg.optim.precision!r}")
+        raise ConfigError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
+                          f"got {cfg.optim.precision!r}")
     if cfg.optim.epochs < 1:
-        raise ValueError(f"optim.epochs must be >= 1, got {cfg.optim.epochs}")
+        raise ConfigError(f"optim.epochs must be >= 1, got {cfg.optim.epochs}")
     if cfg.optim.patience < 0:
-        raise ValueError(f"optim.patience must be >= 0, got {cfg.optim.patience}")
+        raise ConfigError(f"optim.patience must be >= 0, got {cfg.optim.patience}")
     if cfg.optim.patience and cfg.method.name == "selfkd":
-        raise ValueError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
-                         "set optim.epochs to the baseline's converged epoch instead")
+        raise ConfigError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
+                          "set optim.epochs to the baseline's converged epoch instead")
     if cfg.method.teacher_mode not in TEACHER_MODES:
-        raise ValueError(f"method.teacher_mode must be one of {', '.join(TEACHER_MODES)}, "
-                         f"got {cfg.method.teacher_mode!r}")
+        raise ConfigError(f"method.teacher_mode must be one of {', '.join(TEACHER_MODES)}, "
+                          f"got {cfg.method.teacher_mode!r}")
     if cfg.eval.average_last > cfg.optim.epochs:
-        raise ValueError(f"eval.average_last={cfg.eval.average_last} needs as many epoch checkpoints "
-                         f"but optim.epochs={cfg.optim.epochs}")
+        raise ConfigError(f"eval.average_last={cfg.eval.average_last} needs as many epoch checkpoints "
+                          f"but optim.epochs={cfg.optim.epochs}")
     if cfg.resume_changed not in ("refuse", "allow"):
-        raise ValueError(f"resume_changed must be refuse or allow, got {cfg.resume_changed!r}")
+        raise ConfigError(f"resume_changed must be refuse or allow, got {cfg.resume_changed!r}")
     if cfg.stop_after_epochs < 0:
-        raise ValueError(f"stop_after_epochs must be >= 0, got {cfg.stop_after_epochs}")
+        raise ConfigError(f"stop_after_epochs must be >= 0, got {cfg.stop_after_epochs}")
     if cfg.device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+        raise ConfigError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     bin_dir = Path(cfg.data.prep_dir) / "bin"
     for lang in (cfg.data.source_lang, cfg.data.target_lang):
         if not (bin_dir / f"dict.{lang}.txt").is_file():
-            raise ValueError(f"data.prep_dir: {bin_dir / f'dict.{lang}.txt'} not found "
-                             "(run python -m translation.data first)")
+            raise ConfigError(f"data.prep_dir: {bin_dir / f'dict.{lang}.txt'} not found "
+                              "(run python -m translation.data first)")
 
 
 def run_dir_of(cfg) -> Path:
@@ -337,7 +338,7 @@ class EpochRecords(logging.Handler):
 
 def parse_fairseq_args(argv: list[str]):
     """fairseq's own parse of the command line, run before anything is written: a bad
-    ``fairseq_args`` entry is a one-line ValueError (fairseq would print its 100-line usage)."""
+    ``fairseq_args`` entry is a one-line ConfigError (fairseq would print its 100-line usage)."""
     import contextlib
     import io
 
@@ -351,8 +352,8 @@ def parse_fairseq_args(argv: list[str]):
             return options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     except SystemExit:
         lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        raise ValueError(f"fairseq rejected the command line (check fairseq_args): "
-                         f"{lines[-1] if lines else 'no message'}") from None
+        raise ConfigError(f"fairseq rejected the command line (check fairseq_args): "
+                          f"{lines[-1] if lines else 'no message'}") from None
 
 
 def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = (), progress=None,
@@ -426,7 +427,11 @@ def train(cfg, command: str, progress=print) -> Path:
     check_out_dir(cfg.out_dir)
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but torch.cuda.is_available() is False")
+        raise ConfigError("device=cuda but torch.cuda.is_available() is False")
+    if cfg.optim.precision != "fp32" and not use_cuda:  # fairseq's fp16 / amp need CUDA, bf16 a TPU or GPU
+        where = "device=cpu" if torch.cuda.is_available() else "this machine has no CUDA GPU"
+        raise ConfigError(f"optim.precision={cfg.optim.precision} needs a CUDA GPU ({where}); "
+                          "use optim.precision=fp32 on the CPU")
     argv = fairseq_argv(cfg, run_dir / "checkpoints", use_cuda)
     try:
         # the folder: locked, config checked against config.yaml, nothing deleted (core.run); a
@@ -444,7 +449,7 @@ def train(cfg, command: str, progress=print) -> Path:
             job.fs_args = parse_fairseq_args(argv)
             return _train(job)
     except OSError as e:
-        if e.filename is None and os_error_line(e):  # fairseq writes through file objects
+        if e.filename is None and storage_error(e):  # fairseq writes through file objects
             e.filename = str(run_dir)
         raise
 
@@ -456,24 +461,24 @@ def resume_point(job: Job) -> Position:
     their checkpoints, so a missing one means a damaged log: refused, not silently dropped)."""
     run_dir = job.start.run_dir
     if not job.log_path.is_file():
-        raise ValueError(f"{job.save_dir / LAST} exists but {job.log_path} does not: cannot resume "
-                         f"the run log; move {run_dir} away to start afresh")
+        raise UserError(f"{job.save_dir / LAST} exists but {job.log_path} does not: cannot resume "
+                        f"the run log; move {run_dir} away to start afresh")
     remove_stale_temp_files(job.save_dir)  # a checkpoint write cut off by a kill
     pos = restore_point(job.save_dir)
     if pos.mid_epoch and job.cfg.method.name == "selfkd":
-        raise ValueError(f"{pos.path} was saved mid-epoch: the Self-KD teacher (the model at the "
-                         "end of the previous epoch) cannot be rebuilt from it")
+        raise UserError(f"{pos.path} was saved mid-epoch: the Self-KD teacher (the model at the "
+                        "end of the previous epoch) cannot be rebuilt from it")
     log = read_run_log(job.log_path)
     why = f" ({log.warnings[0]})" if log.warnings else ""
     if log.meta is None:
-        raise ValueError(f"{job.log_path} has no meta record{why}: cannot resume the run log; "
-                         f"move {run_dir} away to start afresh")
+        raise UserError(f"{job.log_path} has no meta record{why}: cannot resume the run log; "
+                        f"move {run_dir} away to start afresh")
     have = {e["epoch"] for e in log.epochs}
     missing = [t for t in range(1, pos.epochs + 1) if t not in have]
     if missing:
-        raise ValueError(f"{job.log_path} lacks the record of epoch {missing[0]}, which "
-                         f"{pos.path.name} has trained{why}: cannot resume the run log; move "
-                         f"{run_dir} away to start afresh")
+        raise UserError(f"{job.log_path} lacks the record of epoch {missing[0]}, which "
+                        f"{pos.path.name} has trained{why}: cannot resume the run log; move "
+                        f"{run_dir} away to start afresh")
     return pos
 
 
@@ -562,10 +567,11 @@ def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
     return run_dir
 
 
+@entry_point(rerun=RERUN_RESUMES)
 def main(argv: list[str] | None = None) -> int:
     import argparse
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m translation.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m translation.train", description=description(__doc__))
     ap.add_argument("--config", required=True)
     ap.add_argument("--verbose", action="store_true",
                     help="also print fairseq's own log lines and library warnings (default: the "
@@ -576,10 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         quiet_fairseq()
     command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv if a != "--verbose")
 
-    def body():
-        train(load_config(TrainConfig, args.config, args.overrides), command)
-
-    return run_main("translation.train", body)
+    train(load_config(TrainConfig, args.config, args.overrides), command)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from dataclasses import field, make_dataclass
 
 from omegaconf import OmegaConf
 
+from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import get_method, method_names
+from core.methods import ALIASES, get_method, method_names
 from core.run import flatten_config
 
 from ..augment import REGULARIZERS
@@ -91,7 +92,8 @@ def check_method_config(method) -> None:
     """One-line ConfigError for an unknown method, a value set in a sub-config the method does not
     read (unless it is the default) or a value out of range; method: the config's `method` section."""
     if method.name not in METHODS:
-        raise ConfigError(f"unknown method {method.name!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {method.name!r}{did_you_mean(method.name, METHODS, aliases=ALIASES)}; "
+                          f"expected one of {', '.join(METHODS)}")
     values = flatten_config(OmegaConf.to_container(method, resolve=True), "method.")
     for section in unread_sections(method.name):
         for key, value in values.items():

@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+from core.cli import did_you_mean
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 TIMM_PREFIX = "timm/"  # "timm/resnet152": any timm architecture, built untrained (Table 2)
 
@@ -32,7 +34,8 @@ def check_model_name(name: str) -> None:
         if not timm.is_model(arch):
             raise ValueError(f"unknown model {name!r}: {arch!r} is not a timm architecture")
     elif name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}, "
+        raise ValueError(f"unknown model {name!r}{did_you_mean(name, available_models())}; "
+                         f"available: {', '.join(available_models())}, "
                          f"or {TIMM_PREFIX}<timm architecture>")
 
 

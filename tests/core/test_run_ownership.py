@@ -2,7 +2,6 @@
 even while it moves an old folder aside; a log that lost lines is put back from the checkpoint's
 copy; a config.yaml that is not a mapping is refused; a full disk or a read-only folder is one
 line naming the file."""
-import errno
 import json
 import multiprocessing as mp
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.config import ConfigError
-from core.run import check_name, record_resume, start_run, storage_error
+from core.run import check_name, record_resume, start_run
 from core.runlog import RunLogWriter, read_run_log
 
 PROCESSES, ROUNDS, RETRY_S = 6, 4, 0.3
@@ -124,12 +123,3 @@ def test_config_yaml_that_is_not_a_mapping_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="is not a config") as e:
             start_run(run, {"epochs": 3}, True, run / "checkpoint.pt", is_complete=lambda d: False)
         assert "\n" not in str(e.value)
-
-
-def test_storage_errors_are_one_line_naming_the_file():
-    full = storage_error(OSError(errno.ENOSPC, "No space left on device", "/runs/t/r/checkpoint.pt"))
-    assert "disk is full" in full and "/runs/t/r/checkpoint.pt" in full and "resume=true" in full
-    ro = storage_error(PermissionError(errno.EACCES, "Permission denied", "/runs/t/r/log.jsonl"))
-    assert "cannot write /runs/t/r/log.jsonl (permission denied)" in ro
-    assert "read-only file system" in storage_error(OSError(errno.EROFS, "Read-only", "/x"))
-    assert storage_error(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug: a traceback

@@ -71,7 +71,7 @@ def test_missing_runs_root_is_a_one_line_error(tmp_path, capsys):
             rc, out, err = _cli(capsys, "--runs", *roots, "--expected", EXP / "expected_ok.yaml",
                                 *extra)
             assert rc == 2 and out == ""
-            assert err == f"check-repro: error: --runs {tmp_path / 'nope'}: no such folder\n"
+            assert err == f"error: --runs {tmp_path / 'nope'}: no such folder\n"
     (tmp_path / "file").write_text("x")
     rc, out, err = _cli(capsys, "--runs", tmp_path / "file", "--expected", EXP / "expected_ok.yaml")
     assert rc == 2 and err.strip().endswith("not a folder") and err.count("\n") == 1
@@ -110,7 +110,7 @@ def test_malformed_expectations_file_is_a_one_line_error(tmp_path, capsys, text,
         load_expected(p)
     rc, out, err = _cli(capsys, "--runs", ROOT, "--expected", p)
     assert rc == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith(f"check-repro: error: {p}") and why in err
+    assert err.startswith(f"error: {p}") and why in err
 
 
 def test_shipped_expectations_file_is_valid():

@@ -96,7 +96,7 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
                  ["--config", cfg, f"data.prep_dir={tmp_path}"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("translation.train: error:") and "\n" not in err, err
+        assert err.startswith("error:") and "\n" not in err, err
 
 
 @pytest.mark.parametrize("row", ROWS)
@@ -195,7 +195,7 @@ def test_quiet_progress_lines_and_bad_fairseq_args(tiny_multi30k, tmp_path, capf
         f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}", "optim.epochs=2"]
     assert main(base + ["fairseq_args=[--max-updatez,3]", "run_id=typo"]) == 2
     err = capfd.readouterr().err.strip()
-    assert err.startswith("translation.train: error: fairseq rejected") and "--max-updatez" in err
+    assert err.startswith("error: fairseq rejected") and "--max-updatez" in err
     assert "\n" not in err and not (tmp_path / "typo").exists()
 
     assert main(base + ["run_id=quiet", "log_interval=5"]) == 0
