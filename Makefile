@@ -71,7 +71,13 @@ $(VENV)/.translation-installed: $(VENV)/.installed pyproject.toml
 prep-multi30k: install-translation
 	$(PY) -m translation.data --config translation/configs/prep/multi30k_de_en.yaml
 
-# IWSLT15 en-de (2015-01 release, not downloadable here): IWSLT15=/path/to/en-de.tgz
+# IWSLT15 en-de (2015-01 release, not downloadable here): IWSLT15=/path/to/en-de.tgz; without it
+# the target stops in one line before anything is installed or run
+ifneq ($(filter prep-iwslt15,$(MAKECMDGOALS)),)
+ifeq ($(strip $(IWSLT15)),)
+$(error IWSLT15 is not set: pass IWSLT15=/path/to/en-de.tgz (the IWSLT15 2015-01 release; it cannot be downloaded here), e.g. make prep-iwslt15 IWSLT15=$$HOME/data/en-de.tgz)
+endif
+endif
 prep-iwslt15: install-translation
 	$(PY) -m translation.data --config translation/configs/prep/iwslt15_en_de.yaml raw_path=$(IWSLT15)
 

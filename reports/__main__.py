@@ -157,13 +157,9 @@ def main(argv=None) -> int:
                             selected_on_test=getattr(args, "selected_on_test", False) and cls,
                             calibration=getattr(args, "calibration", False) and (cls or name == "table3"))
         n_meas = sum(ln.group is not None for ln in table.lines)
-        if args.runs and not n_meas:  # a table of nothing from named roots would replace a good one
-            if args.target != "tables":
-                raise UserError(f"{name}: no run under --runs {' '.join(args.runs)} belongs to {name}; "
-                                f"{args.out}/{name}.* left as they were")
-            print(f"{name}: no run under --runs belongs to it; {args.out}/{name}.* left as they were",
-                  file=sys.stderr)
-            continue
+        if args.runs and not n_meas and args.target != "tables":  # nothing to write over a good table
+            raise UserError(f"{name}: no run under --runs {' '.join(args.runs)} belongs to {name}; "
+                            f"{args.out}/{name}.* left as they were")
         paths = write_table(table, args.out)
         print(f"{name}: {n_meas}/{len(table.lines)} lines measured -> "
               + ", ".join(str(p) for p in paths.values()))

@@ -32,9 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.cli import RERUN_RESUMES, UserError, description, entry_point, storage_error
+from core.cli import RERUN_RESUMES, UserError, description, did_you_mean, entry_point, storage_error
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
-from core.methods import method_names
+from core.methods import ALIASES, method_names
 from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from translation import quiet_fairseq
@@ -158,7 +158,8 @@ def check(cfg) -> None:
     for key in ("table", "row"):  # names reports build file names from
         check_name(getattr(cfg, key), key)
     if cfg.method.name not in METHODS:
-        raise ConfigError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
+        raise ConfigError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}"
+                          f"{did_you_mean(cfg.method.name, METHODS, aliases=ALIASES)}")
     if cfg.optim.precision not in PRECISIONS:
         raise ConfigError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.optim.precision!r}")

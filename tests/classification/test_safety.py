@@ -14,7 +14,7 @@ from classification.demo import main as demo_main
 from classification.train import main
 from core.run import RunLock
 from core.runlog import read_run_log
-from tests.kills import sigkill_after_first_checkpoint
+from tests.kills import sigint_after_first_checkpoint, sigkill_after_first_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=96",
@@ -279,6 +279,19 @@ def _config_yaml_not_a_mapping(tmp_path):
     return ["table=keep2", "run_id=half", "--resume"]
 
 
+def _npz_folder(tmp_path):
+    """data.root names the folder that holds cifar10_jpeg.npz, not the file."""
+    (tmp_path / "cifar10-jpeg").mkdir()
+    (tmp_path / "cifar10-jpeg" / "cifar10_jpeg.npz").write_bytes(b"")
+    return ["data.name=cifar10_npz", f"data.root={tmp_path / 'cifar10-jpeg'}"]
+
+
+def _cifar_folder_itself(tmp_path):
+    """data.root names torchvision's cifar-100-python folder rather than the folder holding it."""
+    (tmp_path / "cifar-100-python").mkdir()
+    return ["data.name=cifar100", f"data.root={tmp_path / 'cifar-100-python'}"]
+
+
 CATALOGUE = [
     ("corrupt npz", _corrupt_npz, "is not a readable .npz"),
     ("npz missing keys", _npz_missing_keys, "lacks train_offsets"),
@@ -330,6 +343,18 @@ CATALOGUE = [
     ("zero bins", lambda t: ["n_bins=0"], "n_bins must be >= 1, got 0"),
     ("run_id with a newline", lambda t: ['run_id="a\\nb"'], "plain folder name"),
     ("config.yaml of the run not a mapping", _config_yaml_not_a_mapping, "is not a config"),
+    ("on_device on digits", lambda t: ["data.on_device=true"],
+     "data.on_device=true keeps uint8 CIFAR-style images on the device; data.name=digits has none"),
+    ("npz root is its folder", _npz_folder, "is a folder; data.name=cifar10_npz reads the file itself, "
+     "data.root="),
+    ("cifar root is the cifar folder itself", _cifar_folder_itself, "is the cifar100 folder itself"),
+    ("near-miss key", lambda t: ["method.name=selfkd", "method.selfkd.alpha_t=0.5"],
+     "(did you mean method.selfkd.alpha_T?)"),
+    ("near-miss old key name", lambda t: ["method.alpha_t=0.5"], "(did you mean method.selfkd.alpha_T?)"),
+    ("the paper's method name", lambda t: ["method.name=pskd"], "unknown method 'pskd' (did you mean selfkd?)"),
+    ("near-miss method", lambda t: ["method.name=cs_kd"], "(did you mean cskd?)"),
+    ("near-miss model", lambda t: ["model=resnet_56"], "(did you mean resnet56?)"),
+    ("near-miss dataset", lambda t: ["data.name=cifar_100"], "(did you mean cifar100?)"),
 ]
 
 
@@ -537,3 +562,21 @@ def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path
     assert not read_run_log(run / "log.jsonl").complete
     assert main([*args, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
     assert _epochs_and_final(run / "log.jsonl") == _epochs_and_final(tmp_path / "a/table1/k/log.jsonl")
+
+
+def test_ctrl_c_is_one_line_and_the_rerun_resumes(tmp_path):
+    """Ctrl-C (a real SIGINT) in a running training: one line saying how to continue, exit status
+    130, no traceback; the rerun with --resume continues to the uninterrupted run's log."""
+    args = ["model=small_cnn", "data.name=digits", "data.num_workers=0", "data.train_subset=640",
+            "data.test_subset=128", "data.fit_subset=64", "epochs=6", "optim.batch_size=32",
+            "optim.milestones=[3]", "method.name=selfkd", "progress=false", "run_id=c"]
+    assert main([*args, f"out_dir={tmp_path / 'a'}"]) == 0
+    run = tmp_path / "b/table1/c"
+    got = sigint_after_first_checkpoint("classification.train", [*args, f"out_dir={tmp_path / 'b'}"],
+                                        run / "checkpoint.pt", timeout=120)
+    assert got.returncode == 130, got.stderr
+    assert got.stderr.strip().splitlines() == [
+        "interrupted; rerun the same command with --resume (or resume=true) to continue from the last checkpoint"]
+    assert not read_run_log(run / "log.jsonl").complete
+    assert main([*args, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
+    assert _epochs_and_final(run / "log.jsonl") == _epochs_and_final(tmp_path / "a/table1/c/log.jsonl")

@@ -66,3 +66,40 @@ def test_missing_runs_root_and_out_that_is_a_file_are_one_line(tmp_path, capsys)
     assert (tmp_path / "afile").read_text() == "x"
     assert main(["demo", str(tmp_path / "typo"), str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_runs_root_without_a_run_of_the_table_leaves_the_table_alone(tmp_path, capsys):
+    """A named --runs that exists but holds no run, or none of the table asked for: one line,
+    exit 2, and nothing written over what --out holds (no table of nothing)."""
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    _complete_run(runs, "good")
+    assert main(["table1", "--runs", str(runs), "--out", str(out)]) == 0
+    before = {f: (out / f).read_bytes() for f in _files(out)}
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    for argv, words in ((["table1", "--runs", str(tmp_path / "empty")], "no run log"),
+                        (["table2", "--runs", str(runs)], "no run under --runs")):
+        assert main([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+        assert {f: (out / f).read_bytes() for f in _files(out)} == before
+
+
+def test_no_subcommand_lists_the_subcommands(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "required" not in err
+    for sub in ("table1", "table5", "tables", "figures", "check-repro", "demo", "qualitative", "regime"):
+        assert f"\n    {sub}" in err, sub
+
+
+@pytest.mark.parametrize("sub", ["table1", "table3", "tables", "regime", "table4-runs", "figures",
+                                 "check-repro", "demo", "qualitative"])
+def test_each_subcommand_help_is_its_own(capsys, sub):
+    with pytest.raises(SystemExit) as e:
+        main([sub, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m reports {sub} "), out[:200]
+    assert ("--expected" in out) == (sub == "check-repro")
+    assert ("--checkpoints" in out) == (sub == "qualitative")

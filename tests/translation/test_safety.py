@@ -5,6 +5,7 @@ check has passed; a full disk or a folder that cannot be written is named in one
 import errno
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,11 @@ CATALOGUE = [  # (name, translation.train arguments or a function of tmp_path gi
     ("row with a newline", lambda t: _yaml(t, 'row: "x\\ny"\n'), "no control characters"),
     ("row with a slash", ["row=../x"], "row must be a plain folder name"),
     ("fairseq_args typo", ["fairseq_args=[--max-updatez,3]"], "fairseq rejected"),
+    # TINY runs on the CPU (device=cpu): fairseq would stop in its CUDA setup with a long traceback
+    ("fp16 on the CPU", ["optim.precision=fp16"], "optim.precision=fp16 needs a CUDA GPU"),
+    ("amp on the CPU", ["optim.precision=amp"], "optim.precision=amp needs a CUDA GPU"),
+    ("near-miss method", ["method.name=selfdk"], "did you mean selfkd?"),
+    ("near-miss key", ["method.alpha_t=0.5"], "(did you mean method."),
 ]
 
 
@@ -191,6 +197,21 @@ def test_catalogue_train(tiny_multi30k, tmp_path, capsys, name, extra, words):
     assert main(_args(tiny_multi30k, out, *extra)) == 2
     assert words in _one_error_line(capsys, "translation.train")
     assert _tree(tmp_path) == before and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_prep_iwslt15_without_its_path_is_one_line():
+    """`make prep-iwslt15` without IWSLT15=: one line saying what to pass, before anything is
+    installed or run (make -n: the check is the Makefile's own, at parse time)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    env = {k: v for k, v in os.environ.items() if k != "IWSLT15"}
+    got = subprocess.run(["make", "-n", "prep-iwslt15"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert got.returncode == 2 and got.stdout == ""
+    err = got.stderr.strip().splitlines()
+    assert len(err) == 1 and "IWSLT15 is not set: pass IWSLT15=/path/to/en-de.tgz" in err[0], err
+    given = subprocess.run(["make", "-n", "prep-iwslt15", "IWSLT15=/data/en-de.tgz"], cwd=REPO, env=env,
+                           capture_output=True, text=True)
+    assert given.returncode == 0 and "raw_path=/data/en-de.tgz" in given.stdout
 
 
 def _data_args(tmp_path, raw, *extra):
