@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core.cli import description, entry_point
+from core.cli import entry_point
 from core.config import load_config
 
 from .data import CIFAR_MEAN, CIFAR_STD, ArrayImages, EpochSampler, Indexed, cifar_transforms, load_cifar10_npz
@@ -114,7 +114,8 @@ def _median_spread(values) -> tuple[float, float, float]:
 
 @entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=description(__doc__))
+    p = argparse.ArgumentParser(prog="python -m classification.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="cifar10_jpeg.npz, or 'synthetic'")
     p.add_argument("--model", default="preact_resnet18")
     p.add_argument("--batch", type=int, default=128)

@@ -55,7 +55,7 @@ def _remove_own_runs(out: Path, seeds) -> None:
 
 @entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=description(__doc__))
+    p = argparse.ArgumentParser(prog="python -m classification.demo", description=description(__doc__))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/demo", help="run logs go to OUT/<run_id>/")
     p.add_argument("--report", default="reports/out/demo", help="table and diagrams go here")

@@ -186,8 +186,8 @@ def _recorded(log, split: str, ckpt: str, epoch) -> dict | None:
 @entry_point()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m classification.evaluate", description=__doc__.split("\n")[0],
-        epilog="\n".join(__doc__.split("\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m classification.evaluate", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT",
                     help="a run folder (<out_dir>/<table>/<run_id>/, its checkpoint.pt is used) or a checkpoint file")
     ap.add_argument("--split", choices=("test", "holdout"), default=None,

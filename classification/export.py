@@ -148,7 +148,7 @@ def load_exported(folder, device="cpu") -> torch.nn.Module:
 
 @entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Export a finished classification run folder as a "
+    p = argparse.ArgumentParser(prog="python -m classification.export", description="Export a finished classification run folder as a "
                                 "model-hub folder (model.safetensors, config.json, README.md model card).")
     p.add_argument("run_dir", help="a run folder, e.g. runs/table1/resnet50_selfkd_s0")
     p.add_argument("--out", required=True, help="the folder to write (new or empty)")

@@ -69,7 +69,7 @@ def select(config: str | None, alphas, holdout: float, overrides=()) -> dict:
 
 @entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=description(__doc__))
+    p = argparse.ArgumentParser(prog="python -m classification.select_alpha", description=description(__doc__))
     p.add_argument("--config")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     p.add_argument("--holdout", type=float, default=0.1)

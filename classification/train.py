@@ -466,7 +466,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m classification.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file (classification/configs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")

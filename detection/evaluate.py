@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from core.checkpoint import load_checkpoint
-from core.cli import entry_point
+from core.cli import description, entry_point
 from core.config import ConfigError, load_config, parse_with_overrides
 
 from .config import TrainConfig
@@ -41,7 +41,7 @@ def evaluate_run(run_dir: str | Path, overrides=()) -> dict:
 
 @entry_point()
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m detection.evaluate", description=description(__doc__))
     p.add_argument("run_dir")
     p.add_argument("--json", help="also write the result here")
     args = parse_with_overrides(p, argv)

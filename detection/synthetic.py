@@ -168,7 +168,7 @@ def write_synthetic_voc(root: str | Path, num_images: int = 300,
 @entry_point()
 def main(argv=None) -> int:
     import argparse
-    p = argparse.ArgumentParser(description="Write the synthetic shapes set in VOC layout "
+    p = argparse.ArgumentParser(prog="python -m detection.synthetic", description="Write the synthetic shapes set in VOC layout "
                                             "(detection/configs/synthetic_learnability.yaml reads it).")
     p.add_argument("--out", default="data/synthetic_voc", help="writes OUT/VOCdevkit/VOC2007")
     p.add_argument("--images", type=int, default=300)

@@ -135,8 +135,8 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
 
 @entry_point(rerun=RESUME_FLAG)
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                epilog="key=value overrides anywhere on the line, e.g. data.root=/data/VOCdevkit seed=1")
+    p = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="key=value overrides anywhere on the line, e.g. data.root=/data/VOCdevkit seed=1")
     p.add_argument("--config", help="YAML file (detection/configs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     args = parse_with_overrides(p, argv)

@@ -63,3 +63,23 @@ def test_every_main_ends_through_the_helper(tmp_path, capsys, module):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # nothing written
+
+
+@pytest.mark.parametrize("module", sorted(_bad_args(Path("/nonexistent"))))
+def test_every_help_is_whole(capsys, module):
+    """--help exits 0 with the command's own usage line and a description that ends a sentence
+    (not the first line of a docstring cut mid-sentence)."""
+    if module.startswith("translation.") and module != "translation.data":
+        pytest.importorskip("fairseq")
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    prog = "python -m reports" if module == "reports.__main__" else \
+        "python -m reports qualitative" if module == "reports.qualitative" else f"python -m {module}"
+    assert text.startswith(f"usage: {prog} "), text[:100]
+    description = text.split("\n\n", 1)[1]  # after the usage lines, before the arguments
+    for heading in ("\npositional arguments:", "\noptions:", "\nsubcommands:"):
+        description = description.split(heading)[0]
+    description = description.strip()
+    assert description.endswith((".", ")")), description
