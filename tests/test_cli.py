@@ -4,6 +4,7 @@ found in classification/, detection/, translation/ and reports/ is listed here w
 argument, so a new entry point that bypasses the helper fails this test."""
 import ast
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,18 @@ def test_every_help_is_whole(capsys, module):
         description = description.split(heading)[0]
     description = description.strip()
     assert description.endswith((".", ")")), description
+
+
+def test_ctrl_c_says_how_each_training_continues():
+    """The line after Ctrl-C or a full disk names the way the command continues: --resume where
+    the task has that flag, the same command where it always resumes (docs/design.md)."""
+    from core.cli import RERUN, RERUN_RESUMES, RESUME_FLAG
+    expected = {"classification.train": RESUME_FLAG, "detection.train": RESUME_FLAG,
+                "classification.launch": RERUN_RESUMES}
+    if importlib.util.find_spec("fairseq") is not None:
+        expected["translation.train"] = RERUN_RESUMES
+    for module, rerun in expected.items():
+        assert importlib.import_module(module).main.cli_rerun == rerun, module
+    for module in _bad_args(Path("/nonexistent")):
+        if module not in expected and not module.startswith("translation."):
+            assert importlib.import_module(module).main.cli_rerun == RERUN, module
