@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                            description=f"{TABLES[name].title}: Markdown, LaTeX and CSV in --out.")
         runs_out(p)
         columns(p, name)
-    for name, text in (("tables", "every table, the regime map and Table 4's runs"),
+    for name, text in (("tables", "every table, the regime map, Table 4's runs and the study's table"),
                        ("regime", "the regime map: Self-KD minus baseline against the baseline's fit"),
                        ("table4-runs", "Table 4's runs in detail and each method minus its baseline"),
                        ("study", "the pre-registered study's table: each method raw and temperature-scaled"),

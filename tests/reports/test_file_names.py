@@ -93,7 +93,7 @@ def test_no_subcommand_lists_the_subcommands(capsys):
         assert f"\n    {sub}" in err, sub
 
 
-@pytest.mark.parametrize("sub", ["table1", "table3", "tables", "regime", "table4-runs", "figures",
+@pytest.mark.parametrize("sub", ["table1", "table3", "tables", "regime", "table4-runs", "study", "figures",
                                  "check-repro", "demo", "qualitative"])
 def test_each_subcommand_help_is_its_own(capsys, sub):
     with pytest.raises(SystemExit) as e:
