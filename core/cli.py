@@ -42,6 +42,10 @@ def nearest(word: str, choices: Iterable[str], aliases: dict | None = None) -> s
     by_norm: dict = {}
     for c in choices:
         by_norm.setdefault(norm(str(c)), str(c))
+    # a name with a prefix left out (resnet_18 for preact_resnet18): the shortest name holding it
+    holding = sorted((n for n in by_norm if len(norm(word)) >= 4 and norm(word) in n), key=len)
+    if holding:
+        return by_norm[holding[0]] if by_norm[holding[0]] != word else None
     close = difflib.get_close_matches(norm(word), list(by_norm), n=1, cutoff=0.6)
     return by_norm[close[0]] if close and by_norm[close[0]] != word else None
 

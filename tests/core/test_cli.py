@@ -75,6 +75,7 @@ def test_entry_point_marks_and_wraps_main(capsys):
     ("cs_kd", ["selfkd", "cskd", "tfkd"], "cskd"),
     ("cifar_10", ["cifar10", "cifar100", "digits"], "cifar10"),
     ("resnet_56", ["resnet20", "resnet56", "densenet121"], "resnet56"),
+    ("resnet_18", ["resnet101", "resnet20", "preact_resnet18"], "preact_resnet18"),
     ("wholly_other", ["alpha_T", "bank"], None),
 ])
 def test_nearest(word, choices, near):
