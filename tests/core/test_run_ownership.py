@@ -133,3 +133,22 @@ def test_storage_errors_are_one_line_naming_the_file():
     assert "cannot write /runs/t/r/log.jsonl (permission denied)" in ro
     assert "read-only file system" in storage_error(OSError(errno.EROFS, "Read-only", "/x"))
     assert storage_error(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug: a traceback
+
+
+def test_a_fresh_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tmp_path):
+    """Its folder goes, and so do the <out_dir>/<table>/ folders it made for it (while empty):
+    a failed start leaves the out_dir as it found it, and never touches a neighbour's run."""
+    from core.run import owned_run
+    out = tmp_path / "runs"
+    run_dir = out / "table4" / "r"
+    with pytest.raises(RuntimeError):
+        with owned_run(run_dir, {}, False, run_dir / "checkpoint.pt"):
+            (run_dir / "log.jsonl").write_text("started\n")
+            raise RuntimeError("the body failed")
+    assert not out.exists()
+    # a table folder holding another run stays, with that run
+    (out / "table4" / "other").mkdir(parents=True)
+    with pytest.raises(RuntimeError):
+        with owned_run(run_dir, {}, False, run_dir / "checkpoint.pt"):
+            raise RuntimeError("the body failed")
+    assert sorted(p.name for p in (out / "table4").iterdir()) == ["other"]
