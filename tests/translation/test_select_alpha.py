@@ -87,7 +87,8 @@ def test_candidates_logged_with_the_earlier_key_spellings_compete(candidates, tm
         c = meta["config"]
         m = c["method"]
         c["method"] = {"name": m["name"], "alpha_T": m["selfkd"]["alpha_T"],
-                       "alpha_kind": m["selfkd"]["alpha_kind"], "ls_eps": m["ls"]["eps"],
+                       "alpha_kind": m["selfkd"]["alpha_kind"], "teacher_mode": m["selfkd"]["teacher_mode"],
+                       "ls_eps": m["ls"]["eps"],
                        "ls_convention": m["ls"]["convention"]}
         c["optim"]["epochs"] = c.pop("epochs")
         for key in ("resume", "resume_changed", "stop_after_epochs"):  # keys older versions lacked
