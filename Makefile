@@ -81,11 +81,12 @@ endif
 prep-iwslt15: install-translation
 	$(PY) -m translation.data --config translation/configs/prep/iwslt15_en_de.yaml raw_path=$(IWSLT15)
 
-# Table 4, Multi30k column: baseline, label smoothing, Self-KD (150 epochs each; a GPU job)
+# Table 4, Multi30k column: baseline, label smoothing, Self-KD (150 epochs each; a GPU job), in
+# runs/table4/<run_id>/; rerunning it resumes the unfinished runs and skips the finished ones
 table4-multi30k: prep-multi30k
-	$(PY) -m translation.train --config translation/configs/multi30k_de_en_baseline.yaml
-	$(PY) -m translation.train --config translation/configs/multi30k_de_en_ls.yaml
-	$(PY) -m translation.train --config translation/configs/multi30k_de_en_selfkd.yaml
+	$(PY) -m translation.train --config translation/configs/multi30k_de_en_baseline.yaml resume=true
+	$(PY) -m translation.train --config translation/configs/multi30k_de_en_ls.yaml resume=true
+	$(PY) -m translation.train --config translation/configs/multi30k_de_en_selfkd.yaml resume=true
 # --- translation (end) ---
 
 # --- classification (begin) ---

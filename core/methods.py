@@ -19,6 +19,31 @@ REGULARIZERS = ("none", "cutout", "cutmix")
 ALL_TASKS = ("classification", "translation", "detection")
 
 
+# The flat method keys that older config files, commands and run folders' config.yaml spell -> the
+# sub-config keys they stand for, the same in every task that has the sub-config (a task's config
+# class lists it as RENAMED_KEYS; core.config.load_config and core.run.config_changes read it).
+# The one copy of this table.
+RENAMED_KEYS = {
+    "method.alpha_T": "method.selfkd.alpha_T",
+    "method.alpha_kind": "method.selfkd.alpha_kind",
+    "method.teacher": "method.selfkd.teacher",
+    "method.bank_dtype": "method.selfkd.bank.dtype",
+    "method.bank_device": "method.selfkd.bank.device",
+    "method.bank_storage": "method.selfkd.bank.storage",
+    "method.bank_topk": "method.selfkd.bank.topk",
+    "method.ls_eps": "method.ls.eps",
+    "method.cutout_size": "method.cutout.size",
+    "method.cutout_updates_bank": "method.cutout.updates_bank",
+    "method.cutmix_beta": "method.cutmix.beta",
+    "method.cutmix_prob": "method.cutmix.prob",
+    "method.cskd_temperature": "method.cskd.temperature",
+    "method.cskd_lambda": "method.cskd.lam",
+    "method.tfkd_alpha": "method.tfkd.alpha",
+    "method.tfkd_temperature": "method.tfkd.temperature",
+    "method.tfkd_correct_prob": "method.tfkd.correct_prob",
+}
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str

@@ -264,8 +264,10 @@ def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resum
               renames=None, ignore=()):
     """start_run as a context: yields the RunStart (its aside move reported on stderr), releases the
     lock at the end, and if the body fails in a fresh run before its first checkpoint, removes the
-    folder this invocation made (nothing else is ever deleted: an old folder was moved aside)."""
+    folder this invocation made, and the folders above it it made (<out_dir>/<table>/) while they
+    are empty (nothing else is ever deleted: an old folder was moved aside)."""
     import sys
+    made = [p for p in Path(run_dir).absolute().parents if not p.exists()]  # deepest first
     start = start_run(run_dir, config, resume, checkpoint, log_complete, resume_changed, renames, ignore)
     if start.aside:
         print(f"{run_dir}: no checkpoint to resume; its old contents were moved to {start.aside}", file=sys.stderr)
@@ -275,6 +277,11 @@ def owned_run(run_dir: Path, config: dict, resume: bool, checkpoint: Path, resum
         # a run marked failed keeps its folder: the log says where and why it failed
         if start.state == "fresh" and not checkpoint.exists() and run_dir.is_dir() and not _marked_failed(run_dir):
             shutil.rmtree(run_dir)
+            for parent in made:
+                try:
+                    parent.rmdir()  # only while empty: another run may have started beside this one
+                except OSError:
+                    break
         raise
     finally:
         start.lock.release()

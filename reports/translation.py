@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.run import flatten_config
+from core.run import RUNTIME_KEYS, flatten_config
 
 from .differences import PAIRED_LABEL, UNPAIRED_LABEL, by_seed, fmt, paired, unpaired, verdict_2se
 from .logs import Cell, group_runs
@@ -60,9 +60,10 @@ def _values(runs, key):
 
 
 # config keys that may differ between the methods of one setting: the method and what follows
-# from it (Self-KD trains a fixed T epochs where the baseline stops early), seeds and places
+# from it (Self-KD trains a fixed T epochs where the baseline stops early; epochs, optim.epochs in
+# logs written before it moved to the top level), seeds, places and how a run was executed
 PER_RUN_KEYS = ("seed", "run_id", "out_dir", "table", "device", "log_interval", "data.num_workers",
-                "optim.epochs", "optim.patience", "fairseq_args")
+                "epochs", "optim.epochs", "optim.patience", "fairseq_args") + RUNTIME_KEYS
 
 
 def setting_key(run) -> str:

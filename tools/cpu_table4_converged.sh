@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Table 4 with a converged teacher on a 2-core CPU (issue 12, item 4), pre-registered in
 # docs/evidence/table4_converged_preregistration.md. Two runs at a time (one thread each); every
-# run is resumable: rerunning the same command continues unfinished runs and skips finished ones.
+# run is started with resume=true: rerunning the same command continues unfinished runs and skips
+# finished ones.
 #
 #   PHASE=baseline  the baseline, seeds 1 and 2, until valid NLL has not improved for 3 epochs
 #   PHASE=select    Self-KD seed 1, alpha_T in {0.1, 0.3, 0.5, 0.7}, T epochs (T = the baseline
@@ -16,8 +17,10 @@
 #                   alpha_T, LS with early stopping as the baseline), with their greedy BLEU: the
 #                   follow-ups, see the pre-registration's notes
 #
-# Needs `make install-translation prep-multi30k`. Logs go to $OUT/<run_id>/; copy the log.jsonl
-# files (not the checkpoints) and selection.json to reports/runs/table4_converged/ to commit them.
+# Needs `make install-translation prep-multi30k`. Logs go to $OUT/<table>/<run_id>/ (table4, and
+# table4_select for the alpha_T candidates), the choice to $OUT/selection.json; copy the log.jsonl
+# files (not the checkpoints) and selection.json to reports/runs/table4_converged/, keeping that
+# layout, to commit them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/table4_converged}
@@ -26,10 +29,10 @@ CFG=${CFG:-translation/configs/reduced/multi30k_de_en_converged_cpu.yaml}
 ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7}
 ARGS=${ARGS:-}  # extra overrides for a quick check
 PHASE=${PHASE:?set PHASE=baseline, select, test or more}
-train="$PY -m translation.train --config $CFG out_dir=$OUT $ARGS"
+train="$PY -m translation.train --config $CFG out_dir=$OUT resume=true $ARGS"
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null 2>&1'; }
 T() {  # the baseline seed 1's best epoch (its run must be complete)
-  $PY - "$OUT/multi30k_de_en_baseline_s1/log.jsonl" <<'PYEOF'
+  $PY - "$OUT/table4/multi30k_de_en_baseline_s1/log.jsonl" <<'PYEOF'
 import sys
 from core.runlog import read_run_log
 log = read_run_log(sys.argv[1])
@@ -52,19 +55,19 @@ case $PHASE in
   select)
     t=$(T); echo "T = $t"
     for a in $ALPHAS; do
-      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1 table=table4_select run_id=multi30k_de_en_selfkd_a${a}_s1"
+      echo "$train method.name=selfkd method.selfkd.alpha_T=$a epochs=$t optim.patience=0 seed=1 table=table4_select run_id=multi30k_de_en_selfkd_a${a}_s1"
     done | run_all
     $PY -m translation.select_alpha --out "$OUT/selection.json" \
-      $(for a in $ALPHAS; do echo "$OUT/multi30k_de_en_selfkd_a${a}_s1"; done) ;;
+      $(for a in $ALPHAS; do echo "$OUT/table4_select/multi30k_de_en_selfkd_a${a}_s1"; done) ;;
   test)
     t=$(T); a=$(alpha)
     echo "T = $t, alpha_T = $a"
     # Self-KD seed 2 first: seed 1 repeats its selection run (a reproducibility check), last
-    { echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=2"
+    { echo "$train method.name=selfkd method.selfkd.alpha_T=$a epochs=$t optim.patience=0 seed=2"
       echo "$train method.name=ls seed=1"
       echo "$train method.name=ls seed=2"
-      echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=1"; } | run_all
-    greedy $(for m in baseline ls selfkd; do for seed in 1 2; do echo "$OUT/multi30k_de_en_${m}_s$seed"; done; done) ;;
+      echo "$train method.name=selfkd method.selfkd.alpha_T=$a epochs=$t optim.patience=0 seed=1"; } | run_all
+    greedy $(for m in baseline ls selfkd; do for seed in 1 2; do echo "$OUT/table4/multi30k_de_en_${m}_s$seed"; done; done) ;;
   more)
     t=$(T); a=$(alpha)
     seed=${SEED:?PHASE=more needs SEED}
@@ -73,11 +76,11 @@ case $PHASE in
     for m in $methods; do
       case $m in
         baseline|ls) echo "$train method.name=$m seed=$seed" ;;
-        selfkd) echo "$train method.name=selfkd method.alpha_T=$a optim.epochs=$t optim.patience=0 seed=$seed" ;;
+        selfkd) echo "$train method.name=selfkd method.selfkd.alpha_T=$a epochs=$t optim.patience=0 seed=$seed" ;;
         *) echo "error: METHODS may name baseline, ls and selfkd, got $m" >&2; exit 2 ;;
       esac
     done | run_all
-    greedy $(for m in $methods; do echo "$OUT/multi30k_de_en_${m}_s$seed"; done) ;;
+    greedy $(for m in $methods; do echo "$OUT/table4/multi30k_de_en_${m}_s$seed"; done) ;;
   *) echo "error: unknown PHASE=$PHASE (baseline, select, test or more)" >&2; exit 2 ;;
 esac
-ls "$OUT"
+ls "$OUT"/table4

@@ -41,7 +41,7 @@ elif ! $PY -c "import omegaconf, tqdm, yaml" 2>/dev/null; then
 fi
 T4DATA=${T4DATA:-carry_t4/multi30k_de_en}
 if [ -n "${TINY:-}" ]; then
-  T4RUN="optim.epochs=2 model.layers=1 model.embed_dim=32 model.ffn_dim=64 optim.precision=fp32 device=cpu data.num_workers=0 eval.beam=1"
+  T4RUN="epochs=2 model.layers=1 model.embed_dim=32 model.ffn_dim=64 optim.precision=fp32 device=cpu data.num_workers=0 eval.beam=1"
   BENCH="--steps 3 --warmup 1 --n 512 --batch 64 --workers 0 --model small_cnn"
   RUN="epochs=2 data.train_subset=512 data.test_subset=256 model=small_cnn optim.milestones=[1] amp=none device=cpu"
 else
@@ -65,7 +65,7 @@ case "$BLOCK" in
   table4)
     for m in selfkd baseline ls; do
       $PY -m translation.train --config translation/configs/reduced/multi30k_de_en_gpu.yaml \
-        method.name=$m data.prep_dir="$T4DATA" out_dir="$OUT/runs/table4" $T4RUN
+        method.name=$m data.prep_dir="$T4DATA" out_dir="$OUT/runs" resume=true $T4RUN
     done ;;
   *) echo "unknown BLOCK=$BLOCK (table1 | fig2 | regularisers | table4)" >&2; exit 2 ;;
 esac

@@ -103,14 +103,17 @@ def _transformer_params(layers: int, d: int, ff: int, vocab: int) -> int:
 
 def translation_rows(iwslt_tokens: int, vocab: int):
     import yaml
+
+    from translation.methods import rule_of
     for name, tokens in (("multi30k_de_en", MULTI30K_TOKENS), ("iwslt15_en_de", iwslt_tokens),
                          ("iwslt15_de_en", iwslt_tokens)):
         for method in ("baseline", "ls", "selfkd"):
             path = REPO / "translation" / "configs" / f"{name}_{method}.yaml"
             cfg = yaml.safe_load(path.read_text())
-            m, epochs = cfg["model"], cfg["optim"]["epochs"]
+            m, epochs = cfg["model"], cfg["epochs"]
             n = _transformer_params(m["layers"], m["embed_dim"], m["ffn_dim"], vocab)
-            teacher = 2 * (epochs - 1) if method == "selfkd" else 0  # no teacher in epoch 1
+            # the snapshot teacher's forward, from epoch 2 on (no teacher in epoch 1)
+            teacher = 2 * (epochs - 1) if rule_of(method).snapshot_teacher else 0
             yield ("table4", name, method, f"Transformer {m['layers']}L d{m['embed_dim']}", 2.0 * n,
                    epochs, (6 * epochs + teacher) * n * tokens)
 

@@ -7,6 +7,8 @@ Read top to bottom:
                 refreshed at the start of every epoch (core.teacher.SnapshotTeacher)
   criterion.py  criterion ``self_kd_cross_entropy``: token-level soft targets (Eq. 6) from
                 core.targets; label smoothing is the same criterion with a uniform teacher
+  methods.py    the ``method`` section of a run's config (method.selfkd.*, method.ls.*, as in
+                classification) and, per registered rule, what the criterion gets from it
   train.py      ``python -m translation.train --config translation/configs/<row>_<method>.yaml``:
                 wraps fairseq-train in-process and writes the repo's JSONL run log
   evaluate.py   beam search + detokenised and tokenised BLEU with sacrebleu

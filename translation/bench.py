@@ -23,6 +23,7 @@ import torch
 
 from core.cli import UserError, entry_point
 from core.config import load_config
+from translation.methods import rule_of
 from translation.train import TrainConfig, check, fairseq_argv
 
 
@@ -46,8 +47,9 @@ def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
     from fairseq.trainer import Trainer
 
     check(cfg)
-    if cfg.method.name != "selfkd":
-        raise UserError(f"bench needs a selfkd config (method.name=selfkd), got {cfg.method.name!r}")
+    if not rule_of(cfg.method.name).snapshot_teacher:
+        raise UserError(f"bench times the teacher forward: it needs a method with a snapshot teacher "
+                         f"(method.name=selfkd), got {cfg.method.name!r}")
     cuda = cfg.device != "cpu" and torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as tmp:
         argv = fairseq_argv(cfg, tmp, use_cuda=cuda)
@@ -69,16 +71,16 @@ def bench(cfg, steps: int, repeats: int, warmup: int = 3) -> dict:
         # NLL, the baseline's cost) and right after with it, so machine-load drift cancels.
         trainer.begin_epoch(2)  # snapshot the model as the teacher
         teacher = task.snapshot.model
-        times = {"baseline": [], "selfkd": []}
+        times = {False: [], True: []}  # with the teacher?
         for r in range(repeats):
             for i, samples in enumerate(updates):
-                for mode in ("baseline", "selfkd"):
-                    task.snapshot.model = teacher if mode == "selfkd" else None
+                for with_teacher in (False, True):
+                    task.snapshot.model = teacher if with_teacher else None
                     t = _time_step(trainer, samples, cuda)
                     if i >= warmup:
-                        times[mode].append(t)
-    base, skd = statistics.median(times["baseline"]), statistics.median(times["selfkd"])
-    paired = statistics.median(b / a for a, b in zip(times["baseline"], times["selfkd"]))
+                        times[with_teacher].append(t)
+    base, skd = statistics.median(times[False]), statistics.median(times[True])
+    paired = statistics.median(b / a for a, b in zip(times[False], times[True]))
     return {"device": torch.cuda.get_device_name() if cuda else "cpu",
             "threads": torch.get_num_threads(), "precision": cfg.optim.precision,
             "model": f"N={cfg.model.layers} d={cfg.model.embed_dim} ff={cfg.model.ffn_dim}",

@@ -18,19 +18,29 @@ import sys
 from pathlib import Path
 
 from core.cli import UserError, entry_point
-from core.run import RUNTIME_KEYS, config_changes
+from core.run import RUNTIME_KEYS, config_changes, flatten_config
 from core.runlog import now_iso, read_run_log
+from translation.methods import RENAMED_KEYS, rule_of
 from translation.train import RUNTIME_KEYS as TRANSLATION_RUNTIME_KEYS
 
 # keys that may differ between candidates: the candidate itself, its name, and how it was run
 # (out_dir, device, data.num_workers, stop_after_epochs, log_interval, ...)
-VARYING = ("method.alpha_T", "run_id") + RUNTIME_KEYS + TRANSLATION_RUNTIME_KEYS
+VARYING = ("method.selfkd.alpha_T", "run_id") + RUNTIME_KEYS + TRANSLATION_RUNTIME_KEYS
+
+
+def _value(cfg: dict, key: str):
+    """A run's config value under the key's current name, also from a config written with an
+    earlier spelling (translation.methods.RENAMED_KEYS)."""
+    flat = {RENAMED_KEYS.get(k, k): v for k, v in flatten_config(cfg).items()}
+    return flat[key]
 
 
 def _candidate(run_dir: Path) -> tuple[dict, Path]:
     log = read_run_log(run_dir / "log.jsonl", strict=True)
-    if log.meta is None or log.meta.get("task") != "translation" or log.meta.get("method") != "selfkd":
-        raise UserError(f"{run_dir}: not a translation Self-KD run")
+    if log.meta is None or log.meta.get("task") != "translation":
+        raise UserError(f"{run_dir}: not a translation run")
+    if not rule_of(str(log.meta.get("method"))).alpha_T:
+        raise UserError(f"{run_dir}: a {log.meta.get('method')} run, which has no alpha_T to choose")
     if log.final is None:
         raise UserError(f"{run_dir}: the run is not complete (no final record); finish it first")
     cfg = log.meta["config"]
@@ -69,20 +79,20 @@ def select(run_dirs: list[Path]) -> dict:
     cands = [(d, *_candidate(d)) for d in run_dirs]
     ref = cands[0][1]
     for d, cfg, _ in cands[1:]:
-        diff = [c for c in config_changes(ref, cfg, ignore=VARYING)]
+        diff = [c for c in config_changes(ref, cfg, ignore=VARYING, renames=RENAMED_KEYS)]
         if diff:
             raise UserError(f"{d} differs from {cands[0][0]} in more than alpha_T: {'; '.join(diff)}")
-    alphas = [cfg["method"]["alpha_T"] for _, cfg, _ in cands]
+    alphas = [_value(cfg, "method.selfkd.alpha_T") for _, cfg, _ in cands]
     if len(set(alphas)) != len(alphas):
         raise UserError(f"two candidates share an alpha_T: {alphas}")
     rows = []
     for d, cfg, ckpt in cands:
         s = valid_scores(d, cfg, ckpt)
-        rows.append({"alpha_T": cfg["method"]["alpha_T"], "run": d.name, "valid_bleu": s["bleu"],
+        rows.append({"alpha_T": _value(cfg, "method.selfkd.alpha_T"), "run": d.name, "valid_bleu": s["bleu"],
                      "valid_bleu_tok": s["bleu_tok"], "valid_bp_tok": s.get("bp_tok")})
     best = max(rows, key=lambda r: (r["valid_bleu"], -r["alpha_T"]))  # ties: the smaller alpha_T
     return {"metric": "valid sacreBLEU (13a, detokenised), best checkpoint, beam as the run",
-            "epochs": ref["optim"]["epochs"], "seed": ref["seed"], "candidates": rows,
+            "epochs": _value(ref, "epochs"), "seed": ref["seed"], "candidates": rows,
             "alpha_T": best["alpha_T"], "chosen_run": best["run"], "written": now_iso()}
 
 

@@ -4,14 +4,15 @@
 
 Steps, top to bottom:
 1. config: TrainConfig defaults <- YAML <- key=value overrides (core.config);
-2. run directory ``<out_dir>/<run_id>/``: ``config.yaml`` (resolved), ``log.jsonl``,
-   ``checkpoints/``, owned through ``core.run`` as in classification: locked while in use; a run
-   whose log is complete is left alone; if ``checkpoints/checkpoint_last.pt`` exists the run
-   resumes from it (fairseq restores model, optimizer, lr schedule and data iterator; the Self-KD
-   teacher is the restored model, see task.py) and the log is cut back to the last checkpointed
-   epoch, unless the config differs from its ``config.yaml`` (refused with the changed keys;
-   ``resume_changed=allow`` goes on and logs them); a folder with nothing to resume is moved aside
-   to ``<out_dir>/.aside/``, never deleted. Checkpoints are read with weights_only=True, an
+2. run directory ``<out_dir>/<table>/<run_id>/``: ``config.yaml`` (resolved), ``log.jsonl``,
+   ``checkpoints/``, owned through ``core.run`` as in every task: locked while in use; an existing
+   folder is an error unless ``resume=true`` (``--resume``); with it a run whose log is complete is
+   left alone, and if ``checkpoints/checkpoint_last.pt`` exists the run resumes from it (fairseq
+   restores model, optimizer, lr schedule and data iterator; the Self-KD teacher is the restored
+   model, see task.py) and the log is cut back to the last checkpointed epoch, unless the config
+   differs from its ``config.yaml`` (refused with the changed keys; ``resume_changed=allow`` goes
+   on and logs them); a folder with nothing to resume is moved aside to
+   ``<out_dir>/<table>/.aside/``, never deleted. Checkpoints are read with weights_only=True, an
    unreadable ``checkpoint_last.pt`` falls back to ``checkpoint_best.pt`` (checkpoints.py), and a
    log that lacks its meta record or an epoch the checkpoint holds is refused;
 3. fairseq-train in this process (``fairseq_cli.train``), with the plugin as ``--user-dir``, once
@@ -32,14 +33,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.cli import RERUN_RESUMES, UserError, description, did_you_mean, entry_point, storage_error
+from core.cli import RESUME_FLAG, UserError, description, did_you_mean, entry_point, storage_error
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import ALIASES, method_names
-from core.run import RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files
+from core.run import (RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files,
+                      run_dir_for)
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from translation import quiet_fairseq
 from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
                                      use_fallback)
+from translation.methods import RENAMED_KEYS, MethodSection, criterion_settings, rule_of
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
@@ -73,7 +76,6 @@ class ModelSection:
 
 @dataclass
 class OptimSection:
-    epochs: int = 150  # T of Eq. 5; with patience > 0, the cap
     patience: int = 0  # > 0: stop once valid NLL has not improved for this many epochs (fairseq's
     # --patience; the run is then complete). Not for Self-KD, whose alpha schedule needs T known.
     max_tokens: int = 4096  # per GPU per step; x update_freq x GPUs = tokens per update
@@ -85,18 +87,6 @@ class OptimSection:
     warmup_updates: int = 4000  # inverse-sqrt schedule (Vaswani et al.; fairseq's IWSLT recipe)
     warmup_init_lr: float = 1e-7
     precision: str = "fp32"  # fp32 | fp16 | bf16 | amp; the teacher forward runs in the same
-
-
-@dataclass
-class MethodSection:
-    name: str = "baseline"  # baseline | ls | selfkd
-    alpha_T: float = 0.7  # selfkd: alpha at the last epoch (Sec. 3.4: 0.7, chosen on validation)
-    alpha_kind: str = "linear"  # Eq. 5; see core.schedules.KINDS
-    # selfkd: the previous-epoch snapshot's mode for its teacher pass; eval = no dropout (the paper
-    # does not say; a deterministic teacher), train = dropout on as in the student's forward
-    teacher_mode: str = "eval"
-    ls_eps: float = 0.1  # ls only
-    ls_convention: str = "fairseq"  # eps/(V-1) on non-targets, as fairseq's LS criterion
 
 
 @dataclass
@@ -115,7 +105,9 @@ class TrainConfig:
     table: str = "table4"
     row: str = "multi30k_de_en"  # multi30k_de_en | iwslt15_en_de | iwslt15_de_en
     run_id: str = ""  # default <row>_<method>_s<seed>
-    out_dir: str = "runs/table4"
+    out_dir: str = "runs"  # the run folder is <out_dir>/<table>/<run_id>/
+    epochs: int = 150  # T of Eq. 5; with optim.patience > 0, the cap
+    resume: bool = False  # continue the run in an existing folder (else an existing folder is an error)
     resume_changed: str = "refuse"  # refuse | allow: resume although the config differs (logged)
     stop_after_epochs: int = 0  # >0: stop after this many epochs in this invocation (time-sliced jobs)
     seed: int = 1
@@ -127,6 +119,8 @@ class TrainConfig:
     method: MethodSection = field(default_factory=MethodSection)
     eval: EvalSection = field(default_factory=EvalSection)
     fairseq_args: list[str] = field(default_factory=list)  # appended verbatim to fairseq-train
+
+    RENAMED_KEYS = RENAMED_KEYS  # earlier spellings -> keys now (translation.methods; not a field)
 
 
 def _at_least(cfg, low, *keys) -> None:
@@ -148,11 +142,11 @@ def check(cfg) -> None:
         raise ConfigError(f"model.heads={m.heads} must divide model.embed_dim={m.embed_dim} "
                           "(each head attends in embed_dim / heads dimensions)")
     for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
-                       ("method.ls_eps", cfg.method.ls_eps)):
+                       ("method.ls.eps", cfg.method.ls.eps)):
         if not 0 <= value < 1:
             raise ConfigError(f"{key} must be in [0, 1), got {value}")
-    if not 0 <= cfg.method.alpha_T <= 1:
-        raise ConfigError(f"method.alpha_T must be in [0, 1], got {cfg.method.alpha_T}")
+    if not 0 <= cfg.method.selfkd.alpha_T <= 1:
+        raise ConfigError(f"method.selfkd.alpha_T must be in [0, 1], got {cfg.method.selfkd.alpha_T}")
     if not o.lr > 0 or not math.isfinite(o.lr):
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
     for key in ("table", "row"):  # names reports build file names from
@@ -162,20 +156,20 @@ def check(cfg) -> None:
                           f"{did_you_mean(cfg.method.name, METHODS, aliases=ALIASES)}")
     if cfg.optim.precision not in PRECISIONS:
         raise ConfigError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
-                          f"got {cfg.optim.precision!r}")
-    if cfg.optim.epochs < 1:
-        raise ConfigError(f"optim.epochs must be >= 1, got {cfg.optim.epochs}")
+                         f"got {cfg.optim.precision!r}")
+    if cfg.epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
     if cfg.optim.patience < 0:
         raise ConfigError(f"optim.patience must be >= 0, got {cfg.optim.patience}")
-    if cfg.optim.patience and cfg.method.name == "selfkd":
-        raise ConfigError("optim.patience: Self-KD's alpha schedule (Eq. 5) needs T fixed in advance; "
-                          "set optim.epochs to the baseline's converged epoch instead")
-    if cfg.method.teacher_mode not in TEACHER_MODES:
-        raise ConfigError(f"method.teacher_mode must be one of {', '.join(TEACHER_MODES)}, "
-                          f"got {cfg.method.teacher_mode!r}")
-    if cfg.eval.average_last > cfg.optim.epochs:
+    if cfg.optim.patience and rule_of(cfg.method.name).snapshot_teacher:
+        raise ConfigError(f"optim.patience: the alpha schedule of method {cfg.method.name} (Eq. 5) needs T "
+                         "fixed in advance; set epochs to the baseline's converged epoch instead")
+    if cfg.method.selfkd.teacher_mode not in TEACHER_MODES:
+        raise ConfigError(f"method.selfkd.teacher_mode must be one of {', '.join(TEACHER_MODES)}, "
+                         f"got {cfg.method.selfkd.teacher_mode!r}")
+    if cfg.eval.average_last > cfg.epochs:
         raise ConfigError(f"eval.average_last={cfg.eval.average_last} needs as many epoch checkpoints "
-                          f"but optim.epochs={cfg.optim.epochs}")
+                         f"but epochs={cfg.epochs}")
     if cfg.resume_changed not in ("refuse", "allow"):
         raise ConfigError(f"resume_changed must be refuse or allow, got {cfg.resume_changed!r}")
     if cfg.stop_after_epochs < 0:
@@ -190,15 +184,14 @@ def check(cfg) -> None:
 
 
 def run_dir_of(cfg) -> Path:
-    run_id = cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}"
-    return Path(cfg.out_dir) / check_name(run_id, "run_id")  # no '/', '..': nothing outside out_dir
+    """<out_dir>/<table>/<run_id>/ (names checked: nothing outside out_dir)."""
+    return run_dir_for(cfg.out_dir, cfg.table, cfg.run_id or f"{cfg.row}_{cfg.method.name}_s{cfg.seed}")
 
 
 def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
     """The fairseq-train command line for cfg (printed into the log's meta record)."""
     m, o, me = cfg.model, cfg.optim, cfg.method
-    alpha_T = me.alpha_T if me.name == "selfkd" else 0.0
-    ls_eps = me.ls_eps if me.name == "ls" else 0.0
+    crit = criterion_settings(me)
     argv = [
         str(Path(cfg.data.prep_dir) / "bin"),
         "--user-dir", str(PLUGIN_DIR), "--task", "self_kd_translation",
@@ -214,11 +207,11 @@ def fairseq_argv(cfg, save_dir: Path, use_cuda: bool) -> list[str]:
         "--lr", str(o.lr), "--lr-scheduler", "inverse_sqrt",
         "--warmup-updates", str(o.warmup_updates), "--warmup-init-lr", str(o.warmup_init_lr),
         "--max-tokens", str(o.max_tokens), "--update-freq", str(o.update_freq),
-        "--max-epoch", str(o.epochs), "--patience", str(o.patience if o.patience > 0 else -1),
+        "--max-epoch", str(cfg.epochs), "--patience", str(o.patience if o.patience > 0 else -1),
         "--criterion", "self_kd_cross_entropy",
-        "--selfkd-alpha-T", str(alpha_T), "--selfkd-alpha-kind", me.alpha_kind,
-        "--selfkd-teacher-mode", me.teacher_mode,
-        "--ls-eps", str(ls_eps), "--ls-convention", me.ls_convention,
+        "--selfkd-alpha-T", str(crit["alpha_T"]), "--selfkd-alpha-kind", me.selfkd.alpha_kind,
+        "--selfkd-teacher-mode", me.selfkd.teacher_mode,
+        "--ls-eps", str(crit["ls_eps"]), "--ls-convention", me.ls.convention,
         # Epoch-end checkpoints only: the Self-KD teacher of a resumed run is the restored model,
         # which must be an end-of-epoch model (task.py). checkpoint<epoch>.pt only as many as
         # eval.average_last averages.
@@ -435,10 +428,10 @@ def train(cfg, command: str, progress=print) -> Path:
                           "use optim.precision=fp32 on the CPU")
     argv = fairseq_argv(cfg, run_dir / "checkpoints", use_cuda)
     try:
-        # the folder: locked, config checked against config.yaml, nothing deleted (core.run); a
-        # rerun of the same command always resumes (translation has no resume flag)
-        with owned_run(run_dir, to_dict(cfg), True, run_dir / "checkpoints" / LAST,
-                       cfg.resume_changed, ignore=RUNTIME_KEYS) as start:
+        # the folder: locked, an existing one continued only with resume=true, the config checked
+        # against config.yaml (a key under an earlier spelling is the same key), nothing deleted
+        with owned_run(run_dir, to_dict(cfg), cfg.resume, run_dir / "checkpoints" / LAST,
+                       cfg.resume_changed, RENAMED_KEYS, ignore=RUNTIME_KEYS) as start:
             if start.state == "complete":
                 print(f"translation.train: {run_dir} is complete; nothing to do")
                 return run_dir
@@ -466,7 +459,7 @@ def resume_point(job: Job) -> Position:
                         f"the run log; move {run_dir} away to start afresh")
     remove_stale_temp_files(job.save_dir)  # a checkpoint write cut off by a kill
     pos = restore_point(job.save_dir)
-    if pos.mid_epoch and job.cfg.method.name == "selfkd":
+    if pos.mid_epoch and rule_of(job.cfg.method.name).snapshot_teacher:
         raise UserError(f"{pos.path} was saved mid-epoch: the Self-KD teacher (the model at the "
                         "end of the previous epoch) cannot be rebuilt from it")
     log = read_run_log(job.log_path)
@@ -494,10 +487,8 @@ def _write_meta(job: Job, writer: RunLogWriter) -> None:
                f"h={cfg.model.heads} d_ff={cfg.model.ffn_dim}"),
         dataset=cfg.row, seed=cfg.seed, config=to_dict(cfg), git_commit=commit,
         git_dirty=dirty, torch=torch.__version__, device="cuda" if job.use_cuda else "cpu",
-        started=now_iso(), table=cfg.table, row=cfg.row, epochs=cfg.optim.epochs,
-        alpha_T=me.alpha_T if me.name == "selfkd" else 0.0,
-        alpha_kind=me.alpha_kind if me.name == "selfkd" else None,
-        ls_eps=me.ls_eps if me.name == "ls" else 0.0, command=job.command,
+        started=now_iso(), table=cfg.table, row=cfg.row, epochs=cfg.epochs,
+        **criterion_settings(me), command=job.command,
         fairseq=fairseq.__version__, fairseq_train_args=job.argv,
     )
 
@@ -512,7 +503,7 @@ def _train(job: Job) -> Path:
         if note:
             print(f"translation.train: {note}", file=sys.stderr)
         done = job.resume.epochs
-        record_resume(writer, run_dir, done, cfg.optim.epochs, job.start.changes, to_yaml(cfg),
+        record_resume(writer, run_dir, done, cfg.epochs, job.start.changes, to_yaml(cfg),
                       job.command)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -534,10 +525,10 @@ def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
     cfg, run_dir, done = job.cfg, job.start.run_dir, pos.epochs
     t_eval = time.time()
     log = read_run_log(job.log_path)
-    stopped_early = done < cfg.optim.epochs and converged(log, cfg.optim.patience)
-    if done < cfg.optim.epochs and not stopped_early:
-        print(f"translation.train: stopped after epoch {done} of {cfg.optim.epochs}; "
-              "run the same command again to resume")
+    stopped_early = done < cfg.epochs and converged(log, cfg.optim.patience)
+    if done < cfg.epochs and not stopped_early:
+        print(f"translation.train: stopped after epoch {done} of {cfg.epochs}; "
+              "run the same command with --resume to continue")
         return run_dir
     from translation.evaluate import bleu_scores, translate
     checkpoint, averaged = job.save_dir / cfg.eval.checkpoint, None
@@ -568,22 +559,25 @@ def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:
     return run_dir
 
 
-@entry_point(rerun=RERUN_RESUMES)
+@entry_point(rerun=RESUME_FLAG)
 def main(argv: list[str] | None = None) -> int:
     import argparse
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m translation.train", description=description(__doc__))
     ap.add_argument("--config", required=True)
+    ap.add_argument("--resume", action="store_true", help="continue the run in its existing folder "
+                    "(the same as resume=true); without it an existing run folder is an error")
     ap.add_argument("--verbose", action="store_true",
                     help="also print fairseq's own log lines and library warnings (default: the "
                          "run's progress lines only)")
-    ap.epilog = "key=value overrides anywhere on the line (e.g. optim.epochs=3)"
+    ap.epilog = "key=value overrides anywhere on the line (e.g. epochs=3)"
     args = parse_with_overrides(ap, argv)
+    overrides = list(args.overrides) + (["resume=true"] if args.resume else [])
     if not args.verbose:
         quiet_fairseq()
     command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv if a != "--verbose")
 
-    train(load_config(TrainConfig, args.config, args.overrides), command)
+    train(load_config(TrainConfig, args.config, overrides), command)
     return 0
 
 

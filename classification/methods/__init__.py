@@ -5,8 +5,8 @@ registry into the `method` section of a config (MethodConfig: the name plus one 
 rule or regulariser, method.selfkd.*, method.ls.*, ...), checks it, and builds the method object.
 
 A value set in a section the method does not read is refused (unless it is the default).
-The flat keys of earlier configs (method.alpha_T, method.ls_eps, ...) still load: RENAMED_KEYS,
-the one table of old -> new names, is applied to every config file and override
+The flat keys of earlier configs (method.alpha_T, method.ls_eps, ...) still load: RENAMED_KEYS
+(core.methods), the one table of old -> new names that every task shares, is applied to every config file and override
 (core.config.load_config, with a one-line deprecation note) and to the resume check of run
 folders whose config.yaml has the old names (core.run.config_changes).
 """
@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import ALIASES, get_method, method_names
+from core.methods import ALIASES, RENAMED_KEYS, get_method, method_names
 from core.run import flatten_config
 
 from ..augment import REGULARIZERS
@@ -51,27 +51,6 @@ MethodConfig = make_dataclass(
     + [(s, c, field(default_factory=c)) for s, c in SECTIONS.items()])
 MethodConfig.__doc__ = "The `method` section: the registered name and one sub-config per rule / regulariser."
 
-# The flat method keys that older config files, commands and run folders' config.yaml spell -> the
-# sub-config keys they stand for. The one copy of this table.
-RENAMED_KEYS = {
-    "method.alpha_T": "method.selfkd.alpha_T",
-    "method.alpha_kind": "method.selfkd.alpha_kind",
-    "method.teacher": "method.selfkd.teacher",
-    "method.bank_dtype": "method.selfkd.bank.dtype",
-    "method.bank_device": "method.selfkd.bank.device",
-    "method.bank_storage": "method.selfkd.bank.storage",
-    "method.bank_topk": "method.selfkd.bank.topk",
-    "method.ls_eps": "method.ls.eps",
-    "method.cutout_size": "method.cutout.size",
-    "method.cutout_updates_bank": "method.cutout.updates_bank",
-    "method.cutmix_beta": "method.cutmix.beta",
-    "method.cutmix_prob": "method.cutmix.prob",
-    "method.cskd_temperature": "method.cskd.temperature",
-    "method.cskd_lambda": "method.cskd.lam",
-    "method.tfkd_alpha": "method.tfkd.alpha",
-    "method.tfkd_temperature": "method.tfkd.temperature",
-    "method.tfkd_correct_prob": "method.tfkd.correct_prob",
-}
 
 _DEFAULTS = flatten_config(OmegaConf.to_container(OmegaConf.structured(MethodConfig)), "method.")
 

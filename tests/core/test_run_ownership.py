@@ -123,3 +123,22 @@ def test_config_yaml_that_is_not_a_mapping_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="is not a config") as e:
             start_run(run, {"epochs": 3}, True, run / "checkpoint.pt", is_complete=lambda d: False)
         assert "\n" not in str(e.value)
+
+
+def test_a_fresh_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tmp_path):
+    """Its folder goes, and so do the <out_dir>/<table>/ folders it made for it (while empty):
+    a failed start leaves the out_dir as it found it, and never touches a neighbour's run."""
+    from core.run import owned_run
+    out = tmp_path / "runs"
+    run_dir = out / "table4" / "r"
+    with pytest.raises(RuntimeError):
+        with owned_run(run_dir, {}, False, run_dir / "checkpoint.pt"):
+            (run_dir / "log.jsonl").write_text("started\n")
+            raise RuntimeError("the body failed")
+    assert not out.exists()
+    # a table folder holding another run stays, with that run
+    (out / "table4" / "other").mkdir(parents=True)
+    with pytest.raises(RuntimeError):
+        with owned_run(run_dir, {}, False, run_dir / "checkpoint.pt"):
+            raise RuntimeError("the body failed")
+    assert sorted(p.name for p in (out / "table4").iterdir()) == ["other"]

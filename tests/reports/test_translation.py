@@ -143,3 +143,23 @@ def test_table4_runs_markdown_golden(root):
     from reports.translation import find_selections
     md = to_markdown(find_runs([root])[0], find_selections([root])[0])
     assert_golden("table4_runs.md", md.replace(str(root), "<root>"))
+
+
+
+def test_a_run_logged_with_the_current_keys_is_the_same_setting_as_one_with_the_earlier_ones():
+    """Runs logged after epochs moved to the top level and resume became a key (both translation
+    conventions shared with the other tasks) group with runs logged before."""
+    from types import SimpleNamespace
+
+    from reports.translation import setting_key
+
+    def run(config):
+        return SimpleNamespace(meta={"config": config}, row="multi30k_de_en", dataset="multi30k_de_en",
+                               model=MODEL)
+
+    old = {"optim": {"epochs": 6, "lr": 1e-3}, "method": {"name": "selfkd", "alpha_T": 0.7}}
+    new = {"epochs": 11, "resume": True, "resume_changed": "refuse", "stop_after_epochs": 0,
+           "optim": {"lr": 1e-3}, "method": {"name": "selfkd", "selfkd": {"alpha_T": 0.7}}}
+    assert setting_key(run(old)) == setting_key(run(new))
+    new["optim"]["lr"] = 2e-3  # another learning rate is another setting
+    assert setting_key(run(old)) != setting_key(run(new))

@@ -8,7 +8,7 @@ from tests.conftest import REPO, SHARED_DATA
 # 2-layer 64-dim Transformer, 3 epochs of 300 pairs (10 updates an epoch): ~10 s a run on CPU.
 TINY = [
     "model.layers=2", "model.embed_dim=64", "model.ffn_dim=128", "model.heads=2",
-    "optim.epochs=3", "optim.max_tokens=1024", "optim.warmup_updates=10", "optim.lr=0.001",
+    "epochs=3", "optim.max_tokens=1024", "optim.warmup_updates=10", "optim.lr=0.001",
     "data.num_workers=0", "device=cpu", "eval.beam=2", "log_interval=1000",
 ]
 
@@ -38,7 +38,7 @@ def tiny_checkpoint(tiny_multi30k, tmp_path_factory) -> Path:
     from translation.train import main
     out = tmp_path_factory.mktemp("runs")
     argv = (["--config", str(REPO / "translation/configs/multi30k_de_en_baseline.yaml")] + TINY
-            + ["optim.epochs=20", "optim.lr=0.003", f"data.prep_dir={tiny_multi30k}",
+            + ["epochs=20", "optim.lr=0.003", f"data.prep_dir={tiny_multi30k}",
                f"out_dir={out}", "run_id=tiny"])
     assert main(argv) == 0
-    return out / "tiny" / "checkpoints" / "checkpoint_best.pt"
+    return out / "table4" / "tiny" / "checkpoints" / "checkpoint_best.pt"

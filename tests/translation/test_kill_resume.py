@@ -1,5 +1,6 @@
 """A translation run SIGKILLed at any point of its end-of-epoch writes resumes, with the same
-command, to the uninterrupted run's log (every epoch record, in order), weights and BLEU.
+command (resume=true, as the launchers give every run), to the uninterrupted run's log (every
+epoch record, in order), weights and BLEU.
 
 Each run is a real ``python -m translation.train`` process. It is killed deterministically by a
 bootstrap that wraps one of the functions the end of an epoch goes through (the test owns the
@@ -75,14 +76,14 @@ def _run(args, point="none", at=0):
 
 def _selfkd(prep, out, run_id):
     return (["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml")] + TINY
-            + [f"data.prep_dir={prep}", f"out_dir={out}", f"run_id={run_id}"])
+            + [f"data.prep_dir={prep}", f"out_dir={out}", f"run_id={run_id}", "resume=true"])
 
 
 def _patience(prep, out, run_id):
     return (["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY
             # valid NLL stops improving at epoch 5 (best at 4) at this lr without dropout
-            + ["optim.lr=0.03", "model.dropout=0", "optim.epochs=15", "optim.patience=1",
-               f"data.prep_dir={prep}", f"out_dir={out}", f"run_id={run_id}"])
+            + ["optim.lr=0.03", "model.dropout=0", "epochs=15", "optim.patience=1",
+               f"data.prep_dir={prep}", f"out_dir={out}", f"run_id={run_id}", "resume=true"])
 
 
 def _result(run_dir):
@@ -113,7 +114,7 @@ def reference(tiny_multi30k, tmp_path_factory):
     for name, args in (("selfkd", _selfkd), ("patience", _patience)):
         p = _run(args(tiny_multi30k, out, name))
         assert p.returncode == 0, p.stderr[-2000:]
-        refs[name] = _result(out / name)
+        refs[name] = _result(out / "table4" / name)
     return refs
 
 
@@ -130,11 +131,11 @@ def test_selfkd_killed_three_times_resumes_to_the_uninterrupted_run(tiny_multi30
     for point, at in CHAIN:
         killed = _run(args, point, at)
         assert killed.returncode == -9, (point, killed.stderr[-2000:])
-        assert read_run_log(tmp_path / "r" / "log.jsonl").final is None
+        assert read_run_log(tmp_path / "table4" / "r" / "log.jsonl").final is None
     resumed = _run(args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    _same(reference["selfkd"], _result(tmp_path / "r"))
-    assert not list((tmp_path / "r").rglob("*.tmp"))  # a cut-off write leaves nothing behind
+    _same(reference["selfkd"], _result(tmp_path / "table4" / "r"))
+    assert not list((tmp_path / "table4" / "r").rglob("*.tmp"))  # a cut-off write leaves nothing behind
 
 
 def test_early_stopping_count_survives_a_kill_after_a_checkpoint(tiny_multi30k, tmp_path, reference):
@@ -147,7 +148,7 @@ def test_early_stopping_count_survives_a_kill_after_a_checkpoint(tiny_multi30k, 
     assert _run(args, "after_checkpoint", metrics["best_epoch"] + 1).returncode == -9
     resumed = _run(args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    _same(reference["patience"], _result(tmp_path / "p"))
+    _same(reference["patience"], _result(tmp_path / "table4" / "p"))
 
 
 def test_unreadable_checkpoint_last_falls_back_to_checkpoint_best(tiny_multi30k, tmp_path, reference):
@@ -156,14 +157,13 @@ def test_unreadable_checkpoint_last_falls_back_to_checkpoint_best(tiny_multi30k,
     uninterrupted run."""
     args = _selfkd(tiny_multi30k, tmp_path, "r")
     assert _run(args + ["stop_after_epochs=2"]).returncode == 0
-    last = tmp_path / "r" / "checkpoints" / "checkpoint_last.pt"
+    last = tmp_path / "table4" / "r" / "checkpoints" / "checkpoint_last.pt"
     data = last.read_bytes()
     last.write_bytes(bytes(len(data)))  # zeroed
     p = _run(args)
     assert p.returncode == 0, p.stderr[-2000:]
     notes = [ln for ln in p.stderr.splitlines() if "unreadable" in ln]
     assert len(notes) == 1 and "resuming from checkpoint_best.pt" in notes[0], p.stderr
-    _same(reference["selfkd"], _result(tmp_path / "r"))
-    resume = [json.loads(ln) for ln in (tmp_path / "r" / "log.jsonl").read_text().splitlines()
-              if '"resume"' in ln]
-    assert len(resume) == 1
+    _same(reference["selfkd"], _result(tmp_path / "table4" / "r"))
+    records = [json.loads(ln) for ln in (tmp_path / "table4" / "r" / "log.jsonl").read_text().splitlines()]
+    assert sum(r["type"] == "resume" for r in records) == 1

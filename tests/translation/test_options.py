@@ -30,7 +30,7 @@ def _strip(epochs):
 
 
 def test_teacher_mode_eval_by_default_or_train(tiny_multi30k, tmp_path, monkeypatch):
-    """method.teacher_mode: the snapshot teacher runs in eval mode (no dropout) unless "train";
+    """method.selfkd.teacher_mode: the snapshot teacher runs in eval mode (no dropout) unless "train";
     epoch 1 has no teacher (identical runs), from epoch 2 the targets differ; a train-mode run cut
     after epoch 1 resumes to the uninterrupted one (its dropout masks come from fairseq's
     per-update seed)."""
@@ -44,25 +44,25 @@ def test_teacher_mode_eval_by_default_or_train(tiny_multi30k, tmp_path, monkeypa
         return probs(self, *args, **kwargs)
 
     monkeypatch.setattr(SnapshotTeacher, "probs", spy)
-    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "optim.epochs=2", "run_id=eval") == 0
+    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "epochs=2", "run_id=eval") == 0
     assert seen and not any(seen)  # the default: eval mode
     seen.clear()
-    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "optim.epochs=2", "run_id=train",
-                "method.teacher_mode=train") == 0
+    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "epochs=2", "run_id=train",
+                "method.selfkd.teacher_mode=train") == 0
     assert seen and all(seen)
-    ev, tr = (read_run_log(tmp_path / r / "log.jsonl", strict=True) for r in ("eval", "train"))
-    assert ev.meta["config"]["method"]["teacher_mode"] == "eval"
+    ev, tr = (read_run_log(tmp_path / "table4" / r / "log.jsonl", strict=True) for r in ("eval", "train"))
+    assert ev.meta["config"]["method"]["selfkd"]["teacher_mode"] == "eval"
     assert "--selfkd-teacher-mode" in tr.meta["fairseq_train_args"]
     assert _strip(ev.epochs[:1]) == _strip(tr.epochs[:1])  # epoch 1: no teacher yet
     assert ev.epochs[1]["train_loss"] != tr.epochs[1]["train_loss"]
     # resume in train mode
-    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "optim.epochs=2", "run_id=cut",
-                "method.teacher_mode=train", "stop_after_epochs=1") == 0
-    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "optim.epochs=2", "run_id=cut",
-                "method.teacher_mode=train") == 0
-    cut = read_run_log(tmp_path / "cut" / "log.jsonl", strict=True)
+    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "epochs=2", "run_id=cut",
+                "method.selfkd.teacher_mode=train", "stop_after_epochs=1") == 0
+    assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_selfkd.yaml", "epochs=2", "run_id=cut",
+                "method.selfkd.teacher_mode=train", "--resume") == 0
+    cut = read_run_log(tmp_path / "table4" / "cut" / "log.jsonl", strict=True)
     assert _strip(cut.epochs) == _strip(tr.epochs) and cut.final["metrics"]["bleu"] == tr.final["metrics"]["bleu"]
-    assert main(["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml"), "method.teacher_mode=dropout"]) == 2
+    assert main(["--config", str(CONFIGS / "multi30k_de_en_selfkd.yaml"), "method.selfkd.teacher_mode=dropout"]) == 2
 
 
 def test_average_checkpoints_as_fairseq(tmp_path):
@@ -98,9 +98,9 @@ def test_average_last_n_checkpoints_in_training_and_evaluation(tiny_multi30k, ti
     pytest.importorskip("fairseq")
     from translation.checkpoints import read_checkpoint
     assert _run(tiny_multi30k, tmp_path, "multi30k_de_en_baseline.yaml", "run_id=avg", "eval.average_last=2") == 0
-    ckpts = tmp_path / "avg" / "checkpoints"
+    ckpts = tmp_path / "table4" / "avg" / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("checkpoint[0-9]*.pt")) == ["checkpoint2.pt", "checkpoint3.pt"]
-    final = read_run_log(tmp_path / "avg" / "log.jsonl", strict=True).final["metrics"]
+    final = read_run_log(tmp_path / "table4" / "avg" / "log.jsonl", strict=True).final["metrics"]
     assert final["checkpoint"] == "checkpoint_avg_last2.pt" and final["averaged"] == ["checkpoint3.pt", "checkpoint2.pt"]
     avg, a, b = (read_checkpoint(ckpts / n)["model"] for n in ("checkpoint_avg_last2.pt", "checkpoint3.pt", "checkpoint2.pt"))
     assert a.keys() == avg.keys() and not torch.equal(a["encoder.embed_tokens.weight"], b["encoder.embed_tokens.weight"])
@@ -121,7 +121,7 @@ def test_average_last_n_checkpoints_in_training_and_evaluation(tiny_multi30k, ti
     assert default.final["metrics"]["checkpoint"] == "checkpoint_best.pt" and "averaged" not in default.final["metrics"]
     assert not list(tiny_checkpoint.parent.glob("checkpoint[0-9]*.pt"))
     assert "--no-epoch-checkpoints" in default.meta["fairseq_train_args"]
-    assert main(["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml"), "optim.epochs=3",
+    assert main(["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml"), "epochs=3",
                  "eval.average_last=4"]) == 2
 
 

@@ -61,13 +61,13 @@ def stopped(tiny_multi30k, tmp_path_factory) -> Path:
     pytest.importorskip("fairseq")
     out = tmp_path_factory.mktemp("stopped")
     assert main(_args(tiny_multi30k, out, "run_id=r", "stop_after_epochs=1")) == 0
-    return out / "r"
+    return out / "table4" / "r"
 
 
 @pytest.fixture
 def run(stopped, tmp_path) -> Path:
-    """A copy of `stopped` under tmp_path/runs."""
-    dst = tmp_path / "runs" / "r"
+    """A copy of `stopped` under tmp_path/runs (the out_dir: the folder is runs/table4/r)."""
+    dst = tmp_path / "runs" / "table4" / "r"
     shutil.copytree(stopped, dst)
     (dst / ".lock").unlink(missing_ok=True)
     return dst
@@ -140,7 +140,7 @@ def test_damaged_run_folder_is_one_line_and_left_as_it_is(tiny_multi30k, run, ca
                                                           damage, words):
     damage(run)
     before = _tree(run.parent.parent)
-    assert main(_args(tiny_multi30k, run.parent, "run_id=r")) == 2
+    assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume")) == 2
     assert words in _one_error_line(capsys, "translation.train")
     assert _tree(run.parent.parent) == before
 
@@ -173,7 +173,7 @@ CATALOGUE = [  # (name, translation.train arguments or a function of tmp_path gi
     ("negative workers", ["data.num_workers=-1"], "data.num_workers must be >= 0"),
     ("zero beam", ["eval.beam=0"], "eval.beam must be >= 1"),
     ("dropout 1", ["model.dropout=1.0"], "model.dropout must be in [0, 1)"),
-    ("alpha_T above 1", ["method.alpha_T=1.5"], "method.alpha_T must be in [0, 1]"),
+    ("alpha_T above 1", ["method.selfkd.alpha_T=1.5"], "method.selfkd.alpha_T must be in [0, 1]"),
     ("run_id with a newline", lambda t: _yaml(t, 'run_id: "a\\nb"\n'), "no control characters"),
     ("run_id with a tab", lambda t: _yaml(t, 'run_id: "a\\tb"\n'), "no control characters"),
     ("row with a newline", lambda t: _yaml(t, 'row: "x\\ny"\n'), "no control characters"),
@@ -297,7 +297,7 @@ def test_crafted_checkpoint_does_not_run(tiny_multi30k, run, tmp_path, capsys):
     marker = tmp_path / "pwned"
     for p in _ckpts(run):
         _crafted(p, marker)
-    assert main(_args(tiny_multi30k, run.parent, "run_id=r")) == 2
+    assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume")) == 2
     assert "unreadable" in _one_error_line(capsys, "translation.train")
     assert evaluate.main(_ev(_ckpts(run)[0], tiny_multi30k)) == 2
     assert "unreadable" in _one_error_line(capsys, "translation.evaluate")
@@ -321,12 +321,12 @@ def test_user_dir_is_imported_only_after_every_check(tiny_multi30k, run, tmp_pat
     plugin, marker = _user_dir(tmp_path)
     extra = [f"fairseq_args=[--user-dir,{plugin}]", "resume_changed=allow"]
     if why == "config changed":
-        extra[1] = "method.alpha_T=0.3"  # refused: resume_changed is refuse by default
+        extra[1] = "method.selfkd.alpha_T=0.3"  # refused: resume_changed is refuse by default
     if why == "damaged log":
         _zero_byte_log(run)
     lock = RunLock(run).acquire() if why == "folder in use" else None
     try:
-        assert main(_args(tiny_multi30k, run.parent, "run_id=r", *extra)) == 2
+        assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume", *extra)) == 2
     finally:
         if lock:
             lock.release()
@@ -353,12 +353,12 @@ def test_full_disk_is_one_line(tiny_multi30k, run, capsys, monkeypatch):
 
     monkeypatch.setattr(torch, "save", to_dev_full)
     monkeypatch.setattr("fairseq.checkpoint_utils.time.sleep", lambda s: None)  # its 3 retries
-    assert main(_args(tiny_multi30k, run.parent, "run_id=r")) == 2
+    assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume")) == 2
     line = _one_error_line(capsys, "translation.train")
     assert str(run) in line and "disk is full" in line
     monkeypatch.undo()
     # space freed: the same command finishes the run
-    assert main(_args(tiny_multi30k, run.parent, "run_id=r")) == 0
+    assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume")) == 0
 
 
 def test_read_only_run_folder_is_one_line(tiny_multi30k, run, capsys, monkeypatch):
@@ -373,7 +373,7 @@ def test_read_only_run_folder_is_one_line(tiny_multi30k, run, capsys, monkeypatc
 
     monkeypatch.setattr(os, "open", read_only)
     before = _tree(run)
-    assert main(_args(tiny_multi30k, run.parent, "run_id=r")) == 2
+    assert main(_args(tiny_multi30k, run.parent.parent, "run_id=r", "--resume")) == 2
     line = _one_error_line(capsys, "translation.train")
     assert str(run) in line and "cannot write" in line and "permission denied" in line
     assert _tree(run) == before

@@ -29,7 +29,7 @@ def _params(run_dir):
 def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
     pytest.importorskip("fairseq")
     assert main(_args(tiny_multi30k, tmp_path, "run_id=full")) == 0
-    log = read_run_log(tmp_path / "full" / "log.jsonl", strict=True)
+    log = read_run_log(tmp_path / "table4" / "full" / "log.jsonl", strict=True)
     meta = log.meta
     assert (meta["task"], meta["table"], meta["row"], meta["method"]) == (
         "translation", "table4", "multi30k_de_en", "selfkd")
@@ -48,20 +48,20 @@ def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
     assert m["test_sentences"] == 40 and log.final["reliability"] is None
 
     # Stop after epoch 2 (stop_after_epochs: a runtime key, not part of the run's config), then
-    # run the same command again: it resumes from checkpoint_last.pt.
+    # run the same command with --resume: it resumes from checkpoint_last.pt.
     assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed", "stop_after_epochs=2")) == 0
-    cut = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
+    cut = read_run_log(tmp_path / "table4" / "resumed" / "log.jsonl", strict=True)
     assert [e["epoch"] for e in cut.epochs] == [1, 2] and cut.final is None
     # the first process's training time travels in the checkpoint (fairseq's
     # previous_training_time); make it unmistakable, then check that wall_s counts it
-    last = tmp_path / "resumed" / "checkpoints" / "checkpoint_last.pt"
+    last = tmp_path / "table4" / "resumed" / "checkpoints" / "checkpoint_last.pt"
     from translation.checkpoints import read_checkpoint
     state = read_checkpoint(last)
     assert 0 < state["extra_state"]["previous_training_time"] < 1e5
     state["extra_state"]["previous_training_time"] = 1e6
     torch.save(state, last)
-    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed")) == 0
-    res = read_run_log(tmp_path / "resumed" / "log.jsonl", strict=True)
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=resumed", "--resume")) == 0
+    res = read_run_log(tmp_path / "table4" / "resumed" / "log.jsonl", strict=True)
     assert [r["type"] for r in res.extra] == ["resume"] and res.extra[0]["from_epoch"] == 2
     assert 1e6 < res.final["wall_s"] < 1e6 + 1e5
     assert 0 < log.final["wall_s"] < 1e5
@@ -71,27 +71,33 @@ def test_selfkd_end_to_end_and_resume(tiny_multi30k, tmp_path, capsys):
 
     assert [strip(e) for e in res.epochs] == [strip(e) for e in log.epochs]
     assert res.final["metrics"]["bleu"] == m["bleu"]
-    a, b = _params(tmp_path / "full"), _params(tmp_path / "resumed")
+    a, b = _params(tmp_path / "table4" / "full"), _params(tmp_path / "table4" / "resumed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     # the evaluation command alone reproduces the logged BLEU
     import json
 
     from translation import evaluate
-    ckpt = tmp_path / "full" / "checkpoints" / "checkpoint_best.pt"
+    ckpt = tmp_path / "table4" / "full" / "checkpoints" / "checkpoint_best.pt"
     capsys.readouterr()
     assert evaluate.main([str(ckpt), str(tiny_multi30k), "-s", "de", "-t", "en", "--beam", "2"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scores["bleu"] == m["bleu"] and scores["bleu_tok"] == m["bleu_tok"]
 
-    # a finished run is not trained again
-    assert main(_args(tiny_multi30k, tmp_path, "run_id=full")) == 0
-    assert len(read_run_log(tmp_path / "full" / "log.jsonl").epochs) == 3
+    # a finished run is not trained again, and without --resume its folder is not touched at all
+    before = (tmp_path / "table4" / "full" / "log.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=full")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists; pass resume=true to continue it" in err and "\n" not in err
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=full", "resume=true")) == 0
+    assert "is complete; nothing to do" in capsys.readouterr().out
+    assert (tmp_path / "table4" / "full" / "log.jsonl").read_bytes() == before
 
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     cfg = str(CONFIGS / "multi30k_de_en_selfkd.yaml")
-    for argv in (["--config", cfg, "optim.epochs=three"], ["--config", cfg, "no_such_key=1"],
+    for argv in (["--config", cfg, "epochs=three"], ["--config", cfg, "no_such_key=1"],
                  ["--config", cfg, "method.name=kd"], ["--config", str(tmp_path / "nope.yaml")],
                  ["--config", cfg, f"data.prep_dir={tmp_path}"]):
         assert main(argv) == 2
@@ -106,7 +112,7 @@ def test_table4_configs(row, method, tmp_path):
     cfg = load_config(TrainConfig, CONFIGS / f"{row}_{method}.yaml")
     assert (cfg.table, cfg.row, cfg.method.name) == ("table4", row, method)
     assert (cfg.model.layers, cfg.model.embed_dim, cfg.model.heads, cfg.model.ffn_dim) == (6, 512, 4, 1024)
-    assert cfg.optim.epochs == 150 and cfg.optim.max_tokens == 4096
+    assert cfg.epochs == 150 and cfg.optim.max_tokens == 4096
     assert list(cfg.optim.adam_betas) == [0.9, 0.98]
     src, tgt = row.split("_")[1:]
     assert (cfg.data.source_lang, cfg.data.target_lang) == (src, tgt)
@@ -118,10 +124,10 @@ def test_table4_configs(row, method, tmp_path):
 
 
 def test_checkpoint_without_log_is_refused(tiny_multi30k, tmp_path, capsys):
-    ckpt = tmp_path / "orphan" / "checkpoints" / "checkpoint_last.pt"
+    ckpt = tmp_path / "table4" / "orphan" / "checkpoints" / "checkpoint_last.pt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"")
-    assert main(_args(tiny_multi30k, tmp_path, "run_id=orphan")) == 2
+    assert main(_args(tiny_multi30k, tmp_path, "run_id=orphan", "--resume")) == 2
     assert "cannot resume the run log" in capsys.readouterr().err
 
 
@@ -158,10 +164,10 @@ def test_early_stopping_and_its_resume(tiny_multi30k, tmp_path):
     assert epochs_since_best([3.0]) == 0
 
     base = ["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY + [
-        "optim.lr=0.01", "optim.epochs=40", "optim.patience=2", f"data.prep_dir={tiny_multi30k}",
+        "optim.lr=0.01", "epochs=40", "optim.patience=2", f"data.prep_dir={tiny_multi30k}",
         f"out_dir={tmp_path}"]
     assert main(base + ["run_id=full"]) == 0
-    log = read_run_log(tmp_path / "full" / "log.jsonl", strict=True)
+    log = read_run_log(tmp_path / "table4" / "full" / "log.jsonl", strict=True)
     valid = [e["valid_loss"] for e in log.epochs]
     m = log.final["metrics"]
     assert m["stopped_early"] and len(valid) == m["epochs_trained"] < 40
@@ -171,14 +177,14 @@ def test_early_stopping_and_its_resume(tiny_multi30k, tmp_path):
 
     # cut off one epoch before the stop, then resumed: the counter carries over
     assert main(base + ["run_id=cut", f"stop_after_epochs={len(valid) - 1}"]) == 0
-    assert read_run_log(tmp_path / "cut" / "log.jsonl").final is None
-    assert main(base + ["run_id=cut"]) == 0
-    res = read_run_log(tmp_path / "cut" / "log.jsonl", strict=True)
+    assert read_run_log(tmp_path / "table4" / "cut" / "log.jsonl").final is None
+    assert main(base + ["run_id=cut", "--resume"]) == 0
+    res = read_run_log(tmp_path / "table4" / "cut" / "log.jsonl", strict=True)
     assert len(res.epochs) == len(log.epochs) and res.final["metrics"]["best_epoch"] == best + 1
     assert res.final["metrics"]["bleu"] == m["bleu"]
     # a converged run is complete: running it again trains nothing
-    assert main(base + ["run_id=full"]) == 0
-    assert len(read_run_log(tmp_path / "full" / "log.jsonl").epochs) == len(valid)
+    assert main(base + ["run_id=full", "--resume"]) == 0
+    assert len(read_run_log(tmp_path / "table4" / "full" / "log.jsonl").epochs) == len(valid)
 
 
 def test_patience_is_refused_for_selfkd(tmp_path, capsys):
@@ -192,11 +198,11 @@ def test_quiet_progress_lines_and_bad_fairseq_args(tiny_multi30k, tmp_path, capf
     is a one-line error before the run folder exists."""
     pytest.importorskip("fairseq")
     base = ["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY + [
-        f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}", "optim.epochs=2"]
+        f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}", "epochs=2"]
     assert main(base + ["fairseq_args=[--max-updatez,3]", "run_id=typo"]) == 2
     err = capfd.readouterr().err.strip()
     assert err.startswith("error: fairseq rejected") and "--max-updatez" in err
-    assert "\n" not in err and not (tmp_path / "typo").exists()
+    assert "\n" not in err and not (tmp_path / "table4" / "typo").exists()
 
     assert main(base + ["run_id=quiet", "log_interval=5"]) == 0
     out = capfd.readouterr()
