@@ -199,15 +199,16 @@ def test_catalogue_train(tiny_multi30k, tmp_path, capsys, name, extra, words):
     assert _tree(tmp_path) == before and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
-def test_ctrl_c_is_one_line_saying_the_same_command_resumes(tiny_multi30k, tmp_path, capsys, monkeypatch):
-    """Ctrl-C during training (here: at its start) is one line and exit status 130; a translation
-    run always resumes, so the line says to rerun the same command."""
+def test_ctrl_c_is_one_line_saying_how_to_resume(tiny_multi30k, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during training (here: at its start) is one line and exit status 130; an existing
+    translation run folder is continued only with --resume, so the line says so."""
     def interrupted(job):
         raise KeyboardInterrupt
     monkeypatch.setattr("translation.train._train", interrupted)
     assert main(_args(tiny_multi30k, tmp_path / "runs", "run_id=r")) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["interrupted; rerun the same command: it continues from the last checkpoint"], err
+    assert err == ["interrupted; rerun the same command with --resume (or resume=true) to continue "
+                   "from the last checkpoint"], err
 
 
 def test_prep_iwslt15_without_its_path_is_one_line():
