@@ -59,8 +59,8 @@ def _renamed(layer, renames: dict, where: str):
         d = data
         for p in parents:
             d = d.get(p) if isinstance(d, dict) else None
-        if not isinstance(d, dict) or leaf not in d:
-            continue
+        if not isinstance(d, dict) or leaf not in d or isinstance(d[leaf], dict):
+            continue  # an old key never held a mapping: a mapping there is the section of today
         value = d.pop(leaf)
         *parents, leaf = new.split(".")
         t = data

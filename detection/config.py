@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 from core.checkpoint import max_seed
 from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import ALIASES, method_names
+from core.methods import ALIASES, RENAMED_KEYS, method_names
 from core.dist import check_device
 from core.run import check_out_dir, run_dir_for
 
@@ -78,11 +78,18 @@ class OptimConfig:
 
 
 @dataclass
+class MethodSection:
+    # the backbone's pre-training method (core.methods, those detection lists: Table 3's rows);
+    # spelled method.name as in classification and translation
+    name: str = "baseline"
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    method: str = "baseline"  # the backbone's pre-training method: baseline | ls | selfkd
+    method: MethodSection = field(default_factory=MethodSection)
     epochs: int = 10
     eval_every: int = 0  # >0: VOC07 mAP every n epochs in the epoch lines (learning curves)
     use_07_metric: bool = True  # VOC2007 11-point AP (the paper's); false: area under the curve
@@ -98,11 +105,14 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
+    RENAMED_KEYS = RENAMED_KEYS  # earlier spellings (method: <name>) -> keys now (core.methods; not a field)
+
 
 def validate(cfg) -> None:
     """Every check that can fail on bad input, before anything is written."""
-    if cfg.method not in BACKBONE_METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r}{did_you_mean(cfg.method, BACKBONE_METHODS, aliases=ALIASES)} "
+    if cfg.method.name not in BACKBONE_METHODS:
+        raise ConfigError(f"unknown method {cfg.method.name!r}"
+                          f"{did_you_mean(cfg.method.name, BACKBONE_METHODS, aliases=ALIASES)} "
                           f"(the backbone's pre-training); expected one of "
                           f"{', '.join(BACKBONE_METHODS)}")
     if cfg.epochs < 1 or cfg.optim.batch_size < 1 or cfg.optim.lr <= 0:
@@ -151,4 +161,4 @@ def row_of(cfg) -> str:
 
 
 def run_dir_of(cfg) -> Path:
-    return run_dir_for(cfg.out_dir, cfg.table, cfg.run_id or f"{row_of(cfg)}_{cfg.method}_s{cfg.seed}")
+    return run_dir_for(cfg.out_dir, cfg.table, cfg.run_id or f"{row_of(cfg)}_{cfg.method.name}_s{cfg.seed}")

@@ -31,7 +31,7 @@ from core.sampler import EpochSampler
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
-from .config import TrainConfig, row_of, run_dir_of, validate
+from .config import RENAMED_KEYS, TrainConfig, row_of, run_dir_of, validate
 from .engine import (build_data, build_model, epoch_data, evaluate, evaluation_subset,
                      param_groups, train_epoch)
 from .voc import FlippedCopies, collate_detection
@@ -48,7 +48,7 @@ def train(cfg, command: str = "") -> Path:
     data = build_data(cfg)  # parses every annotation: a bad VOC file fails here, before any write
 
     # -- the run folder (core.run): fresh, resume or complete; locked; nothing deleted
-    with owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed) as start:
+    with owned_run(run_dir, to_dict(cfg), cfg.resume, ckpt_path, cfg.resume_changed, RENAMED_KEYS) as start:
         if start.state == "complete":
             print(f"{run_dir}: already complete, nothing to do")
             return run_dir
@@ -83,7 +83,7 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     else:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         sha, dirty = git_info()
-        log.meta(run_id=run_dir.name, task="detection", method=cfg.method,
+        log.meta(run_id=run_dir.name, task="detection", method=cfg.method.name,
                  model=load_report["backbone"], dataset=cfg.data.name, seed=cfg.seed,
                  config=to_dict(cfg), git_commit=sha, git_dirty=dirty, torch=torch.__version__,
                  device=str(d.device), started=now_iso(), table=cfg.table, row=row_of(cfg),

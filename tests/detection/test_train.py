@@ -43,7 +43,7 @@ def test_tiny_run_on_real_voc_renders_tables_3_and_5(tmp_path, voc_sample, backb
     rc = main([f"data.root={voc_sample}", "data.train=2007:trainval+2012:trainval", "data.test=2007:test",
                "data.num_workers=0", f"model.backbone_checkpoint={backbone_ckpt}", "model.min_size=96",
                "model.max_size=128", "model.anchor_sizes=[16,32,64]", "epochs=2", "optim.milestones=[1]",
-               "method=selfkd", "row=resnet20", f"out_dir={tmp_path}", "progress=false", "device=cpu",
+               "method.name=selfkd", "row=resnet20", f"out_dir={tmp_path}", "progress=false", "device=cpu",
                "data.flip=copy"])
     assert rc == 0
     log = read_run_log(tmp_path / "table3/resnet20_selfkd_s0/log.jsonl", strict=True)
@@ -77,6 +77,41 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, synth):
     assert a.final["metrics"] == b.final["metrics"]
 
 
+def test_earlier_method_spelling_loads_and_resumes(tmp_path, synth, capsys):
+    """`method: <name>` (detection's spelling before method.name) still loads, from a file, a
+    command line or a run folder's config.yaml, and a run started under it resumes."""
+    cfg = load_config(TrainConfig, None, ["method=selfkd"])
+    assert cfg.method.name == "selfkd" and "method -> method.name" in capsys.readouterr().err
+    base = [*SYNTH, f"data.root={synth}", "data.train_subset=8", "data.test_subset=4", "epochs=2",
+            f"out_dir={tmp_path}"]
+    run = train(load_config(TrainConfig, None, [*base, "stop_after_epochs=1"]))
+    saved = (run / "config.yaml").read_text()
+    assert "method:\n  name: baseline\n" in saved
+    (run / "config.yaml").write_text(saved.replace("method:\n  name: baseline\n", "method: baseline\n"))
+    train(load_config(TrainConfig, run / "config.yaml", ["resume=true", "stop_after_epochs=0"]))
+    log = read_run_log(run / "log.jsonl", strict=True)
+    assert log.complete and log.meta["method"] == "baseline"
+
+
+def test_every_committed_detection_log_config_loads_unchanged(tmp_path):
+    """The config in each committed detection log (written with `method: <name>`) loads under
+    today's keys with no change: such a run folder resumes and re-evaluates."""
+    import yaml
+    from core.config import to_dict
+    from core.run import config_changes
+    from detection.config import RENAMED_KEYS
+    from tests.conftest import REPO
+    logs = [p for p in sorted((REPO / "reports" / "runs").rglob("log.jsonl"))
+            if json.loads(p.read_text().splitlines()[0]).get("task") == "detection"]
+    assert logs
+    for path in logs:
+        old = json.loads(path.read_text().splitlines()[0])["config"]
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+        cfg = load_config(TrainConfig, tmp_path / "config.yaml")
+        assert config_changes(old, to_dict(cfg), renames=RENAMED_KEYS) == [], path
+        assert cfg.method.name == old["method"]
+
+
 def test_learnability_short(tmp_path, synth):
     """The CI version of the committed learnability run: mAP rises far above the untrained
     model's on the synthetic shapes."""
@@ -100,7 +135,7 @@ def test_learnability_short(tmp_path, synth):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["method=cskd"], "unknown method"),
+    (["method.name=cskd"], "unknown method"),
     (["model.backbone_checkpoint=/nope/checkpoint.pt"], "backbone checkpoint not found"),
     (["data.root=/nope"], "VOC data not found"),
     (["data.test=2009:test"], "VOC2009"),
@@ -139,7 +174,7 @@ def test_evaluate_cli_reproduces_the_final_map(tmp_path, synth, capsys):
 @pytest.mark.parametrize("row", ["baseline", "ls", "selfkd"])
 def test_table3_row_configs(row):
     cfg = load_config(TrainConfig, f"detection/configs/resnet152_{row}.yaml")
-    assert (cfg.table, cfg.row, cfg.method, cfg.epochs, cfg.optim.lr, cfg.optim.batch_size) == \
+    assert (cfg.table, cfg.row, cfg.method.name, cfg.epochs, cfg.optim.lr, cfg.optim.batch_size) == \
         ("table3", "resnet152", row, 10, 1e-3, 1)
     assert cfg.model.backbone_checkpoint == f"runs/table2/resnet152_{row}_s0/checkpoint.pt"
     # faster-rcnn.pytorch's ResNet settings, whose batch-1 schedule the paper's is
