@@ -9,6 +9,7 @@ a task whose run is complete exits at once.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ConfigError
@@ -56,11 +57,24 @@ def slurm_options(pairs) -> dict[str, str]:
     return out
 
 
-def slurm_array(table: str, runs: list[list[str]], workdir: Path, python: str, nnodes: int,
-                nproc: int, options: dict[str, str], job_dir: Path, max_parallel: int = 0) -> str:
+@dataclass(frozen=True)
+class SlurmJob:
+    """How each array task runs: the python that starts classification.train, nnodes x nproc
+    processes, extra sbatch options (slurm_options), where the task logs go (job_dir) and how many
+    tasks may run at once (0: no limit)."""
+    python: str
+    job_dir: Path
+    nnodes: int = 1
+    nproc: int = 1
+    options: dict = field(default_factory=dict)
+    max_parallel: int = 0
+
+
+def slurm_array(table: str, runs: list[list[str]], workdir: Path, job: SlurmJob) -> str:
     """The sbatch script of a job array with one task per run. runs: each run's
     classification.train arguments (after `-m classification.train`); workdir: where the
-    commands run (their relative paths are relative to it); job_dir: where the task logs go."""
+    commands run (their relative paths are relative to it)."""
+    python, nnodes, nproc, job_dir, max_parallel = job.python, job.nnodes, job.nproc, job.job_dir, job.max_parallel
     if not runs:
         raise ValueError("a job array needs at least one run")
     throttle = f"%{max_parallel}" if max_parallel > 0 else ""
@@ -75,7 +89,7 @@ def slurm_array(table: str, runs: list[list[str]], workdir: Path, python: str, n
         "#SBATCH --requeue",
         "#SBATCH --open-mode=append",
         f"#SBATCH --output={job_dir / 'logs'}/%A_%a.out",
-        *(f"#SBATCH --{k}={v}" for k, v in options.items()),
+        *(f"#SBATCH --{k}={v}" for k, v in job.options.items()),
     ]
     cases = [f"  {i}) ARGS=({shlex.join(r)}) ;;" for i, r in enumerate(runs)]
     if nnodes == 1 and nproc == 1:

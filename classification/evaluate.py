@@ -21,6 +21,7 @@ import importlib
 import json
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -66,13 +67,13 @@ def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None, extra: bo
     return classification_metrics(probs, labels, n_bins, label_logp, extra=extra)
 
 
-def scaled_evaluation(model, batches, device, n_bins: int = 10, amp_dtype=None, split: str = "test",
-                      fit_batches=None) -> dict:
-    """core.calibration.temperature_scaled of `model` on `batches` (the scored `split`): T fitted
-    on `fit_batches` (a held-out split, "ts_fit": "holdout") or, without them, by 2-fold
-    cross-fitting on `batches` ("<split>-2fold")."""
-    logits, labels = predict_logits(model, batches, device, amp_dtype)
-    fit = predict_logits(model, fit_batches, device, amp_dtype) if fit_batches is not None else (None, None)
+def scaled_evaluation(logits_of, batches, n_bins: int = 10, split: str = "test", fit_batches=None) -> dict:
+    """core.calibration.temperature_scaled of a model on `batches` (the scored `split`), its
+    logits_of(batches) -> ((N, K) logits, (N,) labels) (predict_logits with the model, device and
+    autocast dtype bound): T fitted on `fit_batches` (a held-out split, "ts_fit": "holdout") or,
+    without them, by 2-fold cross-fitting on `batches` ("<split>-2fold")."""
+    logits, labels = logits_of(batches)
+    fit = logits_of(fit_batches) if fit_batches is not None else (None, None)
     return temperature_scaled(logits, labels, n_bins, *fit, split=split)
 
 
@@ -167,7 +168,8 @@ def run_evaluation(target: str | Path, split: str | None = None, device: str = "
     metrics, bins = evaluate(model, loader(sets[split]), dev, n_bins, amp)
     # fit on the holdout when scoring the test set of a run that has one; else cross-fit
     fit = loader(sets["holdout"]) if split == "test" and "holdout" in sets else None
-    ts = scaled_evaluation(model, loader(sets[split]), dev, n_bins, amp, split, fit)
+    ts = scaled_evaluation(partial(predict_logits, model, device=dev, amp_dtype=amp), loader(sets[split]),
+                           n_bins, split, fit)
     return {"split": split, "checkpoint": ckpt.name, "epoch": epoch, "metrics": metrics,
             "reliability": bins, "temperature_scaled": ts}
 

@@ -22,10 +22,10 @@ import yaml
 from core.checkpoint import load_checkpoint
 from core.cli import entry_point
 from core.config import ConfigError
+from core.methods import has_alpha_schedule
 from core.metrics import METRIC_NAMES
 from core.runlog import read_run_log
 
-from .methods import reads
 from .models import build_model, run_model_kwargs
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
@@ -61,7 +61,7 @@ def model_card(meta: dict, final: dict, spec: dict, epoch: int) -> str:
     rows = "\n".join(f"| {METRIC_NAMES.get(k, k)} | `{k}` | {_fmt(v)} |" for k, v in metrics.items())
     cfg = meta.get("config") or {}
     alpha = (f", alpha_T {meta.get('alpha_T')} ({meta.get('alpha_kind')})"
-             if "selfkd" in reads(method) else "")  # the method reads method.selfkd: alpha_T is its
+             if has_alpha_schedule(method) else "")  # alpha_T only means something where it is read
     return "\n".join([
         "---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(), "---", "",
         f"# {run_id}", "",

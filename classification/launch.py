@@ -25,7 +25,7 @@ from core.cli import RERUN_RESUMES, entry_point
 from core.config import ConfigError, load_config, parse_with_overrides
 from core.runlog import read_run_log
 
-from .cluster import check_counts, slurm_array, slurm_options, torchrun_args, write_slurm_job
+from .cluster import SlurmJob, check_counts, slurm_array, slurm_options, torchrun_args, write_slurm_job
 from .methods import method_class
 from .train import TrainConfig, run_dir_of
 
@@ -121,8 +121,8 @@ def _slurm(args, todo_args: list[list[str]], options: dict) -> int:
         print("nothing to submit: every run is complete")
         return 0
     job_dir = Path(args.slurm).absolute()
-    script = slurm_array(args.table, todo_args, Path.cwd(), sys.executable, args.nnodes,
-                         args.nproc_per_node, options, job_dir, args.max_parallel)
+    job = SlurmJob(sys.executable, job_dir, args.nnodes, args.nproc_per_node, options, args.max_parallel)
+    script = slurm_array(args.table, todo_args, Path.cwd(), job)
     sbatch = write_slurm_job(job_dir, args.table, script, todo_args)
     print(f"wrote {sbatch} ({len(todo_args)} array tasks) and {job_dir / 'runs.txt'}")
     if args.dry_run:

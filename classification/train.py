@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -40,7 +41,7 @@ from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method
                       method_class, unread_sections)
 from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, DataConfig, EpochSampler,
                    build_datasets, check_data_path, cifar_normalization)
-from .evaluate import evaluate, scaled_evaluation
+from .evaluate import evaluate, predict_logits, scaled_evaluation
 from .fastpath import device_data_from
 from .models import TIMM_PREFIX, build_model, check_model_kwargs, check_model_name, run_model_kwargs
 
@@ -459,8 +460,9 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
             if best is not None:  # what the official code would report (its best-test checkpoint)
                 extra["selected_on_test"] = best
             # the metrics after temperature scaling, T cross-fitted on the evaluated split (never trained on)
+            logits_of = partial(predict_logits, raw_model, device=d.device, amp_dtype=amp_dtype)
             extra["temperature_scaled"] = scaled_evaluation(
-                raw_model, eval_batches(), d.device, cfg.n_bins, amp_dtype, "holdout" if cfg.data.holdout_fraction else "test")
+                logits_of, eval_batches(), cfg.n_bins, "holdout" if cfg.data.holdout_fraction else "test")
             log.final(metrics=metrics, reliability=bins, wall_s=wall_before + time.time() - t_start, **extra)
     return run_dir
 

@@ -53,6 +53,14 @@ class MethodSpec:
     regularizer: str = "none"  # none | cutout | cutmix (classification batches)
     shakedrop: bool = False    # ShakeDrop in the model (PyramidNet)
     tasks: tuple = ("classification",)
+    short: str = ""            # the short name figures and text use (Fig. 2's curves, deltas); default: name
+    reference: bool = False    # the method every difference in the reports is taken against
+    studied: bool = False      # the paper's method, the one the regime and delta reports are about
+
+    @property
+    def alpha_schedule(self) -> bool:
+        """Reads method.selfkd (alpha_T, alpha_kind): its runs have an alpha schedule."""
+        return self.rule == "selfkd"
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -71,9 +79,9 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 
 
 for _spec in (
-    MethodSpec("baseline", "Baseline", tasks=ALL_TASKS),
-    MethodSpec("ls", "+ Label Smoothing", "ls", tasks=ALL_TASKS),
-    MethodSpec("selfkd", "+ Self-KD", "selfkd", tasks=ALL_TASKS),
+    MethodSpec("baseline", "Baseline", tasks=ALL_TASKS, short="baseline", reference=True),
+    MethodSpec("ls", "+ Label Smoothing", "ls", tasks=ALL_TASKS, short="LS"),
+    MethodSpec("selfkd", "+ Self-KD", "selfkd", tasks=ALL_TASKS, short="Self-KD", studied=True),
     MethodSpec("cutout", "+ Cutout", regularizer="cutout"),
     MethodSpec("cutout_selfkd", "+ Cutout + Self-KD", "selfkd", "cutout"),
     MethodSpec("cutmix", "+ CutMix", regularizer="cutmix"),
@@ -102,6 +110,36 @@ def get_method(name: str, task: str | None = None) -> MethodSpec:
     if name not in names:
         raise UserError(f"unknown method {name!r}{did_you_mean(name, names, aliases=ALIASES)}; expected one of {', '.join(names)}")
     return _METHODS[name]
+
+
+def _one(flag: str) -> str:
+    (name,) = [n for n, s in _METHODS.items() if getattr(s, flag)]
+    return name
+
+
+def reference_method() -> str:
+    """The method differences are taken against (the baseline)."""
+    return _one("reference")
+
+
+def studied_method() -> str:
+    """The paper's method (Self-KD), the one the regime and delta reports compare."""
+    return _one("studied")
+
+
+def is_reference(name: str) -> bool:
+    """Whether `name` is the reference method; False for any unregistered name (a log's '?')."""
+    return name in _METHODS and _METHODS[name].reference
+
+
+def has_alpha_schedule(name: str) -> bool:
+    """Whether runs of `name` read method.selfkd's alpha_T / alpha_kind; False when unregistered."""
+    return name in _METHODS and _METHODS[name].alpha_schedule
+
+
+def short_label(name: str) -> str:
+    """The short name figures and text use; the name itself when it has none or is unregistered."""
+    return (_METHODS[name].short if name in _METHODS else "") or name
 
 
 def method_labels() -> dict[str, str]:

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.config import ConfigError  # noqa: E402
+from core.methods import has_alpha_schedule, short_label  # noqa: E402
 from core.metrics import METRIC_NAMES, ece_from_bins  # noqa: E402
 from core.run import check_name  # noqa: E402
 
@@ -275,10 +276,8 @@ def render_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
 
 def _curve_label(run) -> str:
     m = run.meta
-    if run.method == "baseline":
-        return "baseline"
-    if run.method == "ls":
-        return "LS"
+    if not has_alpha_schedule(run.method):
+        return short_label(run.method)
     kind, a = m.get("alpha_kind", "linear"), m.get("alpha_T")
     return f"{kind} α_T={a}" if kind == "linear" else f"{kind} α={a}"
 
@@ -303,7 +302,7 @@ def fig2_figure(runs):
     for r, lab in _fig2_curves(runs):
         if not r.complete:
             lab += " [in progress]"
-        style = "-" if r.meta.get("alpha_kind") == "linear" and r.method == "selfkd" else "--"
+        style = "-" if r.meta.get("alpha_kind") == "linear" and has_alpha_schedule(r.method) else "--"
         for ax, key in zip(axes, (NLL, TOP1)):
             pts = [(e["epoch"], e[key]) for e in r.log.epochs
                    if isinstance(e.get(key), (int, float))]

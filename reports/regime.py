@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.methods import is_reference, studied_method
+
 from .differences import (PAIRED_LABEL, UNPAIRED_LABEL, Difference, by_seed, fmt, paired, unpaired,
                           verdict_2se)
 from .logs import SCALED, Cell, group_runs
@@ -55,7 +57,7 @@ class Setting:
         return d.value, d.se
 
     def _runs(self, method: str) -> list:
-        return self.selfkd if method == "selfkd" else self.others[method]
+        return self.selfkd if method == studied_method() else self.others[method]
 
     def unpaired(self, key: str, method: str = "selfkd") -> Difference:
         """method minus baseline, the difference of the means over seeds."""
@@ -89,9 +91,9 @@ def regime_settings(runs) -> list[Setting]:
         for r in g.runs:
             key = (r.table, g.row, g.dataset, g.epochs, g.model)
             by_key.setdefault(key, {"baseline": [], "selfkd": [], "others": {}})
-            if g.method == "baseline":
+            if is_reference(g.method):
                 by_key[key]["baseline"].append(r)
-            elif g.method == "selfkd":
+            elif g.method == studied_method():
                 if r.meta.get("alpha_kind", "linear") == "linear":
                     by_key[key]["selfkd"].append(r)
             else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.methods import has_alpha_schedule, is_reference, short_label
 from core.run import RUNTIME_KEYS, flatten_config
 
 from .differences import PAIRED_LABEL, UNPAIRED_LABEL, by_seed, fmt, paired, unpaired, verdict_2se
@@ -133,7 +134,7 @@ def to_markdown(runs, selections) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         rs = g.used
-        alpha = ", ".join(sorted({str(r.meta.get("alpha_T")) for r in rs})) if g.method == "selfkd" else "–"
+        alpha = ", ".join(sorted({str(r.meta.get("alpha_T")) for r in rs})) if has_alpha_schedule(g.method) else "–"
         out.append("| " + " | ".join([
             g.scale, g.method, alpha, str(len(rs)), _cell(_values(rs, "bleu_tok"), 2),
             _cell(_values(rs, "bleu"), 2), _cell(_values(rs, "bp_tok"), 3),
@@ -155,12 +156,12 @@ def to_markdown(runs, selections) -> str:
             f"| paired Δ ± SE (n pairs) | {PAIRED_LABEL} |",
             "|---|---|---|---|---|---|---|"]
     for g in groups:
-        base = [b for b in groups if b.method == "baseline"
+        base = [b for b in groups if is_reference(b.method)
                 and setting_key(b.runs[0]) == setting_key(g.runs[0])]
-        if g.method == "baseline" or not base:
+        if is_reference(g.method) or not base:
             continue
         b = base[0].used
-        who = {"selfkd": "Self-KD", "ls": "LS"}.get(g.method, g.method)
+        who = short_label(g.method)
         for key, name, d, higher in DELTA_KEYS:
             text, call = unpaired_call([_value(r, key) for r in b], [_value(r, key) for r in g.used],
                                        higher, who, d)

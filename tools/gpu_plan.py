@@ -53,6 +53,7 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def classification_rows(prefix: str):
+    from core.methods import has_alpha_schedule
     from classification.export import model_spec
     from classification.launch import table_configs
     from classification.models import build_model
@@ -69,7 +70,7 @@ def classification_rows(prefix: str):
             cache[key] = forward_flops(model, torch.zeros(1, 3, size, size))
             del model
         fwd = cache[key]
-        snapshot = cfg.method.name.endswith("selfkd") and cfg.method.selfkd.teacher == "snapshot"
+        snapshot = has_alpha_schedule(cfg.method.name) and cfg.method.selfkd.teacher == "snapshot"
         fit = cfg.data.fit_subset if cfg.data.fit_subset >= 0 else n_train
         per_epoch = n_train * fwd * (3 + snapshot) + (n_test + fit) * fwd
         row = cfg.row or cfg.model
@@ -82,8 +83,9 @@ def detection_rows():
     from core.config import load_config
     from detection.config import TrainConfig
     from detection.engine import build_model
+    from core.methods import method_names
     fwd = None
-    for method in ("baseline", "ls", "selfkd"):
+    for method in method_names("detection"):
         # the row's own model settings (RoIAlign size, resize), the backbone untrained: same FLOPs
         cfg = load_config(TrainConfig, REPO / "detection" / "configs" / f"resnet152_{method}.yaml",
                           ["model.backbone_checkpoint=''", "model.backbone=timm/resnet152"])
@@ -104,10 +106,11 @@ def _transformer_params(layers: int, d: int, ff: int, vocab: int) -> int:
 def translation_rows(iwslt_tokens: int, vocab: int):
     import yaml
 
+    from core.methods import method_names
     from translation.methods import rule_of
     for name, tokens in (("multi30k_de_en", MULTI30K_TOKENS), ("iwslt15_en_de", iwslt_tokens),
                          ("iwslt15_de_en", iwslt_tokens)):
-        for method in ("baseline", "ls", "selfkd"):
+        for method in method_names("translation"):
             path = REPO / "translation" / "configs" / f"{name}_{method}.yaml"
             cfg = yaml.safe_load(path.read_text())
             m, epochs = cfg["model"], cfg["epochs"]

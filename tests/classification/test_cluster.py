@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from classification.cluster import slurm_array, torchrun_args
+from classification.cluster import SlurmJob, slurm_array, torchrun_args
 from classification.launch import main as launch_main
 from classification.train import main as train_main
 from core.config import ConfigError
@@ -154,8 +154,8 @@ def test_slurm_multi_node_dry_run_needs_no_endpoint(tmp_path, capsys):
 
 
 def test_slurm_multi_node_job_runs_torchrun_per_node(tmp_path):
-    script = slurm_array("table2", [["--config", "c.yaml", "seed=0", "resume=true"]], tmp_path, "/venv/bin/python",
-                         nnodes=2, nproc=8, options={}, job_dir=tmp_path / "job")
+    script = slurm_array("table2", [["--config", "c.yaml", "seed=0", "resume=true"]], tmp_path,
+                         SlurmJob("/venv/bin/python", tmp_path / "job", nnodes=2, nproc=8))
     assert "#SBATCH --nodes=2\n" in script and "#SBATCH --gpus-per-node=8\n" in script
     assert "#SBATCH --ntasks-per-node=1\n" in script  # srun starts one torchrun agent per node
     launch = script.strip().splitlines()[-1]

@@ -1,8 +1,8 @@
 """Translation follows the conventions of the other tasks (docs/design.md, "One convention for
 the three tasks"): the same Self-KD and label smoothing keys as classification, epochs at the top
 level, earlier spellings still loading (so every committed run's command resolves to the config it
-logged), and behaviour chosen through the method registry, never by testing a method's name."""
-import ast
+logged), and behaviour chosen through the method registry (tests/test_code_shape.py: never by
+testing a method's name)."""
 import json
 import shlex
 
@@ -88,21 +88,3 @@ def test_run_folder_is_out_dir_table_run_id(tmp_path):
     assert str(run_dir_of(ls)) == "runs/table4/multi30k_de_en_ls_s1"
     argv = fairseq_argv(cfg, tmp_path, use_cuda=False)
     assert argv[argv.index("--max-epoch") + 1] == "150"
-
-
-def _name_tests(path):
-    """(line, code) of every comparison in `path` with a registered method name as an operand."""
-    names = set(method_names())
-    out = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Compare):
-            for operand in [node.left, *node.comparators]:
-                values = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
-                if any(isinstance(v, ast.Constant) and v.value in names for v in values):
-                    out.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
-    return out
-
-
-def test_translation_never_tests_a_method_name():
-    offenders = [hit for f in sorted((REPO / "translation").rglob("*.py")) for hit in _name_tests(f)]
-    assert not offenders, offenders
