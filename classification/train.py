@@ -37,6 +37,7 @@ from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, rea
 from core.schedules import step_lr
 from core.tensorboard import TensorBoardMirror
 
+from .checkpoint import RunCheckpoint
 from .methods import (METHODS, RENAMED_KEYS, Context, MethodConfig, build_method, check_method_config,
                       method_class, unread_sections)
 from .data import (CIFAR_MEAN, CIFAR_NORMALIZATIONS, DATASETS, DataConfig, EpochSampler,
@@ -317,17 +318,19 @@ def _write_meta(log: RunLogWriter, cfg, d: Dist, run_dir: Path, command: str) ->
              card=torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else None)
 
 
-def _restore(ckpt_path: Path, d: Dist, raw_model, opt, method, num_classes: int) -> dict:
+def _restore(ckpt_path: Path, d: Dist, raw_model, opt, method, num_classes: int) -> RunCheckpoint:
     """Load model, optimiser and the method's state from the run's checkpoint; a mismatch is one line."""
-    state = load_checkpoint(ckpt_path, map_location=d.device)
-    if state.get("num_classes") != num_classes:
-        raise ConfigError(f"checkpoint {ckpt_path} is for {state.get('num_classes')} classes, "
+    try:
+        state = RunCheckpoint.from_dict(load_checkpoint(ckpt_path, map_location=d.device))
+    except ValueError as e:
+        raise ConfigError(f"checkpoint {ckpt_path}: {e}") from None
+    if state.num_classes != num_classes:
+        raise ConfigError(f"checkpoint {ckpt_path} is for {state.num_classes} classes, "
                           f"the data has {num_classes}")
     try:
-        raw_model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        # checkpoints written before methods held their own state kept Self-KD's bank as "bank"
-        method.load_state_dict(state["method"] if "method" in state else state.get("bank"))
+        raw_model.load_state_dict(state.model)
+        opt.load_state_dict(state.optimizer)
+        method.load_state_dict(state.method)
     except ConfigError as e:
         raise ConfigError(f"checkpoint {ckpt_path}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -387,9 +390,9 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     start_epoch, wall_before = 1, 0.0
     if resumed:
         state = _restore(ckpt_path, d, raw_model, opt, method, num_classes)
-        start_epoch, wall_before = state["epoch"] + 1, state["wall_s"]
+        start_epoch, wall_before = state.epoch + 1, state.wall_s
         if d.main:
-            record_resume(log, run_dir, state["epoch"], cfg.epochs, changes, to_yaml(cfg), command, state.get("log"))
+            record_resume(log, run_dir, state.epoch, cfg.epochs, changes, to_yaml(cfg), command, state.log)
     elif d.main:
         _write_meta(log, cfg, d, run_dir, command)
     if cfg.tensorboard and d.main:
@@ -437,10 +440,9 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
                         f"ece {shown['ece']:.2f}%  conf {shown['conf']:.1f}%  " if shown else "")
             print(f"epoch {epoch:>3}/{cfg.epochs}  alpha {started['alpha']:.3f}  lr {lr:.4g}  loss {fit['train_loss']:.4f}  "
                   f"train {fit['train_top1_err']:.2f}%{fit_msg}  {eval_msg}({epoch_s:.1f}s)", flush=True)
-            save_checkpoint(ckpt_path, {
-                "model": raw_model.state_dict(), "optimizer": opt.state_dict(), "method": method.state_dict(),
-                "num_classes": num_classes, "epoch": epoch, "wall_s": wall_before + time.time() - t_start, "config": to_dict(cfg),
-                "log": log.records()})
+            save_checkpoint(ckpt_path, RunCheckpoint(
+                raw_model.state_dict(), to_dict(cfg), num_classes, epoch, opt.state_dict(), method.state_dict(),
+                wall_before + time.time() - t_start, log.records()).to_dict())
         d.barrier()
 
     # -- the final record (also when a kill fell between the last checkpoint and this line)

@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from classification.checkpoint import RunCheckpoint
 from core.cli import UserError
 
 TRUNK_PREFIX = "backbone."           # FasterRCNN.backbone
@@ -222,11 +223,10 @@ def freeze_stages(trunk: nn.Module, head: nn.Module, layout: C4Layout, trainable
 @dataclass
 class ClassificationCheckpoint:
     """What a backbone needs from a checkpoint: ``state_dict``; and, when the checkpoint was
-    written by classification/train.py (``{"model": state_dict, "num_classes", "config": {...}}``),
-    the model name and kwargs, its class count, the dataset it was trained on, and the epoch its
-    weights are from out of the run's ``epochs``. classification/train.py keeps one checkpoint per
-    run, overwritten at the end of every epoch: a finished run's holds the last epoch's weights,
-    the model its final line measures (no best-epoch copy is written)."""
+    written by classification/train.py (classification.checkpoint.RunCheckpoint), the model name
+    and kwargs, its class count, the dataset it was trained on, and the epoch its weights are from
+    out of the run's ``epochs`` (a finished run's checkpoint holds the last epoch's weights, the
+    model its final line measures; no best-epoch copy is written)."""
     path: str
     state_dict: dict[str, torch.Tensor]
     model: str | None = None
@@ -259,12 +259,10 @@ def read_classification_checkpoint(path: str | Path) -> ClassificationCheckpoint
         raise BackboneCheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: "
                                       f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
-        cfg = obj.get("config") or {}
-        data = cfg.get("data") or {}
+        run = RunCheckpoint.from_dict(obj)  # the record classification.train writes
         return ClassificationCheckpoint(
-            str(path), strip_wrapper_prefixes(obj["model"]), cfg.get("model"),
-            dict(cfg.get("model_kwargs") or {}), obj.get("num_classes"), data.get("name"),
-            obj.get("epoch"), cfg.get("epochs"), dict(cfg))
+            str(path), strip_wrapper_prefixes(run.model), run.model_name, run.model_kwargs, run.num_classes,
+            run.dataset, run.epoch, run.epochs, run.config)
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return ClassificationCheckpoint(str(path), strip_wrapper_prefixes(obj))
     raise BackboneCheckpointError(f"{path} is neither a classification checkpoint "
