@@ -10,10 +10,11 @@ still load through RENAMED_KEYS.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from core.methods import RENAMED_KEYS as METHOD_RENAMED_KEYS
+from core.config import ConfigError
 from core.methods import get_method
 
 
@@ -55,6 +56,7 @@ class Rule:
     rule does not use it (the criterion then gets 0: off)."""
     alpha_T: Callable | None = None
     ls_eps: Callable | None = None
+    reads: tuple[str, ...] = ()  # the sub-configs of the method section the rule reads
 
     @property
     def snapshot_teacher(self) -> bool:
@@ -65,14 +67,34 @@ class Rule:
 
 RULES = {
     "onehot": Rule(),
-    "ls": Rule(ls_eps=lambda m: m.ls.eps),
-    "selfkd": Rule(alpha_T=lambda m: m.selfkd.alpha_T),
+    "ls": Rule(ls_eps=lambda m: m.ls.eps, reads=("ls",)),
+    "selfkd": Rule(alpha_T=lambda m: m.selfkd.alpha_T, reads=("selfkd",)),
 }
 
 
 def rule_of(name: str) -> Rule:
     """The Rule of a method translation trains; ValueError (one line) for any other name."""
     return RULES[get_method(name, "translation").rule]
+
+
+SECTIONS = {"selfkd": SelfKDSection, "ls": LSSection}  # MethodSection's sub-configs
+
+
+def check_unread(method) -> None:
+    """A value set in a sub-config the method does not read, unless it is the default, is a
+    one-line ConfigError, as in classification (classification.methods.check_method_config): it
+    would change nothing in the run while its config says otherwise. method: a checked section."""
+    reads = rule_of(method.name).reads
+    for section, schema in SECTIONS.items():
+        if section in reads:
+            continue
+        default = schema()
+        for f in fields(schema):
+            value = method[section][f.name]
+            if value != getattr(default, f.name):
+                read = ", ".join(f"method.{s}" for s in reads) or "none"
+                raise ConfigError(f"method.{section}.{f.name}={value} is set, but method {method.name} does "
+                                  f"not read method.{section} (it reads: {read})")
 
 
 def criterion_settings(method) -> dict:

@@ -42,7 +42,7 @@ from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from translation import quiet_fairseq
 from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
                                      use_fallback)
-from translation.methods import RENAMED_KEYS, MethodSection, criterion_settings, rule_of
+from translation.methods import RENAMED_KEYS, MethodSection, check_unread, criterion_settings, rule_of
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 METHODS = method_names("translation")
@@ -154,6 +154,7 @@ def check(cfg) -> None:
     if cfg.method.name not in METHODS:
         raise ConfigError(f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}"
                           f"{did_you_mean(cfg.method.name, METHODS, aliases=ALIASES)}")
+    check_unread(cfg.method)  # none set that the method does not read
     if cfg.optim.precision not in PRECISIONS:
         raise ConfigError(f"optim.precision must be one of {', '.join(PRECISIONS)}, "
                          f"got {cfg.optim.precision!r}")

@@ -36,6 +36,26 @@ def test_criterion_settings_come_from_the_method_sub_configs():
     assert [rule_of(n).snapshot_teacher for n in method_names("translation")] == [False, False, True]
 
 
+@pytest.mark.parametrize("name,override,refused", [
+    ("baseline", "method.selfkd.alpha_T=0.3", True), ("baseline", "method.ls.eps=0.2", True),
+    ("ls", "method.selfkd.teacher_mode=train", True), ("selfkd", "method.ls.convention=uniform", True),
+    ("ls", "method.ls.eps=0.2", False), ("selfkd", "method.selfkd.alpha_T=0.3", False),
+    ("baseline", "method.selfkd.alpha_T=0.7", False),  # the default: changes nothing, accepted
+])
+def test_a_value_set_where_the_method_does_not_read_is_refused(name, override, refused):
+    """As classification: a sub-config value the method never reads would be a config that says
+    something the run does not do."""
+    from core.config import ConfigError
+    from translation.methods import check_unread
+    cfg = load_config(TrainConfig, None, [f"method.name={name}", override])
+    if not refused:
+        check_unread(cfg.method)
+        return
+    section = override.split(".")[1]
+    with pytest.raises(ConfigError, match=f"{override} is set, but method {name} does not read method.{section}"):
+        check_unread(cfg.method)
+
+
 def test_keys_are_spelled_as_in_classification_and_epochs_is_top_level():
     from classification.train import TrainConfig as ClassificationConfig
     t, c = load_config(TrainConfig), load_config(ClassificationConfig)

@@ -174,6 +174,8 @@ CATALOGUE = [  # (name, translation.train arguments or a function of tmp_path gi
     ("zero beam", ["eval.beam=0"], "eval.beam must be >= 1"),
     ("dropout 1", ["model.dropout=1.0"], "model.dropout must be in [0, 1)"),
     ("alpha_T above 1", ["method.selfkd.alpha_T=1.5"], "method.selfkd.alpha_T must be in [0, 1]"),
+    ("a sub-config the method does not read", ["method.ls.eps=0.2"],
+     "method.ls.eps=0.2 is set, but method selfkd does not read method.ls (it reads: method.selfkd)"),
     ("run_id with a newline", lambda t: _yaml(t, 'run_id: "a\\nb"\n'), "no control characters"),
     ("run_id with a tab", lambda t: _yaml(t, 'run_id: "a\\tb"\n'), "no control characters"),
     ("row with a newline", lambda t: _yaml(t, 'row: "x\\ny"\n'), "no control characters"),
