@@ -1,4 +1,5 @@
-"""A generated detection set in VOC layout, for the CPU learnability check (issue 14, item 5):
+"""A generated detection set in VOC layout, for the CPU learnability check
+(detection/configs/synthetic_learnability.yaml):
 coloured shapes on textured backgrounds, each class one (shape, colour) pair, written as
 ``VOCdevkit/VOC<year>/{JPEGImages,Annotations,ImageSets/Main}`` so the same reader, model and
 evaluation run on it as on PASCAL VOC. Deterministic given the seed (and Pillow's JPEG encoder).

@@ -1,4 +1,4 @@
-"""Update time of the prediction bank in memory and as a memory-mapped file (issue 16).
+"""Update time of the prediction bank in memory and as a memory-mapped file (BENCHMARKS.md).
 
     OMP_NUM_THREADS=1 python tools/bench_bank.py [--n 300000] [--k 1000] [--batch 256] [--dir /tmp]
 

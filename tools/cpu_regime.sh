@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pre-registered Table 1 block in the paper's regime on a 2-core CPU (issue 12), two runs at a
+# The pre-registered Table 1 block in the paper's regime on a 2-core CPU, two runs at a
 # time (one thread each), every run resumable: rerunning the same command continues or skips.
 #
 #   PHASE=baseline  the baseline, seed 0 (committed with the config before any Self-KD run)

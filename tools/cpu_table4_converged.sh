@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Table 4 with a converged teacher on a 2-core CPU (issue 12, item 4), pre-registered in
+# Table 4 with a converged teacher on a 2-core CPU, pre-registered in
 # docs/evidence/table4_converged_preregistration.md. Two runs at a time (one thread each); every
 # run is started with resume=true: rerunning the same command continues unfinished runs and skips
 # finished ones.

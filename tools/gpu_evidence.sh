@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reduced-scale evidence runs for a session with the lent GPU (issue 6), one block per device call:
+# Reduced-scale evidence runs for a session with the lent GPU, one block per device call:
 #   BLOCK=table1        bench + baseline / LS / Self-KD x $SEEDS        (~1 min a run on an H100: estimate)
 #   BLOCK=fig2          fixed alpha 0.1 ... 0.7 and linear alpha_T 0.7, seed 0 (Fig. 2)
 #   BLOCK=regularisers  Cutout, CutMix and each + Self-KD (half-batch rule), seed 0

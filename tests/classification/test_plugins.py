@@ -1,4 +1,4 @@
-"""Your own dataset and model (issue 17): registered in your module, named in `imports`, trained
+"""Your own dataset and model: registered in your module, named in `imports`, trained
 by the CLI in a fresh process; a missing module is one line."""
 import subprocess
 import sys

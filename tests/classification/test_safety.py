@@ -1,5 +1,5 @@
 """No input may delete, overwrite or mix up a run other than the one a command owns; every
-interruption resumes; every bad input is one line and a non-zero exit (issue 11)."""
+interruption resumes; every bad input is one line and a non-zero exit."""
 import json
 import os
 import subprocess
@@ -382,7 +382,7 @@ def test_config_changes_ignore_runtime_keys_and_keys_added_later():
 
 
 def test_overrides_anywhere_on_the_line(tmp_path, capsys):
-    """key=value after options (issue 17): `--seeds 0 data.root=...` and `--alphas 0.3 epochs=1`."""
+    """key=value after options: `--seeds 0 data.root=...` and `--alphas 0.3 epochs=1`."""
     from classification.launch import main as launch_main
     from classification.select_alpha import main as select_main
     assert launch_main(["table1", "--seeds", "0", *TINY, f"out_dir={tmp_path}", "--rows", "resnet50",

@@ -1,5 +1,5 @@
 """classification.select_alpha's choice: the lowest holdout top-1 error; a tie goes to the
-smaller alpha_T, and the run says so and records it (issue 17)."""
+smaller alpha_T, and the run says so and records it."""
 import json
 from types import SimpleNamespace
 

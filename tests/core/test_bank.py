@@ -60,7 +60,7 @@ def test_bad_input():
 
 
 def test_state_dict_does_not_copy_a_cpu_bank():
-    """Issue 16: a checkpoint of an ImageNet-size bank must not double its memory."""
+    """A checkpoint of an ImageNet-size bank must not double its memory."""
     from core.bank import PredictionBank
     bank = PredictionBank(8, 3)
     state = bank.state_dict()

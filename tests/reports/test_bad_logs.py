@@ -116,8 +116,8 @@ def test_record_before_meta_and_bad_json_object(tmp_path):
 
 
 def test_non_object_json_and_non_utf8_bytes_skip_a_line_not_the_tables(tmp_path):
-    """Issue 11 item 5: a JSON array line used to raise AttributeError and a non-UTF-8 byte
-    UnicodeDecodeError, taking down every table; now each costs its line, with file:line."""
+    """A JSON array line (not an object) and a non-UTF-8 byte each cost their own line, named
+    with file:line, never the tables."""
     src = FIXTURES / "tables" / "table1" / "table1_resnet50_baseline_s0" / "log.jsonl"
     meta, *rest = src.read_bytes().splitlines(keepends=True)
     d = tmp_path / "table1" / "r"

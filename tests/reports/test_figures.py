@@ -95,7 +95,7 @@ def _legend(ax) -> dict:
 
 def test_reliability_legend_shows_every_gap_colour_drawn():
     """Over- and under-confident gaps have their own colours, and the legend shows each colour
-    the panel draws (issue 17: under-confident gaps were drawn in a colour it did not show)."""
+    the panel draws (no gap in a colour the legend does not explain)."""
     from matplotlib.colors import to_rgba
     bins = {"edges": [0, 0.25, 0.5, 0.75, 1.0], "count": [3, 0, 50, 400],
             "conf": [0.2, 0.0, 0.6, 0.9], "acc": [0.6, 0.0, 0.5, 0.95]}

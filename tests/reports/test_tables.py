@@ -101,7 +101,7 @@ def test_runs_at_different_scales_are_separate_lines(tmp_path):
     assert warnings == []
     lines = [ln for ln in build_table("table1", runs).lines if (ln.row, ln.method) == ("resnet50", "selfkd")]
     # the paper's scale (CIFAR-100, 300 epochs) sits on the paper's line; 5 epochs is a line of
-    # its own with no paper value and no difference (issue 17: Table 4 used to compare them)
+    # its own with no paper value and no difference (a reduced run is not the paper's setting)
     assert [(ln.group.epochs, ln.group.cell("top1_err").mean) for ln in lines] == [(300, 25.0), (5, 30.0)]
     assert lines[0].group.commits == ["abc-dirty"]
     table = build_table("table1", runs)
@@ -145,7 +145,7 @@ def test_makefile_section_has_the_targets():
 
 
 def test_optional_column_selected_on_test_as_the_official_code(tmp_path, capsys):
-    """Issue 10 item 8: the main columns are the last epoch's; the optional column is each run's
+    """The main columns are the last epoch's; the optional column is each run's
     lowest test top-1 error over its epochs (the official code's best-test checkpoint), from the
     final record's selected_on_test or, for older logs, from the epoch records."""
     from core.runlog import RunLogWriter
@@ -176,7 +176,7 @@ def test_optional_column_selected_on_test_as_the_official_code(tmp_path, capsys)
 
 
 def test_optional_calibration_columns(tmp_path):
-    """Issue 13: Brier, 15-bin, adaptive and classwise ECE as optional measured-only columns."""
+    """Brier, 15-bin, adaptive and classwise ECE as optional measured-only columns."""
     from core.runlog import RunLogWriter
     for seed, brier in ((0, 0.30), (1, 0.40)):
         w = RunLogWriter(tmp_path / "table1" / f"r{seed}" / "log.jsonl")

@@ -138,7 +138,7 @@ def test_prepare_multi30k_counts_and_references(tiny_multi30k):
     import json
     info = json.loads((tiny_multi30k / "prep.json").read_text())
     assert info["counts"] == {"train": 300, "valid": 40, "test": 40}
-    # only the settings that apply to Multi30k (issue 17): no IWSLT hold-out, test sets, cleaning
+    # only the settings that apply to Multi30k: no IWSLT hold-out, test sets, cleaning
     assert not set(IWSLT_ONLY) & set(info["config"]), info["config"]
     assert info["config"]["corpus"] == "multi30k" and info["config"]["bpe_merges"] == 500
     raw = (tiny_multi30k / "raw" / "test.en").read_text().splitlines()
@@ -147,7 +147,7 @@ def test_prepare_multi30k_counts_and_references(tiny_multi30k):
 
 
 def test_recorded_settings_leave_out_what_the_corpus_does_not_use():
-    """prep.json records the settings of the corpus being prepared (issue 17): Multi30k's has no
+    """prep.json records the settings of the corpus being prepared: Multi30k's has no
     IWSLT-only key (validation hold-out, test sets, cleaning); IWSLT15's has them."""
     multi30k = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/multi30k_de_en.yaml"))
     iwslt = recorded_settings(load_config(PrepConfig, REPO / "translation/configs/prep/iwslt15_en_de.yaml"))
@@ -218,7 +218,7 @@ def test_prepared_folder_is_never_changed_under_its_runs(tmp_path, capsys):
 
 
 def test_prep_json_of_older_code_still_matches(tmp_path):
-    """prep.json written before issue 17 recorded the IWSLT-only keys for Multi30k too: the same
+    """A prep.json that records the IWSLT-only keys for Multi30k too (as earlier code wrote it): the same
     Multi30k settings still count as already prepared; a real difference still does not."""
     import json
 

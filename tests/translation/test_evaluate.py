@@ -1,4 +1,4 @@
-"""BLEU on a test set the user brings (issue 12 item 5): `translation.evaluate CHECKPOINT PREP_DIR
+"""BLEU on a test set the user brings: `translation.evaluate CHECKPOINT PREP_DIR
 --src FILE --ref FILE` prepares the source as translation.data prepared the run's splits
 (Moses, BPE, dictionary), translates it and scores it as the prepared test split."""
 import gzip
