@@ -11,6 +11,8 @@ from .logs import DEFAULT_ROOTS, find_runs
 from .tables import TABLES, build_table, write_table
 
 DEFAULT_OUT = "reports/out"
+# where the reduced configs file a run that names no table (their `table:`): no table reads it
+SCRATCH = "scratch"
 
 
 def _warn(warnings) -> None:
@@ -163,6 +165,10 @@ def main(argv=None) -> int:
         paths = write_table(table, args.out)
         print(f"{name}: {n_meas}/{len(table.lines)} lines measured -> "
               + ", ".join(str(p) for p in paths.values()))
+    scratch = [r for r in runs if r.table == SCRATCH]
+    if scratch and args.target == "tables":
+        print(f"{len(scratch)} run(s) of table '{SCRATCH}' (a reduced config run without table=...) "
+              f"are in no table; `python -m reports figures` draws them")
     return 0
 
 

@@ -9,6 +9,7 @@ a file without re-running the code.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from core.methods import has_alpha_schedule, short_label  # noqa: E402
 from core.metrics import METRIC_NAMES, ece_from_bins  # noqa: E402
 from core.run import check_name  # noqa: E402
 
+from .logs import groups_by_row_scale  # noqa: E402
 from .tables import METHOD_LABELS, NLL, ROW_LABELS, TOP1  # noqa: E402
 
 # Figures 4–7 of the paper: (file stem, table, row, methods, title).
@@ -179,7 +181,9 @@ def reliability_figure(panels, suptitle: str = ""):
 
 
 def _method_panels(runs, methods) -> list:
-    """(title, pooled bins, each run's ECE) per method with complete runs."""
+    """(title, pooled bins, each run's ECE) per method with complete runs. The runs are one
+    figure's, of one table, row and scale (groups_by_row_scale): pooling them per method pools
+    exactly the seeds a table line averages."""
     panels, by_method = [], {}
     for r in runs:
         if r.complete and r.reliability:
@@ -219,23 +223,37 @@ def before_after_panels(runs, methods) -> list:
     return panels
 
 
+def _scale_slug(scale: str) -> str:
+    """A Group.scale ("cifar10_npz, 15 ep") as part of a file name ("cifar10_npz_15ep")."""
+    return re.sub(r"[^A-Za-z0-9.]+", "_", scale.replace(" ep", "ep")).strip("_")
+
+
+def _row_figures(runs, keep=lambda r: True) -> list[tuple]:
+    """(table, row, scale, runs, several) per figure: groups_by_row_scale over the runs that
+    `keep` accepts; several: the (table, row) has more than one scale, so its file names carry
+    the scale."""
+    entries = groups_by_row_scale([r for r in runs if keep(r)])
+    n_scales: dict = {}
+    for table, row, _ in entries:
+        n_scales[(table, row)] = n_scales.get((table, row), 0) + 1
+    return [(table, row, scale, [r for g in groups for r in g.runs], n_scales[(table, row)] > 1)
+            for (table, row, scale), groups in sorted(entries.items(), key=str)]
+
+
 def render_scaled_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
-    """One figure per (table, row) whose complete runs carry temperature-scaled bins: for each
-    method, the reliability diagram before and after temperature scaling side by side
-    (reliability_ts_<table>_<row>). Returns the files written."""
+    """One figure per (table, row, scale) whose complete runs carry temperature-scaled bins: for
+    each method, the reliability diagram before and after temperature scaling side by side
+    (reliability_ts_<table>_<row>[_<scale>]). Returns the files written."""
     out_dir = Path(out_dir)
-    by_row: dict = {}
-    for r in runs:
-        if r.complete and scaled_bins_of(r) and r.table != "fig2":
-            by_row.setdefault((r.table, r.row), []).append(r)
     written = []
-    for (table, row), rs in sorted(by_row.items()):
-        stem = file_stem(out_dir, "reliability_ts", table, row)
+    for table, row, scale, rs, several in _row_figures(
+            runs, lambda r: r.complete and scaled_bins_of(r) and r.table != "fig2"):
+        stem = file_stem(out_dir, "reliability_ts", table, row, *([_scale_slug(scale)] if several else []))
         if stem is None:
             continue
         methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
         fig = reliability_figure(before_after_panels(rs, methods),
-                                 f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset}), "
+                                 f"{table}: {ROW_LABELS.get(row, row)} ({scale}), "
                                  f"before and after temperature scaling")
         written += save(fig, stem)
         plt.close(fig)
@@ -244,31 +262,37 @@ def render_scaled_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
 
 def render_reliability_figures(runs, out_dir: str | Path) -> list[Path]:
     """Figs. 4–7 where their runs exist, plus one figure per other (table, row) whose runs have
-    reliability bins (all its methods side by side). Returns the files written."""
+    reliability bins (all its methods side by side); one figure per scale, grouped as the tables
+    group (groups_by_row_scale), the scale in the file name when a row has several. Returns the
+    files written."""
     out_dir = Path(out_dir)
     written, covered = [], set()
+    # Fig. 2 runs differ by alpha schedule, not by method: pooling them would mislead.
+    figures = _row_figures(runs, lambda r: r.complete and r.reliability and r.table != "fig2")
     for stem, table, row, methods, title in PAPER_RELIABILITY_FIGURES:
-        rs = [r for r in runs if r.table == table and r.row == row]
-        panels = _method_panels(rs, methods)
-        covered.update((table, row, m) for m in methods)
-        if panels:
-            scales = sorted({f"{r.dataset}, {r.total_epochs} ep" for r in rs if r.complete})
-            fig = reliability_figure(panels, f"{title} (paper); measured: {'; '.join(scales)}")
-            written += save(fig, out_dir / stem)
+        for t, rw, scale, rs, several in figures:
+            if (t, rw) != (table, row):
+                continue
+            panels = _method_panels(rs, methods)
+            if not panels:
+                continue
+            covered.update((table, row, scale, m) for m in methods)
+            path = file_stem(out_dir, stem, *([_scale_slug(scale)] if several else []))
+            if path is None:
+                continue
+            fig = reliability_figure(panels, f"{title} (paper); measured: {scale}")
+            written += save(fig, path)
             plt.close(fig)
-    rest = {}
-    for r in runs:
-        # Fig. 2 runs differ by alpha schedule, not by method: pooling them would mislead.
-        if (r.complete and r.reliability and r.table != "fig2"
-                and (r.table, r.row, r.method) not in covered):
-            rest.setdefault((r.table, r.row), []).append(r)
-    for (table, row), rs in sorted(rest.items()):
+    for table, row, scale, rs, several in figures:
+        rs = [r for r in rs if (table, row, scale, r.method) not in covered]
+        if not rs:
+            continue
         methods = list(dict.fromkeys(list(METHOD_LABELS) + sorted({r.method for r in rs})))
-        stem = file_stem(out_dir, "reliability", table, row)
+        stem = file_stem(out_dir, "reliability", table, row, *([_scale_slug(scale)] if several else []))
         if stem is None:
             continue
         fig = reliability_figure(_method_panels(rs, methods),
-                                 f"{table}: {ROW_LABELS.get(row, row)} ({rs[0].dataset})")
+                                 f"{table}: {ROW_LABELS.get(row, row)} ({scale})")
         written += save(fig, stem)
         plt.close(fig)
     return written
@@ -359,32 +383,33 @@ def render_figures(runs, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """All figures the logs allow; returns (files written, notes on what was skipped)."""
     out_dir = Path(out_dir)
     written, notes = [], []
-    # One Fig. 2 per scale (model, data, epochs): curves of a CPU sweep and a GPU sweep on one
-    # axis would compare runs that differ in more than the alpha schedule.
-    scales: dict = {}
-    for r in runs:
-        if r.table == "fig2" and r.log.epochs:
-            scales.setdefault((r.row, r.dataset, r.total_epochs), []).append(r)
-    if not scales:
+    # One Fig. 2 per row and scale, grouped as the tables group: curves of a CPU sweep and a GPU
+    # sweep on one axis would compare runs that differ in more than the alpha schedule.
+    sweeps = [(row, scale, rs) for table, row, scale, rs, _ in
+              _row_figures(runs, lambda r: r.table == "fig2" and r.log.epochs)]
+    if not sweeps:
         notes.append("fig2 skipped: no runs of table 'fig2' with epoch records")
-    for (row, dataset, epochs), rs in sorted(scales.items(), key=str):
-        stem = out_dir / "fig2" if len(scales) == 1 else file_stem(out_dir, "fig2", row, dataset, f"{epochs}ep")
+    for row, scale, rs in sweeps:
+        stem = out_dir / "fig2" if len(sweeps) == 1 else file_stem(out_dir, "fig2", row, _scale_slug(scale))
         if stem is None:
             continue
         fig = fig2_figure(rs)
         written += save(fig, stem)
         plt.close(fig)
         md = stem.with_name(f"{stem.name}.md")
-        md.write_text(f"Fig. 2, final metrics ({row}, {dataset}, {epochs} ep)\n\n" + fig2_summary(rs))
+        md.write_text(f"Fig. 2, final metrics ({row}, {scale})\n\n" + fig2_summary(rs))
         written.append(md)
-    for r in runs:
-        if r.meta.get("task") == "detection" and any("map" in e for e in r.log.epochs):
-            stem = file_stem(out_dir, "map_curve", r.table, r.run_id)
-            if stem is None:
-                continue
-            fig = map_curve_figure(r)
-            written += save(fig, stem)
-            plt.close(fig)
+    detection = [r for r in runs if r.meta.get("task") == "detection" and any("map" in e for e in r.log.epochs)]
+    for r in detection:
+        # a run id shared by runs at two scales (find_runs keeps both): the scale tells them apart
+        twin = sum((d.table, d.run_id) == (r.table, r.run_id) for d in detection) > 1
+        stem = file_stem(out_dir, "map_curve", r.table, r.run_id,
+                         *([f"{r.total_epochs}ep"] if twin else []))
+        if stem is None:
+            continue
+        fig = map_curve_figure(r)
+        written += save(fig, stem)
+        plt.close(fig)
     from .regime import regime_figure, regime_settings
     settings = regime_settings(runs)
     if settings:

@@ -237,8 +237,12 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
     (an empty run folder) warns; a log.jsonl that cannot be opened or yields no meta record warns
     (via read_run_log, which also skips bad lines with a warning) and is skipped; the same run
     read twice (same run id and start time, e.g. a log copied from runs/ to reports/runs/) keeps
-    the first copy and warns. Two different runs that share a run id (a probe and a table run of
-    the same model, method and seed) are both kept.
+    the first copy and warns. Two different runs that share a run id are both kept when they
+    are in different tables (a probe and a table run of the same model, method and seed) or at
+    different scales in one table (a local 3-epoch run beside the committed 15-epoch one): each
+    shows on its own line. Two runs of one table with one run id at the same scale (group_key)
+    would count one seed twice: the first found is used (roots in order, so a local runs/ before
+    the committed reports/runs/) and a warning names both.
     """
     runs, warnings, seen = [], [], {}
     for root in roots:
@@ -287,7 +291,25 @@ def find_runs(roots=DEFAULT_ROOTS) -> tuple[list[Run], list[str]]:
             elif not dirnames and d != root and not any(f.endswith(SELECTION_SUFFIX) for f in filenames):
                 # (a folder holding only an alpha_T selection, e.g. its copy without the candidates' logs, is no run)
                 warnings.append(f"{d / LOG_NAME}: missing (empty run folder); skipped")
-    return runs, warnings
+    return _one_run_per_seed(runs, warnings)
+
+
+def _one_run_per_seed(runs, warnings) -> tuple[list[Run], list[str]]:
+    """Drop a run whose table, run id and group_key an earlier run already has (find_runs)."""
+    kept, first = [], {}
+    for run in runs:
+        key = (run.table, run.run_id, group_key(run))
+        if key in first:
+            used = first[key]
+            warnings.append(
+                f"{run.path}:1: run {run.run_id!r} of table {run.table!r} (started "
+                f"{run.meta.get('started')}) has the run id and scale of {used.path} (started "
+                f"{used.meta.get('started')}); that one is used, this one is left out of tables "
+                f"and figures (rename one with run_id=..., or pass --runs to choose)")
+            continue
+        first[key] = run
+        kept.append(run)
+    return kept, warnings
 
 
 @dataclass
@@ -370,12 +392,30 @@ class Group:
         return Cell.of(r.metric(metric) for r in self.used)
 
 
+def group_key(run) -> tuple:
+    """(row, method, dataset, epochs, eval split, model): what makes runs seeds of one
+    configuration, the Group fields in order. Tables and figures both group by it."""
+    return (run.row, run.method, run.dataset, run.total_epochs, run.eval_split, run.model)
+
+
 def group_runs(runs) -> list[Group]:
-    """Group runs by (row, method, dataset, epochs, eval split, model), in order of first appearance."""
+    """Group runs by group_key, in order of first appearance."""
     groups: dict = {}
     for r in runs:
-        key = (r.row, r.method, r.dataset, r.total_epochs, r.eval_split, r.model)
+        key = group_key(r)
         if key not in groups:
             groups[key] = Group(*key)
         groups[key].runs.append(r)
     return list(groups.values())
+
+
+def groups_by_row_scale(runs) -> dict:
+    """{(table, row, scale): [Group, ...]}: the groups of group_runs, formed within each run's own
+    table (meta "table") and collected per row and scale (Group.scale). One figure draws one such
+    entry, so it never pools runs that a table keeps on separate lines (another scale, another
+    table); its panels are the groups, one per method."""
+    out: dict = {}
+    for table in dict.fromkeys(r.table for r in runs):
+        for g in group_runs([r for r in runs if r.table == table]):
+            out.setdefault((table, g.row, g.scale), []).append(g)
+    return out

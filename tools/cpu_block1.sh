@@ -10,7 +10,7 @@ PY=${PY:-.venv/bin/python}
 jobs=()
 for seed in 0 1 2; do
   for method in baseline ls selfkd; do
-    jobs+=("$PY -m classification.train --config classification/configs/reduced/cifar10jpeg_smallcnn_cpu.yaml method.name=$method seed=$seed out_dir=$OUT resume=true")
+    jobs+=("$PY -m classification.train --config classification/configs/reduced/cifar10jpeg_smallcnn_cpu.yaml table=table1 method.name=$method seed=$seed out_dir=$OUT resume=true")
   done
 done
 printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null'

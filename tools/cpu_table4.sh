@@ -13,7 +13,7 @@ SEED=${SEED:-1}
 METHODS=${METHODS:-selfkd baseline ls}  # the slowest first, so the two slots finish together
 jobs=()
 for method in $METHODS; do
-  jobs+=("$PY -m translation.train --config translation/configs/reduced/multi30k_de_en_cpu.yaml method.name=$method seed=$SEED out_dir=$OUT resume=true")
+  jobs+=("$PY -m translation.train --config translation/configs/reduced/multi30k_de_en_cpu.yaml table=table4 method.name=$method seed=$SEED out_dir=$OUT resume=true")
 done
 printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null 2>&1'
 ls "$OUT"/table4

@@ -29,7 +29,7 @@ CFG=${CFG:-translation/configs/reduced/multi30k_de_en_converged_cpu.yaml}
 ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7}
 ARGS=${ARGS:-}  # extra overrides for a quick check
 PHASE=${PHASE:?set PHASE=baseline, select, test or more}
-train="$PY -m translation.train --config $CFG out_dir=$OUT resume=true $ARGS"
+train="$PY -m translation.train --config $CFG table=table4 out_dir=$OUT resume=true $ARGS"
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null 2>&1'; }
 T() {  # the baseline seed 1's best epoch (its run must be complete)
   $PY - "$OUT/table4/multi30k_de_en_baseline_s1/log.jsonl" <<'PYEOF'

@@ -50,7 +50,7 @@ else
   T4RUN=""
 fi
 SEEDS=${SEEDS:-0 1 2}
-train() { $PY -m classification.train --config $CONFIG data.root="$DATA" out_dir="$OUT/runs" resume=true "$@" $RUN; }
+train() { $PY -m classification.train --config $CONFIG table=table1 data.root="$DATA" out_dir="$OUT/runs" resume=true "$@" $RUN; }
 case "$BLOCK" in
   table1)
     [ -n "${SKIP_BENCH:-}" ] || $PY -m classification.bench --data "$DATA" $BENCH --json "$OUT/bench.json" | tee "$OUT/bench.txt"
@@ -65,7 +65,7 @@ case "$BLOCK" in
   table4)
     for m in selfkd baseline ls; do
       $PY -m translation.train --config translation/configs/reduced/multi30k_de_en_gpu.yaml \
-        method.name=$m data.prep_dir="$T4DATA" out_dir="$OUT/runs" resume=true $T4RUN
+        table=table4 method.name=$m data.prep_dir="$T4DATA" out_dir="$OUT/runs" resume=true $T4RUN
     done ;;
   *) echo "unknown BLOCK=$BLOCK (table1 | fig2 | regularisers | table4)" >&2; exit 2 ;;
 esac

@@ -230,3 +230,62 @@ def test_before_and_after_temperature_scaling_side_by_side(tmp_path):
     assert png.name == "reliability_ts_table1_resnet50.png"
     panels_n, (w, h) = _png_panels(png)
     assert panels_n == 4 and w > 3 * h
+
+
+def _logged_run(root, table, run_id, method, seed, epochs, started, ece=5.0):
+    """A finished classification run of `epochs` epochs with reliability bins."""
+    from core.runlog import RunLogWriter
+    w = RunLogWriter(root / table / run_id / "log.jsonl")
+    w.meta(run_id=run_id, task="classification", method=method, model="small_cnn", dataset="cifar10_npz",
+           seed=seed, config={}, git_commit="0" * 40, git_dirty=False, torch="x", device="cpu",
+           started=started, table=table, row="small_cnn", epochs=epochs)
+    m = {"top1_err": 30.0, "top5_err": 3.0, "nll": 0.9, "ece": ece, "aurc": 90.0}
+    w.epoch(epoch=epochs, alpha=0.0, lr=0.1, train_loss=1.0, **m)
+    w.final(metrics=m, reliability={"edges": [0.0, 0.5, 1.0], "count": [4, 6], "conf": [0.4, 0.9],
+                                    "acc": [0.5, 0.8]}, wall_s=1.0)
+
+
+def test_figures_never_pool_runs_the_tables_keep_apart(tmp_path, capsys):
+    """Committed 15-epoch Self-KD runs (3 seeds) and a user's 3- and 4-epoch runs of the same row
+    and method: the tables show three lines, so the figures draw three Self-KD diagrams, each
+    pooling only its own scale's runs, the scale in file name and title."""
+    from reports.logs import group_runs, groups_by_row_scale
+    committed, local = tmp_path / "reports_runs", tmp_path / "runs"
+    for seed in (0, 1, 2):
+        _logged_run(committed, "table1", f"small_cnn_selfkd_s{seed}", "selfkd", seed, 15, f"2026-01-0{seed + 1}")
+    _logged_run(local, "table1", "small_cnn_selfkd_s0", "selfkd", 0, 3, "2026-02-01")
+    _logged_run(local, "table1", "small_cnn_selfkd_s1", "selfkd", 1, 4, "2026-02-02")
+    runs, warnings = find_runs([local, committed])
+    assert len(runs) == 5 and not warnings  # same run id, other scale: both kept, both shown
+    entries = groups_by_row_scale(runs)
+    assert sorted(len(gs[0].runs) for gs in entries.values()) == [1, 1, 3]
+    assert sorted(len(g.runs) for g in group_runs(runs)) == [1, 1, 3]  # what a table shows
+    assert main(["figures", "--runs", str(local), str(committed), "--out", str(tmp_path / "out")]) == 0
+    names = sorted(p.name for p in (tmp_path / "out" / "figures").glob("reliability_*.png"))
+    assert names == [f"reliability_table1_small_cnn_cifar10_npz_{n}ep.png" for n in (15, 3, 4)]
+    fig = reliability_figure(_method_panels(entries[next(k for k in entries if "15 ep" in k[2])][0].runs,
+                                            ["selfkd"]))
+    assert "3 runs pooled" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_a_local_rerun_with_a_committed_run_id_says_which_one_is_used(tmp_path):
+    """Same table, run id and scale in runs/ and reports/runs/: counting both would count one seed
+    twice; the first root's (local) run is used and a warning names both files."""
+    committed, local = tmp_path / "reports_runs", tmp_path / "runs"
+    _logged_run(committed, "table1", "small_cnn_selfkd_s0", "selfkd", 0, 15, "2026-01-01", ece=5.0)
+    _logged_run(local, "table1", "small_cnn_selfkd_s0", "selfkd", 0, 15, "2026-02-01", ece=7.0)
+    runs, warnings = find_runs([local, committed])
+    assert [r.metric("ece") for r in runs] == [7.0]
+    (w,) = warnings
+    assert str(committed / "table1" / "small_cnn_selfkd_s0" / "log.jsonl") in w
+    assert str(local / "table1" / "small_cnn_selfkd_s0" / "log.jsonl") in w
+    assert "that one is used" in w and "left out" in w
+
+
+def test_scratch_runs_stay_out_of_the_tables_and_are_counted(tmp_path, capsys):
+    _logged_run(tmp_path / "runs", "scratch", "small_cnn_selfkd_s0", "selfkd", 0, 3, "2026-02-01")
+    assert main(["tables", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) of table 'scratch'" in out and "table1: 0/" in out
+    assert "small_cnn_selfkd_s0" not in (tmp_path / "out" / "table1.md").read_text()
