@@ -35,6 +35,7 @@ from core.run import (TrainingDiverged, check_out_dir, log_complete, owned_run, 
                       run_dir_for)
 from core.runlog import RunLogWriter, best_epoch_on_test, git_info, now_iso, read_run_log
 from core.schedules import step_lr
+from core.notices import CpuCostEstimate, next_steps, worker_notice
 from core.tensorboard import TensorBoardMirror
 
 from .checkpoint import RunCheckpoint
@@ -274,9 +275,10 @@ def _epoch_batches(cfg, d: Dist, train_set, fast, method, epoch: int):
     return loader, len(loader)
 
 
-def train_epoch(tr: Training, batches, n_batches: int, epoch: int) -> dict:
+def train_epoch(tr: Training, batches, n_batches: int, epoch: int, estimate=None) -> dict:
     """One pass over the training batches; returns the epoch's training loss and the fit as the
-    training forward passes saw it (train mode, augmented inputs, hard labels)."""
+    training forward passes saw it (train mode, augmented inputs, hard labels). estimate: a
+    core.notices.CpuCostEstimate timing this epoch's first steps (its notice printed once)."""
     cfg, d = tr.cfg, tr.d
     tr.model.train()
     sums, n_seen = torch.zeros(3, device=d.device), 0  # loss, correct, confidence
@@ -292,6 +294,8 @@ def train_epoch(tr: Training, batches, n_batches: int, epoch: int) -> dict:
         conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
         sums += torch.stack([loss * len(y), (pred == y).sum(), conf.sum()])
         n_seen += len(y)
+        if estimate is not None and (notice := estimate.step(step)) and d.main:
+            tqdm.write(notice)
         if step % 20 == 0:  # the one host sync of the loop: progress and a divergence check
             value = loss.item()
             if not math.isfinite(value):
@@ -381,6 +385,9 @@ def train(cfg, command: str = "") -> Path:
 
 def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> Path:
     ckpt_path, log = run_dir / "checkpoint.pt", RunLogWriter(run_dir / "log.jsonl")
+    workers = None if cfg.data.on_device else worker_notice(cfg.data.num_workers)
+    if workers and d.main:  # before the first DataLoader, which would warn in PyTorch's words
+        print(workers, file=sys.stderr)
     # -- data, model, optimiser and the method (which owns its state: Self-KD's bank or snapshot, ...)
     seed_everything(cfg.seed)
     train_set, eval_set, fit_set, num_classes, tr = build(cfg, d, run_dir)
@@ -407,6 +414,7 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
     # -- the epochs: the method's epoch start (alpha_t, Eq. 5), its steps, eval, log, checkpoint
     t_start = time.time()
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
+    estimate = None  # the first epoch of this invocation times its first steps on a CPU
     metrics, bins = None, None
     for epoch in range(start_epoch, last + 1):
         t0 = time.time()
@@ -418,8 +426,10 @@ def _run(cfg, d: Dist, run_dir: Path, resumed: bool, changes, command: str) -> P
         lr = step_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in opt.param_groups:
             group["lr"] = lr
+        if epoch == start_epoch:
+            estimate = CpuCostEstimate(d.device.type == "cpu", n_batches, last - epoch + 1)
         try:
-            fit = train_epoch(tr, batches, n_batches, epoch)
+            fit = train_epoch(tr, batches, n_batches, epoch, estimate if epoch == start_epoch else None)
         except TrainingDiverged as e:
             raise record_failure(log if d.main else None, epoch, e) from None
         ended = method.end_epoch()
@@ -485,7 +495,9 @@ def main(argv=None) -> int:
     command = "python -m classification.train " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
-        train(load_config(TrainConfig, args.config, overrides), command)
+        cfg = load_config(TrainConfig, args.config, overrides)
+        run_dir = train(cfg, command)
+        print(next_steps(run_dir, cfg.table, cfg.out_dir, log_complete(run_dir)))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -91,8 +91,9 @@ def evaluate(model, dataset, device, use_07_metric: bool = True, progress: bool 
     return ev.compute()
 
 
-def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool) -> float:
-    """One pass; returns the mean of the summed Faster R-CNN losses over the epoch's batches."""
+def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool, estimate=None) -> float:
+    """One pass; returns the mean of the summed Faster R-CNN losses over the epoch's batches.
+    estimate: a core.notices.CpuCostEstimate timing this epoch's first steps (printed once)."""
     model.train()
     total, n = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress, dynamic_ncols=True)
@@ -108,6 +109,8 @@ def train_epoch(cfg, model, opt, loader, device, epoch: int, progress: bool) -> 
         loss.backward()
         opt.step()
         total, n = total + value, n + 1
+        if estimate is not None and (notice := estimate.step(step)):
+            tqdm.write(notice)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{value:.3f}")
     return total / max(n, 1)

@@ -25,7 +25,8 @@ from core.checkpoint import epoch_seed, load_checkpoint, save_checkpoint, seed_e
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.dist import Dist
 from core.cli import RESUME_FLAG, entry_point
-from core.run import TrainingDiverged, owned_run, record_failure, record_resume
+from core.notices import CpuCostEstimate, next_steps, worker_notice
+from core.run import TrainingDiverged, log_complete, owned_run, record_failure, record_resume
 from core.runlog import RunLogWriter, git_info, now_iso
 from core.sampler import EpochSampler
 from core.schedules import step_lr
@@ -99,6 +100,9 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
     # -- epochs: one pass each, lr per epoch, mAP when asked, a checkpoint at each end
     t_start = time.time()
     last = cfg.epochs if cfg.stop_after_epochs <= 0 else min(cfg.epochs, start_epoch + cfg.stop_after_epochs - 1)
+    workers = worker_notice(cfg.data.num_workers)
+    if workers:  # before the first DataLoader, which would warn in PyTorch's words
+        print(workers, file=sys.stderr)
     for epoch in range(start_epoch, last + 1):
         t0 = time.time()
         seed_everything(epoch_seed(cfg.seed, epoch))
@@ -110,7 +114,9 @@ def _run(cfg, d: Dist, run_dir: Path, data, resumed: bool, changes, command: str
         for group in opt.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)  # (checkpoints written before lr_mult: 1)
         try:
-            train_loss = train_epoch(cfg, model, opt, loader, d.device, epoch, cfg.progress)
+            estimate = (CpuCostEstimate(d.device.type == "cpu", len(loader), last - epoch + 1)
+                        if epoch == start_epoch else None)  # the first epoch of this invocation
+            train_loss = train_epoch(cfg, model, opt, loader, d.device, epoch, cfg.progress, estimate)
         except TrainingDiverged as e:
             raise record_failure(log, epoch, e) from None
         rec = {"epoch": epoch, "alpha": 0.0, "lr": lr, "train_loss": train_loss}
@@ -142,7 +148,9 @@ def main(argv=None) -> int:
     args = parse_with_overrides(p, argv)
     overrides = list(args.overrides) + (["resume=true"] if args.resume else [])
     command = "python -m detection.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    train(load_config(TrainConfig, args.config, overrides), command)
+    cfg = load_config(TrainConfig, args.config, overrides)
+    run_dir = train(cfg, command)
+    print(next_steps(run_dir, cfg.table, cfg.out_dir, log_complete(run_dir)))
     return 0
 
 

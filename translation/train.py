@@ -36,8 +36,9 @@ from pathlib import Path
 from core.cli import RESUME_FLAG, UserError, description, did_you_mean, entry_point, storage_error
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import ALIASES, method_names
-from core.run import (RunStart, check_name, check_out_dir, owned_run, record_resume, remove_stale_temp_files,
-                      run_dir_for)
+from core.notices import next_steps
+from core.run import (RunStart, check_name, check_out_dir, log_complete, owned_run, record_resume,
+                      remove_stale_temp_files, run_dir_for)
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
 from translation import quiet_fairseq
 from translation.checkpoints import (LAST, Position, checkpoint_position, fairseq_saves, restore_point,
@@ -578,7 +579,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet_fairseq()
     command = "python -m translation.train " + " ".join(shlex.quote(a) for a in argv if a != "--verbose")
 
-    train(load_config(TrainConfig, args.config, overrides), command)
+    cfg = load_config(TrainConfig, args.config, overrides)
+    run_dir = train(cfg, command)
+    if log_complete(run_dir):  # a run stopped before its last epoch has said how to resume
+        print(next_steps(run_dir, cfg.table, cfg.out_dir))
     return 0
 
 

@@ -286,3 +286,11 @@ def test_sigkill_of_a_running_training_resumes_to_the_uninterrupted_run(tmp_path
     assert not read_run_log(run / "log.jsonl").complete
     assert main([*base, f"out_dir={tmp_path / 'b'}", "--resume"]) == 0
     assert _epochs_and_final(run) == _epochs_and_final(full)
+
+
+def test_a_finished_run_names_its_folder_and_the_next_command(tmp_path, synth, capsys):
+    rc = main([*SYNTH, f"data.root={synth}", f"out_dir={tmp_path}", "epochs=1", "optim.milestones=[1]"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "detection_check" / "resnet20_baseline_s0"
+    assert f"run folder: {run_dir}\nnext: python -m reports figures --runs {tmp_path}" in out
