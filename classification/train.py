@@ -108,7 +108,8 @@ def import_plugins(modules) -> None:
         try:
             importlib.import_module(m)
         except ImportError as e:
-            raise ConfigError(f"imports: cannot import {m!r} ({e})") from None
+            raise ConfigError(f"imports: cannot import {m!r} ({e}); put the folder that holds its "
+                              f"package on PYTHONPATH, or pip install it") from None
 
 
 def validate(cfg) -> None:

@@ -24,5 +24,5 @@ def test_missing_plugin_module_is_one_line(tmp_path, capsys):
     from classification.train import main
     assert main(["imports=[no_such_module]", "data.name=digits", f"out_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot import 'no_such_module'" in err[0]
+    assert len(err) == 1 and "cannot import 'no_such_module'" in err[0] and "PYTHONPATH" in err[0]
     assert not any(tmp_path.iterdir())
