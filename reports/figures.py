@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.config import ConfigError  # noqa: E402
-from core.methods import has_alpha_schedule, short_label  # noqa: E402
+from core.methods import has_alpha_schedule, is_reference, short_label  # noqa: E402
 from core.metrics import METRIC_NAMES, ece_from_bins  # noqa: E402
 from core.run import check_name  # noqa: E402
 
@@ -100,12 +101,23 @@ def pooled_bins(runs, bins_of=lambda r: r.reliability) -> dict | None:
 # would blend into a colour of its own, which no legend entry shows).
 GAP_OVER = {"facecolor": "#f3bebf", "edgecolor": "tab:red", "hatch": "//"}  # tab:red at 30% on white
 GAP_UNDER = {"facecolor": "tab:blue", "edgecolor": "tab:orange", "hatch": "xx"}
+# Text sizes (pt) read at the size the README shows a figure (its PNG at 100 dpi, up to ~900 px
+# wide): smaller than ~7 pt is a grey smudge there.
+COUNT_PT, NOTE_PT = 7.5, 8
 POOLED_NOTE = ("ECE of pooled runs: the bins of all their predictions together (pooled_bins); "
                "the tables give the mean ± sample std of each run's ECE, which differs from it.")
 
 
 def _std(values) -> float | None:
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _count_label(n: float) -> str:
+    """A bin's sample count in at most four characters (1.7k, 26k), so ten bins' counts fit."""
+    n = int(round(n))
+    if n < 1000:
+        return str(n)
+    return f"{n / 1000:.1f}k" if n < 10_000 else f"{n // 1000}k"
 
 
 def draw_reliability(ax, bins: dict, title: str, run_eces=None) -> float:
@@ -143,20 +155,23 @@ def draw_reliability(ax, bins: dict, title: str, run_eces=None) -> float:
                                  hatch=style["hatch"], linewidth=0.6, label=label))
     # Samples per bin, above the panel: a bin of 3 samples with a large gap is noise, not a finding.
     for x, w, n in zip(left[has], width[has], count[has]):
-        ax.text(x + w / 2, 1.01, f"{int(round(n))}", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=5.5, rotation=90 if len(count) > 10 else 0,
+        ax.text(x + w / 2, 1.01, _count_label(n), transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=COUNT_PT, rotation=90 if len(count) > 10 else 0,
                 gid="bin_count")
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("Confidence (samples per bin above the panel)", fontsize=8)
+    ax.set_xlabel("Confidence (samples per bin above the panel)", fontsize=8.5)
     ax.set_ylabel("Accuracy")
     head = f"{title}\nECE = {ece:.2f}%"
     eces = [float(e) for e in (run_eces or []) if e is not None]
     if len(eces) > 1:
         head += f" (pooled bins)\nmean of {len(eces)} runs: {np.mean(eces):.2f} ± {_std(eces):.2f}%"
-    ax.set_title(head, fontsize=9, pad=12 if len(count) <= 10 else 18)
-    ax.legend(handles=handles, loc="upper left", fontsize=7)
+    ax.set_title(head, fontsize=9, pad=14 if len(count) <= 10 else 22)
+    # under the panel, never over a bar: an under-confident model's bars reach above the diagonal
+    # in the middle bins, where a legend inside the axes would hide them
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8,
+              ncol=1, frameon=False)
     return ece
 
 
@@ -166,7 +181,7 @@ def reliability_figure(panels, suptitle: str = ""):
     POOLED_NOTE under it."""
     if not panels:
         raise ValueError("reliability_figure needs at least one panel")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.8), squeeze=False)
     pooled = False
     for ax, (title, bins, *rest) in zip(axes[0], panels):
         run_eces = rest[0] if rest else None
@@ -176,7 +191,13 @@ def reliability_figure(panels, suptitle: str = ""):
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     if pooled:
-        fig.text(0.5, 0.0, POOLED_NOTE, ha="center", va="top", fontsize=6.5, wrap=True, gid="pooled_note")
+        width = max(60, int(fig.get_figwidth() * 14))  # characters a line at NOTE_PT
+        fig.canvas.draw()  # the legends' extents, to put the note right under the lowest
+        inv = fig.transFigure.inverted()
+        bottom = min([inv.transform(ax.get_legend().get_window_extent())[0][1]
+                      for ax in axes[0] if ax.get_legend()], default=0.0)
+        fig.text(0.5, bottom - 0.02, "\n".join(textwrap.wrap(POOLED_NOTE, width)), ha="center", va="top",
+                 fontsize=NOTE_PT, gid="pooled_note")
     return fig
 
 
@@ -322,27 +343,51 @@ def fig2_figure(runs):
     runs = [r for r in runs if r.table == "fig2" and r.log.epochs]
     if not runs:
         raise ValueError("no runs of table 'fig2' with epoch records")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for r, lab in _fig2_curves(runs):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    curves = _fig2_curves(runs)
+    for (r, lab), (colour, style, width) in zip(curves, _fig2_styles([r for r, _ in curves])):
         if not r.complete:
             lab += " [in progress]"
-        style = "-" if r.meta.get("alpha_kind") == "linear" and has_alpha_schedule(r.method) else "--"
         for ax, key in zip(axes, (NLL, TOP1)):
             pts = [(e["epoch"], e[key]) for e in r.log.epochs
                    if isinstance(e.get(key), (int, float))]
             if pts:
                 x, y = zip(*pts)
-                ax.plot(x, y, style, label=lab, linewidth=1.2)
+                ax.plot(x, y, style, color=colour, label=lab, linewidth=width)
     for ax, key in zip(axes, (NLL, TOP1)):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)
-    if axes[1].get_legend_handles_labels()[0]:  # runs without per-epoch metrics draw no curve
-        axes[1].legend(fontsize=7)
     scales = sorted({f"{r.row}, {r.dataset}, {r.total_epochs} ep" for r in runs})
-    fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({'; '.join(scales)})", fontsize=10)
+    fig.suptitle(f"Fig. 2: NLL and top-1 error per epoch ({'; '.join(scales)})", fontsize=11)
     fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    if handles:  # one legend for both panels, beside them (runs without per-epoch metrics draw none)
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9,
+                   title="α schedule", title_fontsize=9, frameon=False)
     return fig
+
+
+def _fig2_styles(runs) -> list[tuple]:
+    """(colour, line style, width) per Fig. 2 curve: the fixed-α runs on one sequential colour
+    scale (lighter = larger α), so nine curves read as an ordered family rather than nine
+    unrelated colours; the reference method (the baseline) black, a method without an alpha
+    schedule (label smoothing) grey, the linear schedule (the paper's Self-KD) a thick red line."""
+    fixed = sorted({float(r.meta.get("alpha_T") or 0) for r in runs
+                    if has_alpha_schedule(r.method) and r.meta.get("alpha_kind") == "fixed"})
+    cmap = plt.get_cmap("viridis")
+    out = []
+    for r in runs:
+        if is_reference(r.method):
+            out.append(("black", "--", 1.6))
+        elif not has_alpha_schedule(r.method):  # label smoothing, another method without alpha_t
+            out.append(("0.55", ":", 1.8))
+        elif r.meta.get("alpha_kind") == "fixed":
+            a = float(r.meta.get("alpha_T") or 0)
+            out.append((cmap(0.85 * fixed.index(a) / max(len(fixed) - 1, 1)), "-", 1.1))
+        else:
+            out.append(("tab:red", "-", 2.4))
+    return out
 
 
 def fig2_summary(runs) -> str:
@@ -374,7 +419,12 @@ def map_curve_figure(run):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{run.run_id} ({run.dataset}, {run.meta.get('train_images', '?')} training images)", fontsize=10)
+    # a reader's title (detector, backbone, method, seed, data); the run id stays in the file name
+    backbone = ROW_LABELS.get(run.model, run.model)
+    method = METHOD_LABELS.get(run.method, run.method).lstrip("+ ")
+    fig.suptitle(f"Faster R-CNN with a {backbone} backbone, {method}, seed {run.seed}: "
+                 f"{run.dataset}, {run.meta.get('train_images', '?')} training images, "
+                 f"{run.meta.get('test_images', '?')} test images", fontsize=11)
     fig.tight_layout()
     return fig
 

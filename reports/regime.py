@@ -224,9 +224,15 @@ def regime_figure(settings):
         ax.set_xlabel("Baseline final training loss (log)")
         ax.set_ylabel(f"Self-KD − baseline: Δ {name}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6, loc="best")
     fig.suptitle("Regime map: where Self-KD helps (below 0) and hurts (above 0). Circles: ± unpaired "
                  "SE (pre-registered rule); open squares, right: ± paired-by-seed SE (not "
-                 "pre-registered)", fontsize=10)
+                 "pre-registered)", fontsize=11)
     fig.tight_layout()
+    # one legend for the four panels, under them at a readable size (inside a panel it would be
+    # tiny or hide points)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=9,
+                   ncol=min(len(labels), 4), title="Setting (table/row: data, epochs)", title_fontsize=9,
+                   frameon=False)
     return fig

@@ -134,3 +134,15 @@ def test_differences_after_temperature_scaling_when_the_runs_hold_them(tmp_path)
 
 def test_no_scaled_rows_for_runs_without_them(runs):
     assert "after TS" not in to_markdown(regime_settings(runs))
+
+
+def test_regime_map_has_one_readable_legend_under_the_panels(runs):
+    import matplotlib.pyplot as plt
+    from reports.regime import regime_figure
+    fig = regime_figure(regime_settings(runs))
+    fig.canvas.draw()
+    assert not any(ax.get_legend() for ax in fig.axes)
+    (legend,) = fig.legends
+    assert all(t.get_fontsize() >= 9 for t in legend.get_texts())
+    assert legend.get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)
+    plt.close(fig)
