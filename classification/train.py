@@ -67,7 +67,7 @@ class TrainConfig:
     model: str = "resnet50"
     model_kwargs: Dict[str, Any] = field(default_factory=dict)
     # Modules imported before anything else: where your own @register (model) and
-    # @register_dataset functions live, e.g. [mypkg.models, mypkg.data] (README, "Your own ...").
+    # @register_dataset functions live, e.g. [mypkg.models, mypkg.data] (classification/README.md, "Your own ...").
     imports: List[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

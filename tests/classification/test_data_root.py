@@ -1,5 +1,5 @@
-"""A relative data.root is relative to the current working directory (README, "Training a
-classifier"); when it is missing, the error says so and prints the absolute path it tried."""
+"""A relative data.root is relative to the current working directory (classification/README.md,
+top); when it is missing, the error says so and prints the absolute path it tried."""
 import os
 
 import pytest
