@@ -64,8 +64,8 @@ def cpu_cost_notice(per_step_s: float, timed_steps: int, steps_per_epoch: int, e
     return (f"running on CPU: one epoch ({steps_per_epoch} steps) will take about {duration(epoch_s)}, "
             f"the {epochs_left} epoch(s) left about {duration(epoch_s * epochs_left)} (measured here, "
             f"over training {steps} of this run: {per_step_s:.2f} s a step; "
-            f"evaluation not included). BENCHMARKS.md has GPU figures; on a machine with a GPU "
-            f"set device=cuda (or leave device=auto)")
+            f"evaluation not included). docs/gpu_plan.md estimates the GPU-hours of each table "
+            f"row; on a machine with a GPU, device=auto (the default) or device=cuda uses it")
 
 
 def worker_notice(num_workers: int, cores: int | None = None) -> str | None:
