@@ -1,6 +1,7 @@
 """docs/troubleshooting.md lists what each bad input of classification.train says: every case of
 the tested catalogue (tests/classification/test_safety.py) has its row there, and for the cases
-given by overrides alone the row's message is, word for word, what the command prints now."""
+given by overrides alone the row's message is, word for word, what the command prints now.
+`python tools/troubleshooting_doc.py` rewrites the table from the catalogue."""
 import re
 
 import pytest
@@ -32,7 +33,7 @@ def _printed(message_cell: str) -> str:
 def test_every_catalogue_case_has_its_row(tmp_path):
     rows = _rows()
     missing = [name for name, _, _ in CATALOGUE if name not in rows]
-    assert not missing, f"add these cases to {PAGE.name}: {missing}"
+    assert not missing, f"run python tools/troubleshooting_doc.py: {PAGE.name} lacks {missing}"
     for name, _, words in CATALOGUE:
         assert words in _printed(rows[name][1]), (name, words)
 
@@ -50,4 +51,4 @@ def test_documented_message_is_what_is_printed(tmp_path, capsys, name, args):
         pytest.skip("needs the catalogue's finished run (test_safety checks the words)")
     assert main([*TINY, f"out_dir={tmp_path / 'runs'}", *extra]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == _printed(_rows()[name][1])
+    assert err == _printed(_rows()[name][1]), "run python tools/troubleshooting_doc.py"
