@@ -211,6 +211,6 @@ def test_quiet_progress_lines_and_bad_fairseq_args(tiny_multi30k, tmp_path, capf
     assert any(ln.startswith("epoch 2 done | train loss ") and "valid NLL" in ln for ln in lines)
     assert len(lines) <= 10, lines
     # it ends by naming the run folder and what to run next
-    assert lines[-2:] == [f"run folder: {tmp_path / 'quiet'}",
+    assert lines[-2:] == [f"run folder: {tmp_path / 'table4' / 'quiet'}",
                           f"next: python -m reports tables --runs {tmp_path}, python -m reports figures --runs {tmp_path}"]
     assert not any("Warning" in ln or "DEBUG" in ln or "INFO" in ln for ln in lines), lines
