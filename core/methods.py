@@ -24,7 +24,6 @@ ALL_TASKS = ("classification", "translation", "detection")
 # class lists it as RENAMED_KEYS; core.config.load_config and core.run.config_changes read it).
 # The one copy of this table.
 RENAMED_KEYS = {
-    "method": "method.name",  # `method: <name>`, a plain string (detection's earlier spelling)
     "method.alpha_T": "method.selfkd.alpha_T",
     "method.alpha_kind": "method.selfkd.alpha_kind",
     "method.teacher": "method.selfkd.teacher",

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 from core.checkpoint import max_seed
 from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import ALIASES, RENAMED_KEYS, method_names
+from core.methods import ALIASES, RENAMED_KEYS as METHOD_RENAMED_KEYS, method_names
 from core.dist import check_device
 from core.run import check_out_dir, run_dir_for
 
@@ -105,7 +105,12 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False  # also mirror the epoch lines to <run_dir>/tensorboard/ (core.tensorboard)
 
-    RENAMED_KEYS = RENAMED_KEYS  # earlier spellings (method: <name>) -> keys now (core.methods; not a field)
+    # earlier spellings -> keys now (not a field): the methods' table (core.methods) and detection's
+    # own `method: <name>`, a plain string before the method became a section as in the other tasks
+    RENAMED_KEYS = {**METHOD_RENAMED_KEYS, "method": "method.name"}
+
+
+RENAMED_KEYS = TrainConfig.RENAMED_KEYS
 
 
 def validate(cfg) -> None:
