@@ -95,6 +95,8 @@ def next_steps(run_dir, table: str, out_dir: str, complete: bool = True) -> str:
     runs = "" if default_root else f" --runs {out_dir}"
     if table == "demo":
         nxt = f"python -m reports demo {os.path.join(out_dir, table)} reports/out/demo (make demo runs all nine)"
+    elif table == "study":  # the "which method" study has a report of its own (reports/study.py)
+        nxt = ("make tables (reports/out/study.md)" if default_root else f"python -m reports study{runs}")
     elif table in TABLE_RUNS:
         nxt = ("make tables (reports/out/table*.md), make figures" if default_root else
                f"python -m reports tables{runs}, python -m reports figures{runs}")

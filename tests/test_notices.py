@@ -57,6 +57,8 @@ def test_workers_above_the_cores_warn_once_in_our_words():
     ("table4", "/tmp/x", "next: python -m reports tables --runs /tmp/x, python -m reports figures --runs /tmp/x"),
     ("scratch", "runs", "next: python -m reports figures (table 'scratch' feeds no paper table"),
     ("demo", "runs", "next: python -m reports demo runs/demo reports/out/demo"),
+    ("study", "runs", "next: make tables (reports/out/study.md)"),
+    ("study", "/tmp/x", "next: python -m reports study --runs /tmp/x"),
 ])
 def test_next_steps_name_the_reports_command(table, out_dir, want):
     text = next_steps(f"{out_dir}/{table}/r", table, out_dir)
