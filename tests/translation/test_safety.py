@@ -218,12 +218,16 @@ def test_prep_iwslt15_without_its_path_is_one_line():
     installed or run (make -n: the check is the Makefile's own, at parse time)."""
     if shutil.which("make") is None:
         pytest.skip("no make here")
-    env = {k: v for k, v in os.environ.items() if k != "IWSLT15"}
-    got = subprocess.run(["make", "-n", "prep-iwslt15"], cwd=REPO, env=env, capture_output=True, text=True)
+    # under `make test` the outer make's MAKELEVEL/MAKEFLAGS would make this one print "Entering directory"
+    env = {k: v for k, v in os.environ.items()
+           if k != "IWSLT15" and k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    got = subprocess.run(["make", "--no-print-directory", "-n", "prep-iwslt15"], cwd=REPO, env=env,
+                         capture_output=True, text=True)
     assert got.returncode == 2 and got.stdout == ""
     err = got.stderr.strip().splitlines()
     assert len(err) == 1 and "IWSLT15 is not set: pass IWSLT15=/path/to/en-de.tgz" in err[0], err
-    given = subprocess.run(["make", "-n", "prep-iwslt15", "IWSLT15=/data/en-de.tgz"], cwd=REPO, env=env,
+    given = subprocess.run(["make", "--no-print-directory", "-n", "prep-iwslt15", "IWSLT15=/data/en-de.tgz"],
+                           cwd=REPO, env=env,
                            capture_output=True, text=True)
     assert given.returncode == 0 and "raw_path=/data/en-de.tgz" in given.stdout
 
