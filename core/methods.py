@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .cli import UserError, did_you_mean
+from .config import ConfigError
 
 REGULARIZERS = ("none", "cutout", "cutmix")
 ALL_TASKS = ("classification", "translation", "detection")
@@ -143,3 +144,16 @@ def short_label(name: str) -> str:
 
 def method_labels() -> dict[str, str]:
     return {n: s.label for n, s in _METHODS.items()}
+
+
+def check_unread_settings(name: str, values: dict, defaults: dict, unread, reads) -> None:
+    """One-line ConfigError for a value set (other than its default) in a sub-config method `name`
+    does not read: it would change nothing in the run while its config says otherwise. values /
+    defaults: the method section flattened ("method.<section>.<field>" -> value); unread / reads:
+    the sub-config names it does not / does read, in the order the config lists them."""
+    for section in unread:
+        for key, value in values.items():
+            if key.startswith(f"method.{section}.") and value != defaults[key]:
+                read = ", ".join(f"method.{c}" for c in reads) or "none"
+                raise ConfigError(f"{key}={value} is set, but method {name} does not read method.{section} "
+                                  f"(it reads: {read})")

@@ -10,12 +10,14 @@ still load through RENAMED_KEYS.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
+from omegaconf import OmegaConf
+
 from core.methods import RENAMED_KEYS as METHOD_RENAMED_KEYS
-from core.config import ConfigError
-from core.methods import get_method
+from core.methods import check_unread_settings, get_method
+from core.run import flatten_config
 
 
 @dataclass
@@ -78,23 +80,16 @@ def rule_of(name: str) -> Rule:
 
 
 SECTIONS = {"selfkd": SelfKDSection, "ls": LSSection}  # MethodSection's sub-configs
+_DEFAULTS = flatten_config(OmegaConf.to_container(OmegaConf.structured(MethodSection)), "method.")
 
 
 def check_unread(method) -> None:
     """A value set in a sub-config the method does not read, unless it is the default, is a
-    one-line ConfigError, as in classification (classification.methods.check_method_config): it
-    would change nothing in the run while its config says otherwise. method: a checked section."""
+    one-line ConfigError, as in classification (core.methods.check_unread_settings). method: a
+    checked section."""
     reads = rule_of(method.name).reads
-    for section, schema in SECTIONS.items():
-        if section in reads:
-            continue
-        default = schema()
-        for f in fields(schema):
-            value = method[section][f.name]
-            if value != getattr(default, f.name):
-                read = ", ".join(f"method.{s}" for s in reads) or "none"
-                raise ConfigError(f"method.{section}.{f.name}={value} is set, but method {method.name} does "
-                                  f"not read method.{section} (it reads: {read})")
+    check_unread_settings(method.name, flatten_config(OmegaConf.to_container(method, resolve=True), "method."),
+                          _DEFAULTS, [s for s in SECTIONS if s not in reads], reads)
 
 
 def criterion_settings(method) -> dict:

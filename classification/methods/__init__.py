@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from core.cli import did_you_mean
 from core.config import ConfigError
-from core.methods import ALIASES, RENAMED_KEYS, get_method, method_names
+from core.methods import ALIASES, RENAMED_KEYS, check_unread_settings, get_method, method_names
 from core.run import flatten_config
 
 from ..augment import REGULARIZERS
@@ -74,12 +74,8 @@ def check_method_config(method) -> None:
         raise ConfigError(f"unknown method {method.name!r}{did_you_mean(method.name, METHODS, aliases=ALIASES)}; "
                           f"expected one of {', '.join(METHODS)}")
     values = flatten_config(OmegaConf.to_container(method, resolve=True), "method.")
-    for section in unread_sections(method.name):
-        for key, value in values.items():
-            if key.startswith(section + ".") and value != _DEFAULTS[key]:
-                read = ", ".join(f"method.{c}" for c in reads(method.name)) or "none"
-                raise ConfigError(f"{key}={value} is set, but method {method.name} does not read {section} "
-                                  f"(it reads: {read})")
+    check_unread_settings(method.name, values, _DEFAULTS, [s for s in SECTIONS if s not in reads(method.name)],
+                          reads(method.name))
     spec = get_method(method.name)
     rule = rule_class(spec.rule)
     if rule.Config is not None:
