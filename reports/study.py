@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.methods import reference_method, studied_method
+
 from .differences import Difference, by_seed, fmt, paired, unpaired
 from .logs import SCALED, Cell, group_runs, number
 from .regime import DELTA_METRICS
@@ -34,7 +36,7 @@ STUDY_TABLES = ("study",)
 PREREGISTRATION = "docs/evidence/study_preregistration.md"
 # The pre-registered methods in its order, with the seeds it plans for each (Seeds section).
 PLANNED_SEEDS = {"baseline": 5, "ls": 5, "selfkd": 5, "cskd": 3, "tfkd": 3, "lwr": 3, "dlb": 3, "zipf": 3}
-BASELINE = "baseline"
+BASELINE = reference_method()  # what every comparison subtracts (core.methods: the baseline)
 # (metric key, column name, decimals): top-1 error, NLL, ECE, AURC, all lower-is-better
 METRICS = tuple((k, "top-1 error (%)" if k == TOP1 else name, d) for k, name, d in DELTA_METRICS)
 # (id, what is compared, method after TS, baseline after TS): the pre-registered three
@@ -264,7 +266,7 @@ def selection_lines(sel: Selection, setting: Setting | None) -> list[str]:
                  + ("decided by fewer than 3 holdout images" if m < CLOSE_IMAGES else "not a close call"))
     out += ["", f"Chosen alpha_T = {sel.alpha_T}; {close}."]
     if setting is not None:
-        kd = setting.methods.get("selfkd")
+        kd = setting.methods.get(studied_method())
         used = sorted({str(r.meta.get("alpha_T")) for r in (kd.scored + kd.pending)}) if kd else []
         if used:
             same = used == [str(sel.alpha_T)]

@@ -23,6 +23,8 @@ ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7 0.9}
 ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.train_subset=64"
 PHASE=${PHASE:?set PHASE=baseline, select, test, selfkd or probe}
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} > /dev/null'; }
+reads_alpha() {  # whether method $1 reads method.selfkd.alpha_T (the method registry decides, not its name)
+  $PY -c "import sys; from core.methods import has_alpha_schedule; sys.exit(0 if has_alpha_schedule('$1') else 1)"; }
 row=$($PY -c "from classification.train import TrainConfig; from core.config import load_config; \
 c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)")
 selection="$OUT/alpha_select/${row}_s0.selection.json"
@@ -46,7 +48,7 @@ case $PHASE in
     echo "alpha_T = $ALPHA"
     for seed in $SEEDS; do
       for m in $methods; do
-        a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # baseline / LS: the config as committed
+        a=""; reads_alpha "$m" && a="method.selfkd.alpha_T=$ALPHA"  # baseline / LS: the config as committed
         echo "$PY -m classification.train --config $CFG method.name=$m $a seed=$seed out_dir=$OUT resume=true $ARGS"
       done
     done | run_all ;;

@@ -36,6 +36,8 @@ ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.tr
 PHASE=${PHASE:?set PHASE=pilots, select or run}
 PILOTS=classification/configs/reduced
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '({}) > /dev/null'; }
+reads_alpha() {  # whether method $1 reads method.selfkd.alpha_T (the method registry decides, not its name)
+  $PY -c "import sys; from core.methods import has_alpha_schedule; sys.exit(0 if has_alpha_schedule('$1') else 1)"; }
 run_id_of() { $PY -c "from classification.train import TrainConfig, run_dir_of; from core.config import load_config; \
 print(run_dir_of(load_config(TrainConfig, '$1', '$2'.split())).name)"; }
 
@@ -95,7 +97,7 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
     echo "alpha_T = $ALPHA"
     for m in $METHODS; do
       case $m in baseline|ls|selfkd) seeds="0 1 2 3 4" ;; *) seeds="0 1 2" ;; esac
-      a=""; [ "$m" = selfkd ] && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
+      a=""; reads_alpha "$m" && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
       for seed in $seeds; do run_line "$m" "$seed" "$a"; done
     done | run_all ;;
   *) echo "error: unknown PHASE=$PHASE (pilots, select, select-baseline or run)" >&2; exit 2 ;;
