@@ -7,7 +7,7 @@ of CIFAR-10 that ../shared/data holds (see its README) for tests and reduced-sca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import io
 import os
@@ -355,6 +355,35 @@ def build_datasets(data: DataConfig, normalization: str | None = None):
     if data.fit_subset:
         fit = Indexed(train_eval, [tr_idx[i] for i in _subset(len(tr_idx), max(data.fit_subset, 0))])
     return Indexed(train, tr_idx), eval_set, fit, k
+
+
+def unused_train_images(data: DataConfig, n: int, seed: int = 0, normalization: str | None = None):
+    """`n` un-augmented training images the run did not train on, as (x, y, index) items: a fixed
+    random draw (`seed`) from the training images outside its `data.train_subset`. Held-out data
+    for post-hoc calibration of a run trained on a subset without a holdout: its model never saw
+    them, and they are not test images. Which images the run trained on does not change."""
+    normalization = data.normalization if normalization is None else normalization
+    if data.holdout_fraction:
+        raise ValueError("the run has a holdout of its own (data.holdout_fraction > 0): "
+                         "post-hoc calibration fits on it")
+    check_data_path(data.name, data.root, data.download)
+    plain = replace(data, augment=False, train_subset=0)
+    if data.name == "cifar10_npz":  # only the decoded images are held: decode the chosen ones
+        n_train, train_eval = npz_length(Path(data.root), "train"), None
+    else:
+        train_eval = _base_datasets(plain, normalization)[1]
+        n_train = len(train_eval)
+    used = set(_subset(n_train, data.train_subset))
+    rest = [i for i in range(n_train) if i not in used]
+    if not 0 < n <= len(rest):
+        raise ValueError(f"{n} calibration images asked for; the run trained on {len(used)} of "
+                         f"{n_train} training images, {len(rest)} are left")
+    perm = torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    pick = sorted(rest[j] for j in perm)
+    if train_eval is None:
+        imgs, labels = load_cifar10_npz(Path(data.root), "train", pick)
+        train_eval = ArrayImages(imgs, labels, cifar_transforms(10, False, normalization=normalization))
+    return Indexed(train_eval, pick)
 
 
 def _subset(n: int, size: int) -> list[int]:

@@ -2,6 +2,7 @@
 and the same metrics after post-hoc temperature scaling (core.calibration).
 
     python -m classification.evaluate RUN_DIR_OR_CHECKPOINT [--split test|holdout] [--record]
+                                      [--calibration-images N]
 
 re-evaluates a run from its checkpoint (no retraining): the run's data and model come from the
 config stored in the checkpoint. It prints one JSON object: the raw metrics, the reliability
@@ -13,6 +14,9 @@ Where the temperature is fitted (never on the scored data itself, never on test 
   run with a holdout (data.holdout_fraction > 0), --split test:  on the holdout ("holdout")
   run with a holdout, --split holdout:  2-fold cross-fitting on the holdout ("holdout-2fold")
   run without a holdout, --split test:  2-fold cross-fitting on the test set ("test-2fold")
+  run without a holdout, --split test --calibration-images N:  on N un-augmented training images
+      outside the run's data.train_subset, a fixed random draw ("unused-train-N"); the run trained
+      on a subset, so these are images its model never saw.
 """
 from __future__ import annotations
 
@@ -67,17 +71,21 @@ def evaluate(model, batches, device, n_bins: int = 10, amp_dtype=None, extra: bo
     return classification_metrics(probs, labels, n_bins, label_logp, extra=extra)
 
 
-def scaled_evaluation(logits_of, batches, n_bins: int = 10, split: str = "test", fit_batches=None) -> dict:
+def scaled_evaluation(logits_of, batches, n_bins: int = 10, split: str = "test", fit_batches=None,
+                      fit_name: str = "holdout") -> dict:
     """core.calibration.temperature_scaled of a model on `batches` (the scored `split`), its
     logits_of(batches) -> ((N, K) logits, (N,) labels) (predict_logits with the model, device and
-    autocast dtype bound): T fitted on `fit_batches` (a held-out split, "ts_fit": "holdout") or,
+    autocast dtype bound): T fitted on `fit_batches` (held-out data, "ts_fit": `fit_name`) or,
     without them, by 2-fold cross-fitting on `batches` ("<split>-2fold")."""
     logits, labels = logits_of(batches)
     fit = logits_of(fit_batches) if fit_batches is not None else (None, None)
-    return temperature_scaled(logits, labels, n_bins, *fit, split=split)
+    return temperature_scaled(logits, labels, n_bins, *fit, split=split, fit_name=fit_name)
 
 
 # ----------------------------------------------------------------------------- the CLI
+CALIBRATION_FIT = "unused-train"  # ts_fit of --calibration-images N: "unused-train-N"
+
+
 class EvaluateError(UserError):
     """A user's mistake: one line on stderr, exit code 2."""
 
@@ -99,11 +107,13 @@ def _section(cfg: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
+def load_run(ckpt: Path, device: torch.device, data_root: str | None = None, calibration_images: int = 0):
     """(model with the checkpoint's weights on `device`, its config dict, checkpoint epoch,
-    datasets {"test": ..., "holdout": ... (runs with a holdout)}) from a classification checkpoint."""
+    datasets {"test": ..., "holdout": ... (runs with a holdout), "calibration": ... (with
+    calibration_images: that many training images outside the run's training subset)}) from a
+    classification checkpoint."""
     from core.checkpoint import load_checkpoint
-    from .data import DataConfig, build_datasets, check_data_path
+    from .data import DataConfig, build_datasets, check_data_path, unused_train_images
     from .models import build_model, run_model_kwargs
 
     state = load_checkpoint(ckpt, map_location="cpu")
@@ -131,6 +141,12 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
     sets = {"test": test}
     if fraction:
         sets["holdout"] = build_datasets(DataConfig(holdout_fraction=fraction, **common), normalization)[1]
+    if calibration_images:
+        try:
+            sets["calibration"] = unused_train_images(DataConfig(holdout_fraction=fraction, **common),
+                                                      calibration_images, normalization=normalization)
+        except ValueError as e:
+            raise EvaluateError(f"--calibration-images: {e}") from None
     if state.get("num_classes") not in (None, num_classes):
         raise EvaluateError(f"{ckpt} is for {state['num_classes']} classes, the data has {num_classes}")
     kwargs = run_model_kwargs(cfg.get("model_kwargs"), data["name"], _section(cfg, "method").get("name", "baseline"))
@@ -143,9 +159,11 @@ def load_run(ckpt: Path, device: torch.device, data_root: str | None = None):
 
 
 def run_evaluation(target: str | Path, split: str | None = None, device: str = "auto",
-                   data_root: str | None = None, batch_size: int = 0) -> dict:
+                   data_root: str | None = None, batch_size: int = 0, calibration_images: int = 0) -> dict:
     """The record of one re-evaluation (see the module doc): {"split", "checkpoint", "epoch",
-    "metrics", "reliability", "temperature_scaled"}. split None: the run's own evaluation split."""
+    "metrics", "reliability", "temperature_scaled"}. split None: the run's own evaluation split.
+    calibration_images N > 0: the temperature is fitted on N training images outside the run's
+    training subset (a run without a holdout, scoring the test set)."""
     from torch.utils.data import DataLoader
 
     from core.dist import check_device
@@ -156,7 +174,9 @@ def run_evaluation(target: str | Path, split: str | None = None, device: str = "
     except ValueError as e:
         raise EvaluateError(str(e)) from None
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    model, cfg, epoch, sets = load_run(ckpt, dev, data_root)
+    if calibration_images and split not in (None, "test"):
+        raise EvaluateError("--calibration-images fits the temperature for the test set; use --split test")
+    model, cfg, epoch, sets = load_run(ckpt, dev, data_root, calibration_images)
     split = split or ("holdout" if "holdout" in sets else "test")
     if split not in sets:
         raise EvaluateError(f"{ckpt}: the run has no holdout split (data.holdout_fraction is 0); "
@@ -166,23 +186,38 @@ def run_evaluation(target: str | Path, split: str | None = None, device: str = "
     amp = torch.bfloat16 if cfg.get("amp") == "bf16" else None
     n_bins = int(cfg.get("n_bins", 10))
     metrics, bins = evaluate(model, loader(sets[split]), dev, n_bins, amp)
-    # fit on the holdout when scoring the test set of a run that has one; else cross-fit
-    fit = loader(sets["holdout"]) if split == "test" and "holdout" in sets else None
+    # scoring the test set: fit on the run's holdout, or on the calibration images; else cross-fit
+    fit, fit_name = None, "holdout"
+    if split == "test" and "holdout" in sets:
+        fit = loader(sets["holdout"])
+    elif split == "test" and "calibration" in sets:
+        fit, fit_name = loader(sets["calibration"]), f"{CALIBRATION_FIT}-{calibration_images}"
     ts = scaled_evaluation(partial(predict_logits, model, device=dev, amp_dtype=amp), loader(sets[split]),
-                           n_bins, split, fit)
+                           n_bins, split, fit, fit_name)
     return {"split": split, "checkpoint": ckpt.name, "epoch": epoch, "metrics": metrics,
             "reliability": bins, "temperature_scaled": ts}
 
 
-def _recorded(log, split: str, ckpt: str, epoch) -> dict | None:
-    """The newest eval record of `log` for this split and checkpoint epoch that holds every metric
-    this code computes (so a record from before a metric was added is made anew)."""
+def _recorded(log, split: str, ckpt: str, epoch, calibration_images: int = 0) -> dict | None:
+    """The newest eval record of `log` for this split and checkpoint epoch, with its temperature
+    fitted where this call would fit it (on `calibration_images` unused training images, or not),
+    that holds every metric this code computes (so a record from before a metric was added is
+    made anew)."""
     for rec in reversed(log.extra):
+        ts = rec.get("temperature_scaled")
         if (rec.get("type") == "eval" and rec.get("split") == split and rec.get("checkpoint") == ckpt
-                and rec.get("epoch") == epoch and isinstance(rec.get("temperature_scaled"), dict)
-                and set(METRIC_NAMES) <= set(rec.get("metrics") or {})):
+                and rec.get("epoch") == epoch and isinstance(ts, dict)
+                and set(METRIC_NAMES) <= set(rec.get("metrics") or {})
+                and _fit_of(calibration_images, str(ts.get("ts_fit")))):
             return rec
     return None
+
+
+def _fit_of(calibration_images: int, ts_fit: str) -> bool:
+    """Whether a record's `ts_fit` is the fit a call with `calibration_images` makes."""
+    if calibration_images:
+        return ts_fit == f"{CALIBRATION_FIT}-{calibration_images}"
+    return not ts_fit.startswith(CALIBRATION_FIT + "-")
 
 
 @entry_point()
@@ -206,12 +241,19 @@ def main(argv=None) -> int:
                          "folder the run was trained from)")
     ap.add_argument("--batch-size", type=int, default=0,
                     help="evaluation batch size (default: the run's optim.eval_batch_size)")
+    ap.add_argument("--calibration-images", type=int, default=0, metavar="N",
+                    help="a run without a holdout that trained on data.train_subset images: fit the "
+                         "temperature for the test set on N un-augmented training images outside "
+                         "that subset (a fixed random draw; ts_fit \"unused-train-N\") instead of "
+                         "cross-fitting on the test set")
     args = ap.parse_args(argv)
     from core.checkpoint import load_checkpoint
     lock = None
     try:
         if args.batch_size < 0:
             raise EvaluateError(f"--batch-size must be >= 0, got {args.batch_size}")
+        if args.calibration_images < 0:
+            raise EvaluateError(f"--calibration-images must be >= 0, got {args.calibration_images}")
         run_dir, ckpt = _checkpoint_of(Path(args.target))
         if args.record:
             from core.run import lock_finished_run
@@ -221,12 +263,13 @@ def main(argv=None) -> int:
                 raise EvaluateError(str(e)) from None
             epoch = load_checkpoint(ckpt).get("epoch")
             split = args.split or str(log.meta.get("eval_split") or "test")
-            done = _recorded(log, split, ckpt.name, epoch)
+            done = _recorded(log, split, ckpt.name, epoch, args.calibration_images)
             if done is not None:
                 print(json.dumps({k: done[k] for k in ("split", "checkpoint", "epoch", "metrics",
                                                        "temperature_scaled")}))
                 return 0
-        result = run_evaluation(ckpt, args.split, args.device, args.data_root, args.batch_size)
+        result = run_evaluation(ckpt, args.split, args.device, args.data_root, args.batch_size,
+                                args.calibration_images)
         if args.record:
             from core.runlog import RunLogWriter, now_iso
             command = "python -m classification.evaluate " + " ".join(

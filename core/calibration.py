@@ -9,6 +9,9 @@ pitfall that raises ECE.
 
 Where the fit data come from (the `ts_fit` label logs and tables carry):
 - "holdout": T fitted on the run's holdout split (`data.holdout_fraction`), applied to the test set;
+- "unused-train-<N>": T fitted on N training images outside the run's training subset (a run that
+  trained on `data.train_subset` images without a holdout; classification.evaluate
+  --calibration-images N), applied to the test set;
 - "<split>-2fold": the scored split has no disjoint held-out data (a run without a holdout scores
   the test set; a holdout run scores its holdout): 2-fold cross-fitting on that split. Samples at
   even positions form fold 0, odd positions fold 1 (fixed and deterministic; alternation also
@@ -119,11 +122,11 @@ def cross_fit_log_probs(logits, labels) -> tuple[np.ndarray, list[float]]:
 
 
 def temperature_scaled(logits, labels, n_bins: int = 10, fit_logits=None, fit_labels=None,
-                       split: str = "test") -> dict:
+                       split: str = "test", fit_name: str = "holdout") -> dict:
     """Temperature-scaled evaluation of `logits` (N, K) with `labels` (N,) of the scored `split`.
 
     With fit_logits / fit_labels (a held-out split disjoint from the scored one and from the
-    training data) T is fitted there ("ts_fit": "holdout"); without them by 2-fold cross-fitting
+    training data) T is fitted there ("ts_fit": `fit_name`); without them by 2-fold cross-fitting
     on the scored data ("ts_fit": f"{split}-2fold"). Returns {"temperature", "fold_temperatures"
     (cross-fitting only), "ts_fit", "split", "metrics" (every metric of
     core.metrics.classification_metrics with extra=True, after scaling), "reliability"}."""
@@ -132,7 +135,7 @@ def temperature_scaled(logits, labels, n_bins: int = 10, fit_logits=None, fit_la
         raise ValueError("fit_logits and fit_labels go together")
     if fit_logits is not None:
         t = fit_temperature(fit_logits, fit_labels)
-        logp, out = log_softmax(z, t), {"temperature": t, "ts_fit": "holdout"}
+        logp, out = log_softmax(z, t), {"temperature": t, "ts_fit": fit_name}
     else:
         logp, temps = cross_fit_log_probs(z, y)
         out = {"temperature": math.exp(sum(math.log(t) for t in temps) / len(temps)),

@@ -18,6 +18,11 @@
 #   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
 #                 baseline, ls and selfkd, 3 (0-2) for every other method (default METHODS:
 #                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset)
+#   PHASE=fitting the regime block's fitting cell ($FIT_CFG: 5,000 un-augmented images, no holdout)
+#                 at 5 seeds of baseline, ls and selfkd (its committed alpha_T selection), seed by
+#                 seed, in table study; each scored on test with the temperature fitted on 500
+#                 training images outside its 5,000 (evaluate --calibration-images 500). Seeds
+#                 0-2 re-run the committed reports/runs/regime/ logs: training is unchanged
 #
 # Every run of PHASE=run trains evaluating its holdout, then `classification.evaluate --split test
 # --record` scores the 10,000 test images raw and after temperature scaling fitted on the run's own
@@ -29,11 +34,12 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs}
 PY=${PY:-.venv/bin/python}
 CFG=${CFG:-classification/configs/reduced/study_cpu.yaml}
+FIT_CFG=${FIT_CFG:-classification/configs/reduced/regime_resnet20_cpu.yaml}
 ALPHAS=${ALPHAS:-0.1 0.3 0.5 0.7 0.9}
 METHODS=${METHODS:-baseline ls selfkd cskd tfkd lwr dlb zipf}
 REPORTS=${REPORTS:-reports/runs}  # where the pilots' logs are copied to be committed
 ARGS=${ARGS:-}  # extra overrides for a quick check, e.g. ARGS="epochs=1 data.train_subset=64"
-PHASE=${PHASE:?set PHASE=pilots, select or run}
+PHASE=${PHASE:?set PHASE=pilots, select, select-baseline, run or fitting}
 PILOTS=classification/configs/reduced
 run_all() { OMP_NUM_THREADS=1 xargs -P 2 -I{} sh -c '({}) > /dev/null'; }
 reads_alpha() {  # whether method $1 reads method.selfkd.alpha_T (the method registry decides, not its name)
@@ -66,9 +72,9 @@ select_lines() {
 }
 row_of() { $PY -c "from classification.train import TrainConfig; from core.config import load_config; \
 c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)"; }
-run_line() {  # method, seed, extra overrides: train (resumable), then score the test set once
+run_line() {  # method, seed, extra overrides, extra evaluate options: train (resumable), then score the test set once
   echo "$PY -m classification.train --config $CFG method.name=$1 ${3:-} seed=$2 threads=1 out_dir=$OUT resume=true $ARGS \
-&& $PY -m classification.evaluate $OUT/study/$(row_of)_$1_s$2 --split test --record"
+&& $PY -m classification.evaluate $OUT/study/$(row_of)_$1_s$2 --split test --record ${4:-}"
 }
 choose() {  # every candidate is complete now: this only reads their logs and writes the choice
   $PY -m classification.select_alpha --config "$CFG" seed=0 threads=1 out_dir="$OUT" $ARGS --alphas $ALPHAS
@@ -100,5 +106,15 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
       a=""; reads_alpha "$m" && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
       for seed in $seeds; do run_line "$m" "$seed" "$a"; done
     done | run_all ;;
-  *) echo "error: unknown PHASE=$PHASE (pilots, select, select-baseline or run)" >&2; exit 2 ;;
+  fitting)
+    CFG=$FIT_CFG
+    ALPHA=$($PY -c "import json; print(json.load(open('$REPORTS/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
+    echo "alpha_T = $ALPHA"
+    for seed in 0 1 2 3 4; do
+      for m in baseline ls selfkd; do
+        a="table=study"; reads_alpha "$m" && a="$a method.selfkd.alpha_T=$ALPHA"
+        run_line "$m" "$seed" "$a" "--calibration-images 500"
+      done
+    done | run_all ;;
+  *) echo "error: unknown PHASE=$PHASE (pilots, select, select-baseline, run or fitting)" >&2; exit 2 ;;
 esac

@@ -281,3 +281,21 @@ def test_resumed_runs_and_commits_are_noted(tmp_path):
     row = next(ln for ln in md.splitlines() if ln.startswith("| Baseline | "))
     assert row.endswith("| seeds 0, 1; seed 1 resumed from epoch 14 |")
     assert "Trained at commit abc." in md
+
+
+def test_a_row_with_a_plan_of_its_own_lists_only_its_methods(tmp_path, monkeypatch):
+    """The regime block's fitting cell plans baseline, LS and Self-KD at 5 seeds: its setting lists
+    those three (n of 5), not the study's peers as 'not run yet'; the study's row keeps its plan."""
+    import reports.study as study
+    monkeypatch.setattr(study, "ROW_PLANS", {ROW: {"baseline": 5, "selfkd": 5}})
+    r = tmp_path / "runs"
+    _run(r, "baseline", 0)
+    _run(r, "selfkd", 0, alpha_T=0.7)
+    s = _setting(r)
+    assert list(s.methods) == ["baseline", "selfkd"]
+    assert [mr.planned for mr in s.methods.values()] == [5, 5]
+    md = to_markdown([s])
+    assert "CS-KD" not in md and "not run yet" not in md
+    monkeypatch.setattr(study, "ROW_PLANS", {})
+    s = _setting(r)
+    assert list(s.methods)[:3] == ["baseline", "ls", "selfkd"] and s.methods["cskd"].planned == 3
