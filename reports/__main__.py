@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true",
                    help="list expectations that have no complete run instead of failing on them (at "
                         "least one expectation must still be checked)")
+    p = sub.add_parser("expect", help="print expected_results.yaml entries measured by the committed logs",
+                       description="Print the reports/expected_results.yaml entries of table cells "
+                                   "measured by complete run logs: per metric, expected = the mean over "
+                                   "the matching runs, tolerance = max(2 x the seed sd, a floor), n.")
+    p.add_argument("--runs", nargs="+", default=None, help="run-log roots (default: reports/runs)")
+    p.add_argument("--table", required=True, help="the runs' table (their meta record's), e.g. study")
+    p.add_argument("--row", required=True, help="the runs' row, e.g. study_resnet20_9k_aug_e65")
+    p.add_argument("--method", nargs="+", required=True, help="one or more methods, e.g. baseline selfkd")
+    p.add_argument("--metrics", nargs="+", default=["top1_err", "nll", "ece", "aurc"],
+                   help="metric keys (ts.<metric> after temperature scaling, ts.temperature the "
+                        "fitted T; default: %(default)s)")
+    p.add_argument("--split", default=None,
+                   help="read the metrics from each run's eval record of this split (test for the "
+                        "study's runs) instead of its final record")
     p = sub.add_parser("demo", help="the demo's table and reliability diagrams: demo RUNS_DIR OUT_DIR",
                        description="The demo's Table-1-style table and one reliability diagram per run.")
     p.add_argument("runs_dir", metavar="RUNS_DIR")
@@ -110,9 +124,20 @@ def main(argv=None) -> int:
         return 0
     # a root named on the command line must exist (a typo would render tables with no runs over
     # the good ones); the default roots may not exist yet (check-repro checks its own roots)
-    problem = None if args.target == "check-repro" else _check_paths(args.runs or [], args.out)
+    problem = None if args.target in ("check-repro", "expect") else _check_paths(args.runs or [], args.out)
     if problem:
         raise UserError(problem)
+    if args.target == "expect":
+        from .repro import expectations
+        roots = args.runs or ["reports/runs"]
+        problem = _check_paths(roots, None)
+        if problem:
+            raise UserError(problem)
+        runs, warnings = find_runs(roots)
+        _warn(warnings)
+        for m in args.method:
+            print("\n".join(expectations(runs, args.table, args.row, m, args.metrics, args.split)))
+        return 0
     if args.target == "check-repro":
         from .repro import EXPECTED_FILE, check_repro
         rc, lines = check_repro(args.expected or EXPECTED_FILE, args.runs or ["reports/runs"],

@@ -228,3 +228,45 @@ def test_split_entry_reads_the_eval_record_of_that_split(tmp_path):
     rc, lines = check_repro(p, [root])
     assert rc == 1 and any("metric absent from the logs (read from their holdout eval records)" in ln
                            for ln in lines)
+
+
+def test_expect_writes_entries_that_check_repro_passes(tmp_path, capsys):
+    """`reports expect` computes each entry from the logs: the mean over seeds, tolerance max(2 x
+    the seed sd, the metric's floor) rounded up, n; its output pasted into an expectations file
+    passes check-repro, and a drifted log then fails it."""
+    from reports.__main__ import main
+    from .test_study import _run
+    root = tmp_path / "runs"
+    for s, (t, T) in enumerate(((20.0, 1.5), (22.0, 1.6), (21.0, 1.7))):
+        _run(root, "baseline", s, top1=t, T=T, ts=(0.5, 2.0, 90.0))
+    assert main(["expect", "--runs", str(root), "--table", "study", "--row", "study_tiny", "--method",
+                 "baseline", "--split", "test", "--metrics", "top1_err", "ts.temperature", "ts.nll"]) == 0
+    out = capsys.readouterr().out
+    import yaml
+    entries = yaml.safe_load("results:\n" + out)["results"]
+    assert [(e["metric"], e["expected"], e["tolerance"], e["n"]) for e in entries] == [
+        ("top1_err", 21.0, 2.0, 3),        # sd 1.0 -> 2 x sd
+        ("ts.temperature", 1.6, 0.2, 3),   # sd 0.1 -> 0.2
+        ("ts.nll", 0.5, 0.01, 3)]          # sd 0 -> the floor
+    assert all(e["split"] == "test" and e["epochs"] == 65 for e in entries)
+    p = tmp_path / "e.yaml"
+    p.write_text("results:\n" + out)
+    rc, lines = check_repro(p, [root])
+    assert rc == 0, lines
+    _run(root, "baseline", 2, top1=30.0, T=1.7, ts=(0.5, 2.0, 90.0))  # seed 2's log rewritten
+    rc, lines = check_repro(p, [root])
+    assert rc == 1 and sum(ln.startswith("FAIL") for ln in lines) == 1
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--method", "cskd"], "no complete run of table study, row study_tiny, method cskd"),
+    (["--method", "baseline", "--metrics", "nll"], "(their holdout eval records)"),  # only a test one
+])
+def test_expect_refuses_what_the_logs_do_not_hold(tmp_path, capsys, argv, msg):
+    from reports.__main__ import main
+    from .test_study import _run
+    root = tmp_path / "runs"
+    _run(root, "baseline", 0)
+    rc = main(["expect", "--runs", str(root), "--table", "study", "--row", "study_tiny", "--split", "holdout"] + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1
