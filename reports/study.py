@@ -38,7 +38,7 @@ PREREGISTRATION = "docs/evidence/study_preregistration.md"
 PLANNED_SEEDS = {"baseline": 5, "ls": 5, "selfkd": 5, "cskd": 3, "tfkd": 3, "lwr": 3, "dlb": 3, "zipf": 3}
 # Rows with a plan of their own: the regime block's fitting cell (5,000 un-augmented images), re-run
 # at 5 seeds of its three methods and temperature-scaled on 500 training images it did not train on
-# (the pre-registration's note of 2026-12-03 15:15 UTC).
+# (the pre-registration's notes of 2026-12-03 15:13 and 15:16 UTC).
 ROW_PLANS = {"resnet20_5k_noaug": {"baseline": 5, "ls": 5, "selfkd": 5}}
 
 
