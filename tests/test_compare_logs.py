@@ -47,3 +47,17 @@ def test_unreadable_log_is_one_line(tmp_path, capsys):
     assert compare_logs.main([str(a), str(tmp_path / "none.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_a_metric_only_one_log_has_is_listed_not_compared(tmp_path, capsys):
+    a = _log(tmp_path / "a")
+    w = RunLogWriter(tmp_path / "b" / "log.jsonl")
+    w.meta(run_id="r", task="classification", method="baseline", model="m", dataset="d", seed=0, config={},
+           git_dirty=False, torch="x", device="cpu", started="t", git_commit="c")
+    for i, x in enumerate((0.9, 0.5)):
+        w.epoch(epoch=i + 1, alpha=0.0, lr=0.1, train_loss=x, top1_err=40.0 - i, augrc=5.0)
+    w.final(metrics={"top1_err": 39.0, "nll": 1.25, "augrc": 4.0},
+            reliability={"edges": [0.0, 0.5, 1.0], "count": [1, 2], "conf": [0.3, 0.9], "acc": [0.2, 0.8]}, wall_s=2.0)
+    assert compare_logs.main([str(a), str(tmp_path / "b" / "log.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "only in" in out and "augrc" in out and "identical" in out

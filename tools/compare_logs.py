@@ -5,8 +5,9 @@ the training.
     python tools/compare_logs.py reports/runs/regime/resnet20_5k_noaug_baseline_s0/log.jsonl \
         runs/study/resnet20_5k_noaug_baseline_s0/log.jsonl
 
-prints one line per differing value (record, key, both values), then a summary: identical, or the
-number of differing values and the largest absolute difference. Exit 0 when identical, 1 when
+prints one line per differing value (record, key, both values), the keys only one log has (a log
+written before a metric existed), then a summary: identical, or the number of differing values
+and the largest absolute difference. Exit 0 when identical, 1 when
 not, 2 on a log that cannot be read.
 """
 from __future__ import annotations
@@ -54,10 +55,22 @@ def differences(a, b) -> list[tuple[str, object, object]]:
                       {k: b.final.get(k) for k in ("metrics", "reliability")}))
     for where, ra, rb in pairs:
         fa, fb = _flat(ra), _flat(rb)
-        for k in sorted(set(fa) | set(fb)):
-            if fa.get(k) != fb.get(k):
-                out.append((f"{where}: {k}", fa.get(k), fb.get(k)))
+        for k in sorted(set(fa) & set(fb)):  # a key one log lacks: another schema (only_in)
+            if fa[k] != fb[k]:
+                out.append((f"{where}: {k}", fa[k], fb[k]))
     return out
+
+
+def only_in(a, b) -> tuple[list, list]:
+    """The keys of the epoch lines and final metrics only `a` has, and only `b` has (a log written
+    before a metric existed lacks it: a schema difference, not a training one)."""
+    both_final = a.final is not None and b.final is not None  # else differences() says which lacks it
+
+    def keys(log):
+        recs = list(log.epochs) + ([{"metrics": log.final.get("metrics") or {}}] if both_final else [])
+        return set().union(*(_flat(r) for r in recs)) if recs else set()
+    ka, kb = keys(a), keys(b)
+    return sorted(ka - kb), sorted(kb - ka)
 
 
 def _gap(x, y) -> float | None:
@@ -81,6 +94,9 @@ def main(argv=None) -> int:
     diffs = differences(a, b)
     for where, x, y in diffs:
         print(f"{where}: {x!r} vs {y!r}")
+    for name, keys in zip((args.a, args.b), only_in(a, b)):
+        if keys:
+            print(f"not compared, only in {name}: {', '.join(keys)}")
     if not diffs:
         print(f"identical: {len(a.epochs)} epoch lines and the final record (timings left out)")
         return 0
