@@ -42,6 +42,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from classification.checkpoint import RunCheckpoint
 from core.cli import UserError
+from core.config import ConfigError
 
 TRUNK_PREFIX = "backbone."           # FasterRCNN.backbone
 HEAD_PREFIX = "roi_heads.box_head."  # FasterRCNN.roi_heads.box_head
@@ -107,9 +108,9 @@ def c4_layout(model: nn.Module) -> C4Layout:
                         (f"stages[{2 * n}:{3 * n}]",), "linear",
                         (("conv1", "bn1"), (f"stages[0:{n}]",), (f"stages[{n}:{2 * n}]",),
                          (f"stages[{2 * n}:{3 * n}]",)))
-    raise ValueError(f"{type(model).__name__} is not a ResNet this module can split into a C4 "
-                     f"trunk and head; supported: timm ResNets (timm/resnet*), resnet50/101, "
-                     f"preact_resnet18/101, resnet20/56")
+    raise ConfigError(f"{type(model).__name__} is not a ResNet this module can split into a C4 "
+                      f"trunk and head; supported: timm ResNets (timm/resnet*), resnet50/101, "
+                      f"preact_resnet18/101, resnet20/56")
 
 
 def _part_module(model: nn.Module, part: str) -> nn.Module | None:
@@ -189,11 +190,14 @@ def build_c4_backbone(model: str, model_kwargs: Mapping | None = None, frozen_bn
     (default) freeze its BatchNorms."""
     from classification.models import build_model
     clf = build_model(model, num_classes=1, **dict(model_kwargs or {}))  # the classifier is dropped
-    layout = c4_layout(clf)
+    try:
+        layout = c4_layout(clf)
+    except ConfigError as e:  # name the model the user gave, not only its class
+        raise ConfigError(f"{model}: {e}") from None
     trunk, head = C4Part(clf, layout.trunk), C4Part(clf, layout.head, pool=True)
     first = next(m for m in trunk.modules() if isinstance(m, nn.Conv2d))
     if first.in_channels != 3:
-        raise ValueError(f"{model} takes {first.in_channels}-channel images; detection needs RGB (3)")
+        raise ConfigError(f"{model} takes {first.in_channels}-channel images; detection needs RGB (3)")
     trunk.out_channels = next(m for m in head.modules() if isinstance(m, nn.Conv2d)).in_channels
     head_channels = getattr(clf, layout.classifier).in_features
     if frozen_bn:
@@ -209,7 +213,7 @@ def freeze_stages(trunk: nn.Module, head: nn.Module, layout: C4Layout, trainable
     first stage of ResNets (trainable = 3 of 5 on ImageNet ResNets, torchvision's default too)."""
     n = len(layout.groups)
     if not 0 <= trainable <= n:
-        raise ValueError(f"trainable stages must be in 0..{n} for a {layout.arch}, got {trainable}")
+        raise ConfigError(f"trainable stages must be in 0..{n} for a {layout.arch}, got {trainable}")
     frozen = [p for g in layout.groups[:n - trainable] for p in g]
     for part in (trunk, head):
         for name, param in part.named_parameters():

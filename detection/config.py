@@ -13,7 +13,7 @@ from core.methods import ALIASES, RENAMED_KEYS as METHOD_RENAMED_KEYS, method_na
 from core.dist import check_device
 from core.run import check_out_dir, run_dir_for
 
-from .voc import VOC_CLASSES
+from .voc import VOC_CLASSES, parse_splits
 
 BACKBONE_METHODS = method_names("detection")  # how the backbone was pre-trained (Table 3 rows)
 FLIP_MODES = ("random", "copy")  # data.flip
@@ -127,6 +127,19 @@ def validate(cfg) -> None:
         raise ConfigError(f"data.flip_prob must be in [0, 1], got {cfg.data.flip_prob}")
     if cfg.data.flip not in FLIP_MODES:
         raise ConfigError(f"data.flip must be one of {', '.join(FLIP_MODES)}, got {cfg.data.flip!r}")
+    for key in ("train", "test"):
+        try:
+            parse_splits(getattr(cfg.data, key))
+        except ConfigError as e:
+            raise ConfigError(f"data.{key}: {e}") from None
+    if not cfg.data.classes:
+        raise ConfigError("data.classes must name at least one class")
+    if cfg.model.min_size < 1 or cfg.model.max_size < 1:
+        raise ConfigError(f"model.min_size and model.max_size must be >= 1, got {cfg.model.min_size}, "
+                          f"{cfg.model.max_size}")
+    if not cfg.model.anchor_sizes or min(cfg.model.anchor_sizes) < 1:
+        raise ConfigError(f"model.anchor_sizes must be a non-empty list of sizes >= 1, got "
+                          f"{list(cfg.model.anchor_sizes)}")
     if cfg.model.roi_output_size < 1 or cfg.model.roi_sampling_ratio < 0:
         raise ConfigError(f"model.roi_output_size must be >= 1 and model.roi_sampling_ratio >= 0, got "
                           f"{cfg.model.roi_output_size}, {cfg.model.roi_sampling_ratio}")

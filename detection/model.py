@@ -21,8 +21,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from .backbone import (BackboneLoadReport, ClassificationCheckpoint, build_c4_backbone, freeze_stages, load_backbone_checkpoint,
-                       read_classification_checkpoint)
+from .backbone import (BackboneCheckpointError, BackboneLoadReport, ClassificationCheckpoint, build_c4_backbone,
+                       freeze_stages, load_backbone_checkpoint, read_classification_checkpoint)
 
 # Keyword arguments of torchvision's FasterRCNN that differ from its defaults (its defaults are
 # detectron2-like FPN settings); anything here can be overridden through build_faster_rcnn(**kw).
@@ -44,10 +44,11 @@ def backbone_normalization(dataset: str | None, normalization: str = "own"
     if dataset in (None, "imagenet"):
         return IMAGENET_MEAN, IMAGENET_STD
     from classification.data import cifar_normalization
-    n = {"cifar10": 10, "cifar10_npz": 10, "cifar100": 100}.get(dataset)
+    known = {"cifar10": 10, "cifar10_npz": 10, "cifar100": 100}
+    n = known.get(dataset)
     if n is None:
-        raise ValueError(f"no image statistics known for a backbone trained on {dataset!r}; "
-                         f"pass image_mean and image_std")
+        raise BackboneCheckpointError(f"no image statistics known for a backbone trained on {dataset!r}; "
+                                      f"pass image_mean and image_std (known: imagenet, {', '.join(known)})")
     return cifar_normalization(n, normalization)
 
 
@@ -103,8 +104,9 @@ def faster_rcnn_from_checkpoint(path: str | Path | ClassificationCheckpoint, num
     paper's ImageNet backbones); by default the count the checkpoint records."""
     ckpt = path if isinstance(path, ClassificationCheckpoint) else read_classification_checkpoint(path)
     name = kwargs.pop("backbone", None) or ckpt.model
-    if name is None:
-        raise ValueError(f"checkpoint {path} does not record its model; pass backbone=<model name>")
+    if name is None:  # (ckpt.path: `path` may be the checkpoint itself, whose repr holds every tensor)
+        raise BackboneCheckpointError(f"checkpoint {ckpt.path} does not record its model; pass backbone=<model name> "
+                                      f"(model.backbone in a detection config)")
     if "image_mean" not in kwargs and "image_std" not in kwargs:
         kwargs["image_mean"], kwargs["image_std"] = backbone_normalization(
             ckpt.dataset, (ckpt.config.get("data") or {}).get("normalization", "own"))

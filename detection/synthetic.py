@@ -112,14 +112,14 @@ def write_synthetic_voc(root: str | Path, num_images: int = 300,
     classes = tuple(classes)
     bad = [c for c in classes if c not in VOC_CLASSES]
     if bad or not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct VOC class names, got {list(classes)}"
-                         + (f" ({bad[0]!r} is not one)" if bad else ""))
+        raise UserError(f"classes must be distinct VOC class names, got {list(classes)}"
+                        + (f" ({bad[0]!r} is not one)" if bad else ""))
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     lo, hi = object_size
     if not 2 <= lo <= hi <= min(h, w):
-        raise ValueError(f"object_size {object_size} must satisfy 2 <= min <= max <= image side {min(h, w)}")
+        raise UserError(f"object_size {object_size} must satisfy 2 <= min <= max <= image side {min(h, w)}")
     if not 1 <= objects_per_image[0] <= objects_per_image[1]:
-        raise ValueError(f"objects_per_image {objects_per_image} must satisfy 1 <= min <= max")
+        raise UserError(f"objects_per_image {objects_per_image} must satisfy 1 <= min <= max")
     if num_images < 2 or not 0 < test_fraction < 1:
         raise UserError(f"need num_images >= 2 and 0 < test_fraction < 1, got {num_images}, {test_fraction}")
     devkit = Path(root) / "VOCdevkit"

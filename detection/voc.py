@@ -42,6 +42,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 
 from core.cli import UserError
+from core.config import ConfigError
 from core.labels import VOC_CLASSES
 
 
@@ -142,13 +143,13 @@ def parse_splits(spec: str | Sequence) -> list[tuple[str, str]]:
         if isinstance(p, str):
             year, sep, split = p.strip().partition(":")
             if not sep or not year or not split:
-                raise ValueError(f"bad VOC split {p!r} in {spec!r}: expected 'YEAR:SPLIT', "
-                                 f"e.g. '2007:trainval+2012:trainval'")
+                raise ConfigError(f"bad VOC split {p!r} in {spec!r}: expected 'YEAR:SPLIT', "
+                                  f"e.g. '2007:trainval+2012:trainval'")
         else:
             year, split = (str(x) for x in p)
         out.append((year.strip(), split.strip()))
     if not out:
-        raise ValueError(f"no VOC split in {spec!r}")
+        raise ConfigError(f"no VOC split in {spec!r}")
     return out
 
 
@@ -271,9 +272,9 @@ class VOCDetection(Dataset):
                  max_size: int | None = None, flip_prob: float = 0.0, seed: int = 0,
                  skip_difficult: bool = False, check_boxes: bool = True):
         if not 0.0 <= flip_prob <= 1.0:
-            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
+            raise ConfigError(f"flip_prob must be in [0, 1], got {flip_prob}")
         if min_size is not None and min_size <= 0:
-            raise ValueError(f"min_size must be positive, got {min_size}")
+            raise ConfigError(f"min_size must be positive, got {min_size}")
         self.devkit = resolve_devkit(root)
         self.splits = parse_splits(splits)
         self.classes = tuple(classes)
