@@ -17,16 +17,20 @@ from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 from core.bank import PredictionBank
+from core.cli import UserError, entry_point
 from core.losses import soft_cross_entropy
 from core.metrics import classification_metrics
 from core.schedules import alpha_at
 
 
-def main(argv=None) -> dict:
+@entry_point()  # a bad argument: one line 'error: ...', exit status 2
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--alpha-T", type=float, default=0.8)
     args = p.parse_args(argv)
+    if args.epochs < 1 or not 0.0 <= args.alpha_T <= 1.0:
+        raise UserError(f"need --epochs >= 1 and --alpha-T in [0, 1], got {args.epochs}, {args.alpha_T}")
     torch.manual_seed(0)
     d = load_digits()
     x = torch.tensor(d.data, dtype=torch.float32) / 16.0
@@ -53,8 +57,8 @@ def main(argv=None) -> dict:
     metrics, _ = classification_metrics(probs, y[n_train:])
     print(f"after {args.epochs} epochs (alpha_T {args.alpha_T}): top-1 error {metrics['top1_err']:.2f}%, "
           f"NLL {metrics['nll']:.3f}, ECE {metrics['ece']:.2f}% on {len(probs)} held-out digits")
-    return metrics
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ from timm.scheduler import create_scheduler_v2
 from torch.utils.data import DataLoader, TensorDataset
 
 from core.bank import PredictionBank
+from core.cli import UserError, entry_point
 from core.losses import soft_cross_entropy
 from core.metrics import classification_metrics
 from core.schedules import alpha_at
@@ -58,10 +59,13 @@ def train_one_epoch(epoch, model, loader, optimizer, selfkd: SelfKD, lr_schedule
         lr_scheduler.step(epoch + 1)
 
 
-def main(argv=None) -> dict:
+@entry_point()  # a bad argument: one line 'error: ...', exit status 2
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=6)
     args = p.parse_args(argv)
+    if args.epochs < 1:
+        raise UserError(f"need --epochs >= 1, got {args.epochs}")
     torch.manual_seed(0)
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -81,8 +85,8 @@ def main(argv=None) -> dict:
     metrics, _ = classification_metrics(probs, y[n_train:])
     print(f"timm resnet10t, {num_epochs} epochs, Self-KD alpha_T {selfkd.alpha_T}: top-1 error "
           f"{metrics['top1_err']:.2f}%, ECE {metrics['ece']:.2f}% on {len(probs)} held-out digits")
-    return metrics
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

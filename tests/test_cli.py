@@ -1,7 +1,9 @@
 """Every command-line entry point of the tasks and the reports ends through core.cli: a user's
 mistake is one line 'error: ...' and exit status 2 (docs/design.md, "Command lines"). Each main()
 found in classification/, detection/, translation/ and reports/ is listed here with a bad
-argument, so a new entry point that bypasses the helper fails this test."""
+argument, so a new entry point that bypasses the helper fails this test. The scripts of tools/ and
+examples/ (run as `python tools/x.py`) end the same way: every main() there is checked on the
+syntax tree, and each one a user can give a bad argument is run with one."""
 import ast
 import importlib
 import importlib.util
@@ -99,3 +101,62 @@ def test_ctrl_c_says_how_each_training_continues():
     for module in _bad_args(Path("/nonexistent")):
         if module not in expected and not module.startswith("translation."):
             assert importlib.import_module(module).main.cli_rerun == RERUN, module
+
+
+# ----------------------------------------------------------------------------- tools/ and examples/
+SCRIPTS = ("tools", "examples")  # run as `python tools/x.py`, not listed in --help's prog convention
+
+
+def _script_bad_args(t: Path) -> dict:
+    """script module -> an argument list that is a user's mistake, for each script that has one
+    (bench_metrics, method_golden and troubleshooting_doc take nothing a user can get wrong)."""
+    missing = str(t / "missing")
+    return {
+        "tools.bench_bank": ["--dir", missing],
+        "tools.bench_epoch": ["--data", f"{missing}.npz"],
+        "tools.check_demo": ["--readme", f"{missing}.md"],
+        "tools.gpu_plan": ["--out", f"{missing}.md"],
+        "tools.study_pilots": [missing],
+        "examples.selfkd_in_your_loop": ["--alpha-T", "2"],
+        "examples.timm_style_loop": ["--epochs", "0"],
+    }
+
+
+def _script_mains() -> dict:
+    """module -> whether its top-level `def main` is decorated with (core.cli.)entry_point(...)."""
+    found = {}
+    for folder in SCRIPTS:
+        for f in sorted((REPO / folder).glob("*.py")):
+            for n in ast.parse(f.read_text()).body:
+                if isinstance(n, ast.FunctionDef) and n.name == "main":
+                    calls = [d.func for d in n.decorator_list if isinstance(d, ast.Call)]
+                    found[f"{folder}.{f.stem}"] = any(
+                        (isinstance(c, ast.Name) and c.id == "entry_point")
+                        or (isinstance(c, ast.Attribute) and c.attr == "entry_point") for c in calls)
+    return found
+
+
+def test_every_tool_and_example_main_is_wrapped():
+    mains = _script_mains()
+    assert mains and all(mains.values()), [m for m, wrapped in mains.items() if not wrapped]
+    assert set(_script_bad_args(Path("/nonexistent"))) <= set(mains)
+
+
+def _load_script(module: str):
+    """tools/x.py or examples/x.py as a module, from its file (neither folder is a package, and an
+    installed distribution may own the top-level name `examples`)."""
+    folder, name = module.split(".")
+    spec = importlib.util.spec_from_file_location(f"_script_{folder}_{name}", REPO / folder / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("module", sorted(_script_bad_args(Path("/nonexistent"))))
+def test_tool_and_example_bad_argument_is_one_line(tmp_path, capsys, module):
+    main = _load_script(module).main
+    assert hasattr(main, "cli_rerun"), f"{module}.main is not wrapped by core.cli.entry_point"
+    rc = main(_script_bad_args(tmp_path)[module])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import core.bank as cb  # noqa: E402
+from core.cli import UserError, entry_point  # noqa: E402
 
 
 def epoch_times(bank, n: int, batch: int, probs) -> list[float]:
@@ -33,6 +34,7 @@ def epoch_times(bank, n: int, batch: int, probs) -> list[float]:
     return ts
 
 
+@entry_point()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=300_000, help="rows (samples)")
@@ -41,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the bank file goes")
     args = ap.parse_args(argv)
+    if not Path(args.dir).is_dir():
+        raise UserError(f"--dir {args.dir}: no such folder")
     probs = torch.softmax(torch.randn(args.batch, args.k), 1)
     path = Path(args.dir) / f"bench_bank_{os.getpid()}.npy"
     real = cb._preallocate

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.cli import UserError, entry_point  # noqa: E402
 from core.losses import soft_cross_entropy  # noqa: E402
 from core.targets import self_kd_targets  # noqa: E402
 from classification.data import (CIFAR_MEAN, CIFAR_STD, ArrayImages, Indexed, cifar_transforms,  # noqa: E402
@@ -134,6 +135,7 @@ def med_range(values) -> str:
     return f"{statistics.median(v):.2f} ({v[0]:.2f}-{v[-1]:.2f})"
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(DEFAULT_DATA))
@@ -149,8 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
     args = p.parse_args(argv)
     if not Path(args.data).is_file():
-        print(f"error: data file not found: {args.data}", file=sys.stderr)
-        return 2
+        raise UserError(f"data file not found: {args.data}")
     torch.set_num_threads(1)
     n_img = 2048  # decoded images: batches are drawn from these
     sel = sorted(np.random.default_rng(0).permutation(50000)[:n_img].tolist())

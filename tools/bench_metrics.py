@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from core.cli import entry_point
 from core.metrics import classification_metrics
 
 
@@ -24,7 +25,8 @@ def median_time(f, repeats: int) -> float:
     return statistics.median(ts)
 
 
-def main(argv=None) -> None:
+@entry_point()
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--k", type=int, default=100)
@@ -45,7 +47,8 @@ def main(argv=None) -> None:
     print(f"  ... with extra=True (+ Brier, 15-bin, adaptive and classwise ECE):             {extra:.2f} s")
     print(f"  torchmetrics ECE + accuracy:                                                   {theirs:.2f} s")
     print(f"  ratio torchmetrics / ours: {theirs / ours:.2f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -37,6 +37,8 @@ import re
 import sys
 from pathlib import Path
 
+from core.cli import UserError, entry_point
+
 # The README's columns after Model, Method, n; the two error rates move in whole test images.
 METRICS = ("Top-1 error (%)", "Top-5 error (%)", "NLL (nats)", "ECE (%)", "AURC (x10^3)")
 COUNT_METRICS = METRICS[:2]
@@ -111,6 +113,7 @@ def _test_set_size(runs_dir: Path) -> int:
     raise RuntimeError(f"no complete demo run with reliability bins under {runs_dir}")
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -120,8 +123,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     readme_path = Path(args.readme)
     if not readme_path.is_file():
-        print(f"error: {readme_path} not found", file=sys.stderr)
-        return 2
+        raise UserError(f"{readme_path} not found")
     readme_text = readme_path.read_text(encoding="utf-8")
     from classification.demo import main as demo
     out = io.StringIO()

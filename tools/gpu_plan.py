@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from core.cli import UserError, entry_point  # noqa: E402
 
 SEEDS = 3
 DATA = {"cifar100": (50_000, 10_000, 32, 100), "imagenet": (1_281_167, 50_000, 224, 1000)}
@@ -141,6 +142,7 @@ def render(rows, gpu_rate: float, cpu_rate: float, rate_note: str) -> str:
     return "\n".join(out) + "\n"
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gpu-tflops", type=float, default=25.0, help="assumed sustained TFLOP/s of one GPU")
@@ -152,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--tables", nargs="*", default=["table1", "table2", "fig2", "table3", "table4"])
     p.add_argument("--out", help="replace the table between the markers of this Markdown file")
     args = p.parse_args(argv)
+    if args.out and not Path(args.out).is_file():
+        raise UserError(f"--out {args.out}: file not found")
     torch.set_num_threads(1)
     from classification.models import build_model
     bench_fwd = forward_flops(build_model(CPU_BENCH["model"], 10), torch.zeros(1, 3, 32, 32))
@@ -182,8 +186,7 @@ def main(argv=None) -> int:
         text = path.read_text(encoding="utf-8")
         new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table}{END}", text, flags=re.S)
         if new == text and BEGIN not in text:
-            print(f"error: {path} has no {BEGIN!r} marker", file=sys.stderr)
-            return 2
+            raise UserError(f"{path} has no {BEGIN!r} marker")
         path.write_text(new, encoding="utf-8")
     else:
         print(table, end="")

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.cli import entry_point
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "fixtures" / "method_golden.json"
 NPZ = REPO.parent / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.npz"
@@ -86,6 +88,7 @@ def run_all(names=None, cifar: bool = True) -> dict:
         return {n: run_case(CASES[n], Path(tmp) / n.replace("/", "_")) for n in names}
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--write", action="store_true", help=f"write {GOLDEN.relative_to(REPO)}")

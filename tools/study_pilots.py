@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runlog import RunLogError, read_run_log  # noqa: E402
+from core.cli import UserError, entry_point  # noqa: E402
+from core.runlog import read_run_log  # noqa: E402
 
 FIT_MAX_ERR = 5.0
 OVERCONF_MIN = 2.0
@@ -115,6 +116,7 @@ def _f(v, fmt="{:.2f}"):
     return "–" if v is None else fmt.format(v)
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("root", nargs="?", default="reports/runs/study_pilots")
@@ -124,13 +126,8 @@ def main(argv=None) -> int:
     root = Path(args.root)
     dirs = sorted(d for d in root.glob("*") if (d / "log.jsonl").is_file()) if root.is_dir() else []
     if not dirs:
-        print(f"error: no pilot run folders (with log.jsonl) under {root}", file=sys.stderr)
-        return 2
-    try:
-        sums = [summary(d) for d in dirs]
-    except RunLogError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(f"no pilot run folders (with log.jsonl) under {root}")
+    sums = [summary(d) for d in dirs]  # a malformed log: RunLogError, a UserError (one line)
     print("| pilot | train images | epochs | running train err % | fit err % | test top-1 err % | ECE % "
           "| conf - acc | CPU min | wall min | fits | over-conf. | CPU <= 30 min |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
@@ -155,8 +152,7 @@ def main(argv=None) -> int:
         d = dirs[[s["run_id"] for s in sums].index(choice["run_id"])]
         config = _config_of(d)
         if config is None:
-            print(f"error: {d}/log.jsonl's command names no --config", file=sys.stderr)
-            return 2
+            raise UserError(f"{d}/log.jsonl's command names no --config")
         pilot = next(s for s in sums if s["run_id"] == choice["run_id"])
         out.write_text(study_config_text(pilot, choice, config))
         print(f"study config written to {out}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from core.cli import entry_point  # noqa: E402
 PAGE = REPO / "docs" / "troubleshooting.md"
 HEADER = "| input | arguments | message |"
 
@@ -34,6 +35,7 @@ def printed(args_of, tiny) -> tuple[str, str]:
         return " ".join(hide(a) for a in extra), hide(err.getvalue().strip())
 
 
+@entry_point()
 def main() -> int:
     from tests.classification.test_safety import CATALOGUE, TINY
     text = PAGE.read_text(encoding="utf-8")
