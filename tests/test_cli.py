@@ -115,6 +115,7 @@ def _script_bad_args(t: Path) -> dict:
         "tools.bench_bank": ["--dir", missing],
         "tools.bench_epoch": ["--data", f"{missing}.npz"],
         "tools.check_demo": ["--readme", f"{missing}.md"],
+        "tools.compare_logs": [f"{missing}.jsonl", f"{missing}.jsonl"],
         "tools.gpu_plan": ["--out", f"{missing}.md"],
         "tools.study_pilots": [missing],
         "examples.selfkd_in_your_loop": ["--alpha-T", "2"],
