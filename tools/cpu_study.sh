@@ -17,7 +17,8 @@
 #                 finds the baseline runs done and skips them
 #   PHASE=run     METHODS x seeds with the selected alpha_T, two at a time: 5 seeds (0-4) for
 #                 baseline, ls and selfkd, 3 (0-2) for every other method (default METHODS:
-#                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset)
+#                 baseline ls selfkd cskd tfkd lwr dlb zipf; METHODS="..." for a subset); the
+#                 baseline first, then ls and selfkd seed by seed, then the peers seed by seed
 #   PHASE=fitting the regime block's fitting cell ($FIT_CFG: 5,000 un-augmented images, no holdout)
 #                 at 5 seeds of baseline, ls and selfkd (its committed alpha_T selection), seed by
 #                 seed, in table study; each scored on test with the temperature fitted on 500
@@ -101,11 +102,19 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
   run)
     ALPHA=$($PY -c "import json; print(json.load(open('$OUT/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
     echo "alpha_T = $ALPHA"
+    # the order (the runs do not depend on it): the baseline's seeds; then the other 5-seed methods
+    # seed by seed (label smoothing and Self-KD: paired n grows together); then the 3-seed peers
+    # seed by seed; a queue cut off leaves every comparison at the most seeds it can have
+    five=""; three=""
     for m in $METHODS; do
-      case $m in baseline|ls|selfkd) seeds="0 1 2 3 4" ;; *) seeds="0 1 2" ;; esac
-      a=""; reads_alpha "$m" && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
-      for seed in $seeds; do run_line "$m" "$seed" "$a"; done
-    done | run_all ;;
+      case $m in baseline) ;; ls|selfkd) five="$five $m" ;; *) three="$three $m" ;; esac
+    done
+    line() { a=""; reads_alpha "$1" && a="method.selfkd.alpha_T=$ALPHA"; run_line "$1" "$2" "$a"; }
+    {
+      case " $METHODS " in *" baseline "*) for seed in 0 1 2 3 4; do line baseline "$seed"; done ;; esac
+      for seed in 0 1 2 3 4; do for m in $five; do line "$m" "$seed"; done; done
+      for seed in 0 1 2; do for m in $three; do line "$m" "$seed"; done; done
+    } | run_all ;;
   fitting)
     CFG=$FIT_CFG
     ALPHA=$($PY -c "import json; print(json.load(open('$REPORTS/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
