@@ -13,11 +13,13 @@ from __future__ import annotations
 import difflib
 import errno
 import functools
+import os
 import sys
 from typing import Callable, Iterable
 
 USER_ERROR = 2  # the exit status of a user's mistake (argparse uses it for a bad option too)
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout closed it (`| head`)
 
 # what to tell the user after a full disk or a Ctrl-C, by how the command continues
 RESUME_FLAG = "rerun the same command with --resume (or resume=true) to continue from the last checkpoint"
@@ -88,6 +90,15 @@ def error_line(e: BaseException) -> str:
     return lines[0]
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (a test's capture)
+        pass
+
+
 def run_cli(body: Callable[[], int | None], rerun: str = RERUN) -> int:
     """`body()`'s exit status (None: 0), with a user's mistake printed as one line 'error: ...'
     (status 2) and Ctrl-C as one line 'interrupted; <rerun>' (status 130). `rerun` says how the
@@ -96,6 +107,9 @@ def run_cli(body: Callable[[], int | None], rerun: str = RERUN) -> int:
         return body() or 0
     except (UserError, FileNotFoundError) as e:
         line = error_line(e)
+    except BrokenPipeError:  # stdout's reader went away (`| head`): stop quietly, as a Unix tool does
+        _stdout_to_devnull()
+        return BROKEN_PIPE
     except OSError as e:
         line = storage_error(e, rerun)
         if line is None:

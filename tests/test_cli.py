@@ -161,3 +161,22 @@ def test_tool_and_example_bad_argument_is_one_line(tmp_path, capsys, module):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`python -m reports ... | head -1`: when the reader closes stdout early the command stops
+    with 141 (128 + SIGPIPE) and no traceback, like a Unix tool."""
+    import subprocess
+    import sys
+    code = ("from core.cli import entry_point\n"
+            "@entry_point()\n"
+            "def main():\n"
+            "    for i in range(10**6):\n"
+            "        print('x' * 100)\n"
+            "raise SystemExit(main())\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=Path(__file__).resolve().parent.parent)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and "Traceback" not in err and err == ""
