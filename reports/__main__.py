@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None,
                    help="read the metrics from each run's eval record of this split (test for the "
                         "study's runs) instead of its final record")
+    p.add_argument("--run-id", default=None, help="one run of the cell (e.g. an alpha_T candidate)")
     p = sub.add_parser("demo", help="the demo's table and reliability diagrams: demo RUNS_DIR OUT_DIR",
                        description="The demo's Table-1-style table and one reliability diagram per run.")
     p.add_argument("runs_dir", metavar="RUNS_DIR")
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         runs, warnings = find_runs(roots)
         _warn(warnings)
         for m in args.method:
-            print("\n".join(expectations(runs, args.table, args.row, m, args.metrics, args.split)))
+            print("\n".join(expectations(runs, args.table, args.row, m, args.metrics, args.split, args.run_id)))
         return 0
     if args.target == "check-repro":
         from .repro import EXPECTED_FILE, check_repro

@@ -202,24 +202,33 @@ TOLERANCE_FLOORS = {"top1_err": 0.3, "ece": 0.3, "nll": 0.01, "aurc": 3.0, "temp
 DECIMALS = {"top1_err": 2, "ece": 2, "nll": 3, "aurc": 1, "temperature": 3}
 
 
+def _base(key: str) -> str:
+    """The metric a key measures: ts.nll -> nll, train_top1_err / fit_top1_err -> top1_err."""
+    base = key.split(".")[-1]
+    return next((m for m in TOLERANCE_FLOORS if base.endswith("_" + m)), base)
+
+
 def _tolerance(key: str, sd: float | None) -> float:
     """max(2 x the seed sd, the metric's floor), rounded up at the metric's decimals."""
     import math
-    base = key.split(".")[-1]
+    base = _base(key)
     d = DECIMALS.get(base, 3)
     t = max(2 * (sd or 0.0), TOLERANCE_FLOORS.get(base, 0.0))
     return math.ceil(t * 10 ** d - 1e-9) / 10 ** d
 
 
-def expectations(runs, table: str, row: str, method: str, metrics, split: str | None = None) -> list[str]:
+def expectations(runs, table: str, row: str, method: str, metrics, split: str | None = None,
+                 run_id: str | None = None) -> list[str]:
     """YAML lines of reports/expected_results.yaml for one cell measured by committed logs: per
     metric, expected = the mean over the matching complete runs, tolerance = max(2 x the seed sd,
     a floor) (TOLERANCE_FLOORS), n = the runs. Written from the logs, never by hand; raises
-    ReproError when no complete run matches or a run lacks a metric."""
-    sel = {"table": table, "row": row, "method": method}
+    ReproError when no complete run matches or a run lacks a metric. run_id: that one run of the
+    cell (an alpha_T candidate among its row's others)."""
+    sel = {"table": table, "row": row, "method": method, **({"run_id": run_id} if run_id else {})}
     rs = [r for r in runs if _matches(r, sel)]
     if not rs:
-        raise ReproError(f"no complete run of table {table}, row {row}, method {method}")
+        raise ReproError(f"no complete run of table {table}, row {row}, method {method}"
+                         + (f", run_id {run_id}" if run_id else ""))
     lines = []
     for key in metrics:
         get = (lambda r, k=key: r.metric_on(split, k)) if split else (lambda r, k=key: r.metric(k))
@@ -229,10 +238,11 @@ def expectations(runs, table: str, row: str, method: str, metrics, split: str | 
             where = f" (their {split} eval records)" if split else ""
             raise ReproError(f"{key} is absent from {', '.join(lacking)}{where}")
         c = Cell.of(values)
-        d = DECIMALS.get(key.split(".")[-1], 3)
+        d = DECIMALS.get(_base(key), 3)
         fields = [f"table: {table}", f"row: {row}", f"method: {method}", f"metric: {key}"]
         fields += [f"dataset: {rs[0].dataset}", f"epochs: {rs[0].total_epochs}"]
         fields += [f"split: {split}"] if split else []
+        fields += [f"run_id: {run_id}"] if run_id else []
         sd = f"{c.std:.{d + 1}f}" if c.std is not None else "- (one run)"
         lines.append(f"  - {{{', '.join(fields)},\n     expected: {round(c.mean, d)}, "
                      f"tolerance: {_tolerance(key, c.std)}, n: {c.n}}}  # n={c.n}, seed std {sd}")

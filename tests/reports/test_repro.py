@@ -270,3 +270,18 @@ def test_expect_refuses_what_the_logs_do_not_hold(tmp_path, capsys, argv, msg):
     rc = main(["expect", "--runs", str(root), "--table", "study", "--row", "study_tiny", "--split", "holdout"] + argv)
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1
+
+
+def test_expect_one_run_and_a_fit_metric(tmp_path, capsys):
+    """--run-id pins one run of a cell (an alpha_T candidate among its row's others); a fit metric
+    (train_top1_err) gets the top-1 floor, not zero."""
+    from reports.__main__ import main
+    from .test_study import _run
+    root = tmp_path / "runs"
+    for s in range(2):
+        _run(root, "baseline", s, train_err=3.0 + s)
+    assert main(["expect", "--runs", str(root), "--table", "study", "--row", "study_tiny", "--method", "baseline",
+                 "--run-id", "study_tiny_baseline_s1", "--metrics", "train_top1_err"]) == 0
+    import yaml
+    (e,) = yaml.safe_load("results:\n" + capsys.readouterr().out)["results"]
+    assert (e["run_id"], e["expected"], e["tolerance"], e["n"]) == ("study_tiny_baseline_s1", 4.0, 0.3, 1)
