@@ -68,6 +68,20 @@ def cpu_cost_notice(per_step_s: float, timed_steps: int, steps_per_epoch: int, e
             f"row; on a machine with a GPU, device=auto (the default) or device=cuda uses it")
 
 
+def epoch_cost_notice(epoch_s: float, epoch: int, epochs_left: int, capped: bool = False) -> str | None:
+    """What a CPU run's remaining epochs will cost, measured on the first epoch this invocation
+    trained (a task whose training loop is not ours to time step by step: translation's
+    fairseq-train); None when that stays under QUIET_BELOW_S. capped: the run may stop early
+    (early stopping), so the epochs left are a cap."""
+    if epochs_left < 1 or epoch_s * epochs_left < QUIET_BELOW_S:
+        return None
+    bound = "at most " if capped else ""
+    return (f"running on CPU: epoch {epoch} took {duration(epoch_s)} of training (measured here); the "
+            f"{epochs_left} epoch(s) left {bound}about {duration(epoch_s * epochs_left)} (evaluation not "
+            f"included). docs/gpu_plan.md estimates the GPU-hours of each table row; on a machine "
+            f"with a GPU, device=auto (the default) or device=cuda uses it")
+
+
 def worker_notice(num_workers: int, cores: int | None = None) -> str | None:
     """A warning in our words when DataLoader workers outnumber the machine's cores (they then
     share the cores and the epoch gets slower, not faster), else None. Silences PyTorch's own

@@ -69,3 +69,28 @@ def test_next_steps_name_the_reports_command(table, out_dir, want):
 def test_the_table_list_matches_the_reports():
     from reports.tables import TABLES
     assert set(N.TABLE_RUNS) == {t for spec in TABLES.values() for t in spec.run_tables}
+
+
+def test_epoch_cost_notice_after_a_first_epoch():
+    assert N.epoch_cost_notice(30.0, 1, 5) is None  # 2.5 min left: silent
+    msg = N.epoch_cost_notice(600.0, 3, 27)
+    assert msg.startswith("running on CPU: epoch 3 took 10 min of training") and "the 27 epoch(s) left about 4.5 h" in msg
+    assert "left at most about" in N.epoch_cost_notice(600.0, 1, 29, capped=True)
+    assert N.epoch_cost_notice(600.0, 30, 0) is None  # nothing left
+
+
+def test_translation_speaks_once_after_its_first_epoch(tmp_path):
+    """translation.train's epoch handler asks for the notice after the first epoch it logs, once."""
+    from core.runlog import RunLogWriter
+    from translation.train import EpochRecords
+    said, asked = [], []
+    w = RunLogWriter(tmp_path / "log.jsonl")
+
+    def cost(epoch, seconds):
+        asked.append((epoch, seconds))
+        return f"notice {epoch} {seconds:.0f}"
+    h = EpochRecords(w, said.append, cost=cost)
+    for epoch in (4, 5):
+        h._write({"epoch": epoch, "train_loss": "1.0", "train_lr": "0.001", "train_num_updates": str(10 * epoch),
+                  "train_train_wall": "700"})
+    assert asked == [(4, 700.0)] and said.count("notice 4 700") == 1

@@ -36,7 +36,7 @@ from pathlib import Path
 from core.cli import RESUME_FLAG, UserError, description, did_you_mean, entry_point, storage_error
 from core.config import ConfigError, load_config, parse_with_overrides, to_dict, to_yaml
 from core.methods import ALIASES, method_names
-from core.notices import next_steps
+from core.notices import epoch_cost_notice, next_steps
 from core.run import (RunStart, check_name, check_out_dir, log_complete, owned_run, record_resume,
                       remove_stale_temp_files, run_dir_for)
 from core.runlog import RunLogWriter, git_info, now_iso, read_run_log
@@ -264,11 +264,14 @@ class EpochRecords(logging.Handler):
     epoch t's checkpoint is on disk, so ``stop_at`` (an epoch, 0 = never) ends training there:
     StopAfterEpoch is raised through fairseq's print to run_fairseq_train."""
 
-    def __init__(self, writer: RunLogWriter, progress=None, stop_at: int = 0):
+    def __init__(self, writer: RunLogWriter, progress=None, stop_at: int = 0, cost=None):
         super().__init__(level=logging.INFO)
         self.writer = writer
         self.progress = progress  # print(str) for the progress lines, or None
         self.stop_at = stop_at
+        # cost(epoch, training seconds) -> the CPU cost notice or None, asked once, after the
+        # first epoch this invocation trains (None: on a GPU)
+        self.cost = cost
         self.valid: dict[int, dict] = {}
         self.last_epoch = 0
         self.best_valid = math.inf
@@ -330,6 +333,10 @@ class EpochRecords(logging.Handler):
             epoch_wall_s=float(stats.get("train_train_wall", 0.0)),
         )
         self.last_epoch = epoch
+        if self.cost is not None:
+            notice, self.cost = self.cost(epoch, float(stats.get("train_train_wall", 0.0))), None
+            if notice and self.progress is not None:
+                self.progress(notice)
 
 
 def parse_fairseq_args(argv: list[str]):
@@ -353,13 +360,14 @@ def parse_fairseq_args(argv: list[str]):
 
 
 def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = (), progress=None,
-                      stop_at: int = 0) -> int:
+                      stop_at: int = 0, cost=None) -> int:
     """fairseq-train in this process (``args``: parse_fairseq_args' result); returns the last
     epoch written to the log.
 
     ``valid_so_far``: the valid losses (nats) of the epochs a resumed run has done, so fairseq's
     early-stopping counter continues where it was (fairseq keeps it in memory only). ``stop_at``:
-    stop once this epoch is logged and checkpointed (0: train to the end)."""
+    stop once this epoch is logged and checkpointed (0: train to the end). ``cost``: EpochRecords'
+    (the CPU cost notice after the first epoch)."""
     from fairseq import distributed_utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train as fairseq_train
@@ -374,7 +382,7 @@ def run_fairseq_train(args, writer: RunLogWriter, valid_so_far: list[float] = ()
         fairseq_train.should_stop_early.num_runs = epochs_since_best(list(valid_so_far))
 
     fs_cfg = convert_namespace_to_omegaconf(args)
-    handler = EpochRecords(writer, progress, stop_at)
+    handler = EpochRecords(writer, progress, stop_at, cost)
     if valid_so_far:
         handler.best_valid = min(valid_so_far)
     progress_logger = logging.getLogger("fairseq.logging.progress_bar")
@@ -515,10 +523,19 @@ def _train(job: Job) -> Path:
     valid = [e["valid_loss"] for e in log.epochs if e.get("valid_loss") is not None]
     if not converged(log, cfg.optim.patience):  # (a converged run cut off in its evaluation)
         stop_at = done + cfg.stop_after_epochs if cfg.stop_after_epochs > 0 else 0
-        run_fairseq_train(job.fs_args, writer, valid, job.progress, stop_at)
+        run_fairseq_train(job.fs_args, writer, valid, job.progress, stop_at, _cost_notice(job, stop_at))
     last = job.save_dir / LAST
     pos = checkpoint_position(last) if last.is_file() else Position(last, 0, False, 0.0)
     return _finish(job, writer, pos)
+
+
+def _cost_notice(job: Job, stop_at: int):
+    """On a CPU: (epoch, its training seconds) -> what the epochs this invocation will still train
+    cost (core.notices.epoch_cost_notice; with early stopping, the cap); None on a GPU."""
+    if job.use_cuda:
+        return None
+    last = min(job.cfg.epochs, stop_at) if stop_at else job.cfg.epochs
+    return lambda epoch, seconds: epoch_cost_notice(seconds, epoch, last - epoch, job.cfg.optim.patience > 0)
 
 
 def _finish(job: Job, writer: RunLogWriter, pos: Position) -> Path:

@@ -214,3 +214,19 @@ def test_quiet_progress_lines_and_bad_fairseq_args(tiny_multi30k, tmp_path, capf
     assert lines[-2:] == [f"run folder: {tmp_path / 'table4' / 'quiet'}",
                           f"next: python -m reports tables --runs {tmp_path}, python -m reports figures --runs {tmp_path}"]
     assert not any("Warning" in ln or "DEBUG" in ln or "INFO" in ln for ln in lines), lines
+
+
+def test_a_cpu_run_says_once_what_its_epochs_will_cost(tiny_multi30k, tmp_path, capfd, monkeypatch):
+    """After its first epoch a CPU run prints what the epochs left will cost (measured on that
+    epoch; silent for a short run: here the threshold is lowered to 0), once."""
+    pytest.importorskip("fairseq")
+    import core.notices as N
+    base = ["--config", str(CONFIGS / "multi30k_de_en_baseline.yaml")] + TINY + [
+        f"data.prep_dir={tiny_multi30k}", f"out_dir={tmp_path}", "epochs=3"]
+    assert main(base + ["run_id=quiet_cost"]) == 0
+    assert "running on CPU" not in capfd.readouterr().out  # 3 tiny epochs: under the threshold
+    monkeypatch.setattr(N, "QUIET_BELOW_S", 0.0)
+    assert main(base + ["run_id=cost"]) == 0
+    lines = [ln for ln in capfd.readouterr().out.splitlines() if ln.startswith("running on CPU")]
+    assert len(lines) == 1 and lines[0].startswith("running on CPU: epoch 1 took ")
+    assert "the 2 epoch(s) left about" in lines[0]
