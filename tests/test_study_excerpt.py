@@ -1,0 +1,57 @@
+"""tools/study_excerpt.py: the study's tables for docs/reproduction.md cut from a rendered report
+(only methods with scored runs, in both tables), written between the page's markers, nothing else
+of the page touched; a rerun on the same report changes nothing."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from reports.logs import find_runs
+from reports.study import study_settings, to_markdown
+
+spec = importlib.util.spec_from_file_location("study_excerpt", Path(__file__).resolve().parent.parent / "tools/study_excerpt.py")
+study_excerpt = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(study_excerpt)
+
+
+@pytest.fixture
+def report(tmp_path):
+    from tests.reports.test_study import _run
+    r = tmp_path / "runs"
+    for s in range(2):
+        _run(r, "baseline", s, top1=20.0 + s)
+        _run(r, "selfkd", s, top1=19.0 + s, alpha_T=0.7)
+    _run(r, "ls", 0, scored=False)  # trained, not scored: not in the excerpt
+    p = tmp_path / "study.md"
+    p.write_text(to_markdown(study_settings(find_runs([r])[0])))
+    return p
+
+
+def test_excerpt_keeps_the_scored_methods_and_their_comparisons(tmp_path, report, capsys):
+    page = tmp_path / "page.md"
+    page.write_text(f"# Page\n\nbefore\n\n{study_excerpt.BEGIN}\nOLD-TABLE\n{study_excerpt.END}\n\nafter\n")
+    assert study_excerpt.main([str(report), str(page), "--row", "study_tiny"]) == 0
+    text = page.read_text()
+    assert text.startswith("# Page\n\nbefore\n\n") and text.endswith(f"{study_excerpt.END}\n\nafter\n")
+    body = text[text.index(study_excerpt.BEGIN):text.index(study_excerpt.END)]
+    assert "OLD-TABLE" not in body and "| Baseline | 2 of 5 | 20.50 ± 0.71 |" in body
+    assert "| Self-KD + temperature scaling |" in body and "Label Smoothing" not in body and "CS-KD" not in body
+    compare = [ln for ln in body.splitlines() if ln.startswith("| Self-KD | top-1 error")]
+    assert len(compare) == 3 and "-1.00 ± 0.00 (n = 2)" in compare[0]
+    header = body.splitlines()[1]
+    assert header.count("|") == body.splitlines()[2].count("|")  # the separator fits the header
+    capsys.readouterr()
+    assert study_excerpt.main([str(report), str(page), "--row", "study_tiny"]) == 0
+    assert capsys.readouterr().out.endswith("unchanged\n") and page.read_text() == text
+
+
+@pytest.mark.parametrize("page_text, row, msg", [
+    ("no markers\n", "study_tiny", "has no"),
+    (f"{study_excerpt.BEGIN}\n{study_excerpt.END}\n", "other_row", "no setting 'other_row'"),
+])
+def test_refusals_are_one_line_and_leave_the_page(tmp_path, report, capsys, page_text, row, msg):
+    page = tmp_path / "page.md"
+    page.write_text(page_text)
+    assert study_excerpt.main([str(report), str(page), "--row", row]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and msg in err and err.count("\n") == 1 and page.read_text() == page_text
