@@ -40,11 +40,28 @@ PLANNED_SEEDS = {"baseline": 5, "ls": 5, "selfkd": 5, "cskd": 3, "tfkd": 3, "lwr
 # at 5 seeds of its three methods and temperature-scaled on 500 training images it did not train on
 # (the pre-registration's notes of 2026-12-03 15:13 and 15:16 UTC).
 ROW_PLANS = {"resnet20_5k_noaug": {"baseline": 5, "ls": 5, "selfkd": 5}}
+OTHER_SEEDS = 3  # a method the plan does not list yet (the pre-registration: 3 seeds for every other method)
 
 
 def plan_of(row: str) -> dict:
     """{method: planned seeds} of a setting's row."""
     return ROW_PLANS.get(row, PLANNED_SEEDS)
+
+
+def queue(row: str, methods=None, reference_first: bool = True) -> list[tuple[str, int]]:
+    """(method, seed) of a row's planned runs in the order tools/cpu_study.sh runs them (results do
+    not depend on it): with reference_first the baseline's seeds first; then the methods with the
+    most planned seeds seed by seed, then those with the next count seed by seed, ..., so a queue
+    cut off leaves each comparison with the most seed pairs. methods: those to run, in this order
+    (None: the plan's); one the plan does not list gets OTHER_SEEDS."""
+    planned = plan_of(row)
+    plan = dict(planned) if methods is None else {m: planned.get(m, OTHER_SEEDS) for m in methods}
+    out = []
+    if reference_first and BASELINE in plan:
+        out += [(BASELINE, s) for s in range(plan.pop(BASELINE))]
+    for k in sorted(set(plan.values()), reverse=True):
+        out += [(m, s) for s in range(k) for m, n in plan.items() if n == k]
+    return out
 BASELINE = reference_method()  # what every comparison subtracts (core.methods: the baseline)
 # (metric key, column name, decimals): top-1 error, NLL, ECE, AURC, all lower-is-better
 METRICS = tuple((k, "top-1 error (%)" if k == TOP1 else name, d) for k, name, d in DELTA_METRICS)

@@ -73,6 +73,9 @@ select_lines() {
     echo "$PY -m classification.select_alpha --config $CFG seed=0 threads=1 out_dir=$OUT $ARGS --alphas $a"
   done
 }
+queue_of() {  # methods ("" = the row's plan), baseline first (True/False): "method seed" lines
+  $PY -c "from reports.study import queue; \
+print('\n'.join(f'{m} {s}' for m, s in queue('$(row_of)', '$1'.split() or None, $2)))"; }
 row_of() { $PY -c "from classification.train import TrainConfig; from core.config import load_config; \
 c = load_config(TrainConfig, '$CFG'); print(c.row or c.model)"; }
 run_line() {  # method, seed, extra overrides, extra evaluate options: train (resumable), then score the test set once
@@ -104,28 +107,19 @@ sys.exit(0 if read_run_log('$a/log.jsonl').epochs[-1]['train_top1_err'] <= 5.0 e
   run)
     ALPHA=$($PY -c "import json; print(json.load(open('$OUT/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
     echo "alpha_T = $ALPHA"
-    # the order (the runs do not depend on it): the baseline's seeds; then the other 5-seed methods
-    # seed by seed (label smoothing and Self-KD: paired n grows together); then the 3-seed peers
-    # seed by seed; a queue cut off leaves every comparison at the most seeds it can have
-    five=""; three=""
-    for m in $METHODS; do
-      case $m in baseline) ;; ls|selfkd) five="$five $m" ;; *) three="$three $m" ;; esac
-    done
-    line() { a=""; reads_alpha "$1" && a="method.selfkd.alpha_T=$ALPHA"; run_line "$1" "$2" "$a"; }
-    {
-      case " $METHODS " in *" baseline "*) for seed in 0 1 2 3 4; do line baseline "$seed"; done ;; esac
-      for seed in 0 1 2 3 4; do for m in $five; do line "$m" "$seed"; done; done
-      for seed in 0 1 2; do for m in $three; do line "$m" "$seed"; done; done
-    } | run_all ;;
+    # reports.study.queue: the plan's seeds per method and their order (the baseline first, then
+    # label smoothing and Self-KD seed by seed, then the peers seed by seed)
+    queue_of "$METHODS" True | while read -r m seed; do
+      a=""; reads_alpha "$m" && a="method.selfkd.alpha_T=$ALPHA"  # every other method: the config as committed
+      run_line "$m" "$seed" "$a"
+    done | run_all ;;
   fitting)
     CFG=$FIT_CFG
     ALPHA=$($PY -c "import json; print(json.load(open('$REPORTS/alpha_select/$(row_of)_s0.selection.json'))['alpha_T'])")
     echo "alpha_T = $ALPHA"
-    for seed in 0 1 2 3 4; do
-      for m in baseline ls selfkd; do
-        a="table=study eval_every=5"; reads_alpha "$m" && a="$a method.selfkd.alpha_T=$ALPHA"
-        run_line "$m" "$seed" "$a" "--calibration-images 500"
-      done
+    queue_of "" False | while read -r m seed; do  # its plan (reports.study), seed by seed
+      a="table=study eval_every=5"; reads_alpha "$m" && a="$a method.selfkd.alpha_T=$ALPHA"
+      run_line "$m" "$seed" "$a" "--calibration-images 500"
     done | run_all ;;
   *) echo "error: unknown PHASE=$PHASE (pilots, select, select-baseline, run or fitting)" >&2; exit 2 ;;
 esac

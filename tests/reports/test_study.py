@@ -299,3 +299,19 @@ def test_a_row_with_a_plan_of_its_own_lists_only_its_methods(tmp_path, monkeypat
     monkeypatch.setattr(study, "ROW_PLANS", {})
     s = _setting(r)
     assert list(s.methods)[:3] == ["baseline", "ls", "selfkd"] and s.methods["cskd"].planned == 3
+
+
+def test_queue_orders_the_plan_so_pairs_grow_together():
+    """The launcher's order (reports.study.queue): the baseline's seeds first, then the 5-seed
+    methods seed by seed, then the 3-seed peers seed by seed; the fitting cell's own plan seed by
+    seed; a method the plan does not list gets OTHER_SEEDS."""
+    from reports.study import OTHER_SEEDS, queue
+    q = queue("study_resnet20_9k_aug_e65")
+    assert q[:7] == [("baseline", s) for s in range(5)] + [("ls", 0), ("selfkd", 0)]
+    assert q[13:17] == [("ls", 4), ("selfkd", 4), ("cskd", 0), ("tfkd", 0)]
+    assert len(q) == 3 * 5 + 5 * 3 and q[-1] == ("zipf", 2)
+    assert queue("resnet20_5k_noaug", reference_first=False)[:4] == [
+        ("baseline", 0), ("ls", 0), ("selfkd", 0), ("baseline", 1)]
+    assert len(queue("resnet20_5k_noaug")) == 15
+    assert queue("study_resnet20_9k_aug_e65", ["selfkd", "newpeer"]) == (
+        [("selfkd", s) for s in range(5)] + [("newpeer", s) for s in range(OTHER_SEEDS)])
