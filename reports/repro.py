@@ -17,6 +17,7 @@ of its final record: a run trained evaluating its holdout and then scored on the
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -96,6 +97,14 @@ def load_expected(path: str | Path) -> list[dict]:
     return entries
 
 
+def reader(metric: str, split: str | None = None):
+    """run -> its `metric`: from its newest eval record of `split` (Run.metric_on) when a split is
+    named, else from its final record (Run.metric). What an expectation reads, checked or written."""
+    if split:
+        return lambda run: run.metric_on(split, metric)
+    return lambda run: run.metric(metric)
+
+
 def _matches(run, e) -> bool:
     tables = TABLES[e["table"]].run_tables if e["table"] in TABLES else (e["table"],)
     return (run.complete and run.table in tables and run.row == e["row"]
@@ -149,8 +158,7 @@ def check_repro(expected_path=EXPECTED_FILE, roots=("reports/runs",), strict=Tru
             lines.append(f"MISSING {where}: no complete run under {roots_txt}")
             continue
         used.update(id(r) for r in rs + base_rs)
-        value = ((lambda r: r.metric_on(e["split"], e["metric"])) if "split" in e  # noqa: E731
-                 else (lambda r: r.metric(e["metric"])))
+        value = reader(e["metric"], e.get("split"))
         if "minus" in e:
             d = paired(by_seed(base_rs, value), by_seed(rs, value))
             c = Cell(d.value, None, d.n)
@@ -210,7 +218,6 @@ def _base(key: str) -> str:
 
 def _tolerance(key: str, sd: float | None) -> float:
     """max(2 x the seed sd, the metric's floor), rounded up at the metric's decimals."""
-    import math
     base = _base(key)
     d = DECIMALS.get(base, 3)
     t = max(2 * (sd or 0.0), TOLERANCE_FLOORS.get(base, 0.0))
@@ -231,7 +238,7 @@ def expectations(runs, table: str, row: str, method: str, metrics, split: str | 
                          + (f", run_id {run_id}" if run_id else ""))
     lines = []
     for key in metrics:
-        get = (lambda r, k=key: r.metric_on(split, k)) if split else (lambda r, k=key: r.metric(k))
+        get = reader(key, split)
         values = [get(r) for r in rs]
         lacking = [r.run_id for r, v in zip(rs, values) if v is None]
         if lacking:
