@@ -138,3 +138,35 @@ def test_readme_is_short_and_its_local_links_land():
                 if anchor not in heads:
                     bad.append(f"{page.relative_to(REPO)}: {target} (no such heading)")
     assert not bad, bad
+
+
+FIGURE = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
+
+
+def _study_text(readme: str) -> str:
+    """The README's words on the "which method" study: its row of the evidence table and the
+    summary's sentences from 'The pre-registered "which method" study' to the paragraph's end."""
+    row = [line for line in readme.splitlines() if line.startswith("| Which method?")]
+    start = readme.find('The pre-registered "which method" study')
+    assert row and start >= 0, "the README no longer has the study's row or summary sentence"
+    end = readme.find("\n\n", start)
+    return row[0] + "\n" + readme[start:end if end >= 0 else None]
+
+
+def test_readme_study_figures_come_from_the_committed_logs():
+    """Every "x ± y" the README quotes for the study, and its count of seed pairs, is what `python -m
+    reports study` renders from the committed logs today: a log added without the README updated
+    (or a figure typed wrong) fails here, not in a reader's hands."""
+    from reports.logs import find_runs
+    from reports.study import study_settings, to_markdown
+    runs, _ = find_runs([REPO / "reports" / "runs"])
+    report = to_markdown(study_settings(runs))
+    rendered = {(a, b) for a, b in FIGURE.findall(report)}
+    text = _study_text((REPO / "README.md").read_text(encoding="utf-8"))
+    quoted = FIGURE.findall(text)
+    assert quoted, "the README quotes no study figure"
+    missing = [f"{a} ± {b}" for a, b in quoted if (a, b) not in rendered and ("+" + a, b) not in rendered]
+    assert not missing, f"README study figures not in the rendered report: {missing}"
+    pairs = {int(n) for n in re.findall(r"(\d+)\s+seed pairs", text)}
+    paired_n = {int(n) for n in re.findall(r"\| Self-KD \| [^|]+ \| [^|]+ \| [^|]+ \(n = (\d+)\)", report)}
+    assert pairs <= paired_n, f"README says {pairs} seed pairs; the report pairs Self-KD at n = {paired_n}"
