@@ -29,11 +29,13 @@ def report(tmp_path):
 
 def test_excerpt_keeps_the_scored_methods_and_their_comparisons(tmp_path, report, capsys):
     page = tmp_path / "page.md"
-    page.write_text(f"# Page\n\nbefore\n\n{study_excerpt.BEGIN}\nOLD-TABLE\n{study_excerpt.END}\n\nafter\n")
+    B, E = study_excerpt.begin("study_tiny"), study_excerpt.end("study_tiny")
+    other = f"{study_excerpt.begin('other_row')}\nOTHER-TABLE\n{study_excerpt.end('other_row')}\n"
+    page.write_text(f"# Page\n\nbefore\n\n{B}\nOLD-TABLE\n{E}\n\n{other}\nafter\n")
     assert study_excerpt.main([str(report), str(page), "--row", "study_tiny"]) == 0
     text = page.read_text()
-    assert text.startswith("# Page\n\nbefore\n\n") and text.endswith(f"{study_excerpt.END}\n\nafter\n")
-    body = text[text.index(study_excerpt.BEGIN):text.index(study_excerpt.END)]
+    assert text.startswith("# Page\n\nbefore\n\n") and text.endswith(f"{E}\n\n{other}\nafter\n")
+    body = text[text.index(B):text.index(E)]
     assert "OLD-TABLE" not in body and "| Baseline | 2 of 5 | 20.50 ± 0.71 |" in body
     assert "| Self-KD + temperature scaling |" in body and "Label Smoothing" not in body and "CS-KD" not in body
     compare = [ln for ln in body.splitlines() if ln.startswith("| Self-KD | top-1 error")]
@@ -47,7 +49,9 @@ def test_excerpt_keeps_the_scored_methods_and_their_comparisons(tmp_path, report
 
 @pytest.mark.parametrize("page_text, row, msg", [
     ("no markers\n", "study_tiny", "has no"),
-    (f"{study_excerpt.BEGIN}\n{study_excerpt.END}\n", "other_row", "no setting 'other_row'"),
+    (f"{study_excerpt.begin('other_row')}\n{study_excerpt.end('other_row')}\n", "study_tiny", "has no"),
+    (f"{study_excerpt.begin('study_tiny')}\n{study_excerpt.end('study_tiny')}\n" * 2, "study_tiny", "has no single"),
+    (f"{study_excerpt.begin('other_row')}\n{study_excerpt.end('other_row')}\n", "other_row", "no setting 'other_row'"),
 ])
 def test_refusals_are_one_line_and_leave_the_page(tmp_path, report, capsys, page_text, row, msg):
     page = tmp_path / "page.md"

@@ -1,7 +1,8 @@
 """The study's tables for docs/reproduction.md, cut from what `python -m reports study` rendered:
 the setting's method grid (methods with scored runs; the seeds column left out) and the rows of
 its minus-the-baseline grid for those methods. Copied, never typed: the section between the
-markers below is replaced, the rest of the page is left as it is.
+setting's two markers (begin(row), end(row) below; one pair per setting, so a page can hold
+several) is replaced, the rest of the page is left as it is.
 
     python -m reports study --runs reports/runs          # -> reports/out/study.md
     python tools/study_excerpt.py reports/out/study.md docs/reproduction.md --row study_resnet20_9k_aug_e65
@@ -16,8 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.cli import UserError, entry_point  # noqa: E402
 
-BEGIN = "<!-- study tables: tools/study_excerpt.py writes between these lines -->"
-END = "<!-- end of the study tables -->"
+
+
+def begin(row: str) -> str:
+    return f"<!-- study tables of {row}: tools/study_excerpt.py writes between these lines -->"
+
+
+def end(row: str) -> str:
+    return f"<!-- end of the study tables of {row} -->"
 
 
 def _table_after(lines: list[str], start: int, title: str) -> list[str]:
@@ -54,11 +61,12 @@ def excerpt(report: str, row: str) -> str:
     return "\n".join([_without_last_column(ln) for ln in grid[:2] + scored] + [""] + compare[:2] + rows)
 
 
-def replace_section(page: str, text: str) -> str:
-    """`page` with the text between BEGIN and END replaced by `text`."""
-    if BEGIN not in page or END not in page or page.index(BEGIN) > page.index(END):
-        raise UserError(f"the page has no '{BEGIN}' ... '{END}' section")
-    a, b = page.index(BEGIN) + len(BEGIN), page.index(END)
+def replace_section(page: str, row: str, text: str) -> str:
+    """`page` with the text between row's begin and end markers replaced by `text`."""
+    b_mark, e_mark = begin(row), end(row)
+    if page.count(b_mark) != 1 or page.count(e_mark) != 1 or page.index(b_mark) > page.index(e_mark):
+        raise UserError(f"the page has no single '{b_mark}' ... '{e_mark}' section")
+    a, b = page.index(b_mark) + len(b_mark), page.index(e_mark)
     return page[:a] + "\n" + text + "\n" + page[b:]
 
 
@@ -70,7 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--row", required=True, help="the study setting's row, e.g. study_resnet20_9k_aug_e65")
     args = ap.parse_args(argv)
     report, page = Path(args.report).read_text(encoding="utf-8"), Path(args.page).read_text(encoding="utf-8")
-    new = replace_section(page, excerpt(report, args.row))
+    new = replace_section(page, args.row, excerpt(report, args.row))
     if new != page:
         Path(args.page).write_text(new, encoding="utf-8")
     print(f"{args.page}: {'updated' if new != page else 'unchanged'}")
