@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="read the metrics from each run's eval record of this split (test for the "
                         "study's runs) instead of its final record")
     p.add_argument("--run-id", default=None, help="one run of the cell (e.g. an alpha_T candidate)")
+    p.add_argument("--update", metavar="FILE", default=None,
+                   help="write the entries into this expectations file instead of printing them: "
+                        "each replaces the entry of the same cell and metric in place, a new one "
+                        "is appended (e.g. reports/expected_results.yaml)")
     p = sub.add_parser("demo", help="the demo's table and reliability diagrams: demo RUNS_DIR OUT_DIR",
                        description="The demo's Table-1-style table and one reliability diagram per run.")
     p.add_argument("runs_dir", metavar="RUNS_DIR")
@@ -129,15 +133,20 @@ def main(argv=None) -> int:
     if problem:
         raise UserError(problem)
     if args.target == "expect":
-        from .repro import expectations
+        from .repro import expectations, update_expected
         roots = args.runs or ["reports/runs"]
         problem = _check_paths(roots, None)
         if problem:
             raise UserError(problem)
         runs, warnings = find_runs(roots)
         _warn(warnings)
-        for m in args.method:
-            print("\n".join(expectations(runs, args.table, args.row, m, args.metrics, args.split, args.run_id)))
+        new = [e for m in args.method
+               for e in expectations(runs, args.table, args.row, m, args.metrics, args.split, args.run_id)]
+        if args.update:
+            replaced, added = update_expected(args.update, new)
+            print(f"{args.update}: {replaced} entries replaced, {added} added")
+        else:
+            print("\n".join(new))
         return 0
     if args.target == "check-repro":
         from .repro import EXPECTED_FILE, check_repro

@@ -18,6 +18,7 @@ of its final record: a run trained evaluating its holdout and then scored on the
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import yaml
@@ -254,3 +255,60 @@ def expectations(runs, table: str, row: str, method: str, metrics, split: str | 
         lines.append(f"  - {{{', '.join(fields)},\n     expected: {round(c.mean, d)}, "
                      f"tolerance: {_tolerance(key, c.std)}, n: {c.n}}}  # n={c.n}, seed std {sd}")
     return lines
+
+
+KEY = ("table", "row", "method", "metric", "split", "run_id", "minus")  # what one expectation pins
+
+
+def _entries(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last + 1) line spans of the `  - {...}` entries of an expectations file's lines."""
+    spans, i = [], 0
+    while i < len(lines):
+        if lines[i].lstrip().startswith("- {"):
+            j = i
+            while "}" not in lines[j].split("#", 1)[0] and j + 1 < len(lines):
+                j += 1
+            spans.append((i, j + 1))
+            i = j + 1
+        else:
+            i += 1
+    return spans
+
+
+def _key(entry_text: str) -> tuple:
+    (e,) = yaml.safe_load(entry_text)
+    return tuple(e.get(k) for k in KEY)
+
+
+def update_expected(path: str | Path, new: list[str]) -> tuple[int, int]:
+    """Write the entries `new` (as `expectations` returns them) into the expectations file: each
+    replaces the entry pinning the same cell and metric (KEY) in place, comments and every other
+    entry kept; one with no such entry is appended at the end. The result is validated
+    (load_expected) before it replaces the file, atomically; (replaced, added)."""
+    path = Path(path)
+    load_expected(path)  # a malformed file is refused before it is touched
+    lines = path.read_text(encoding="utf-8").splitlines()
+    where = {}
+    for a, b in _entries(lines):
+        where.setdefault(_key("\n".join(lines[a:b])), (a, b))
+    replace, append = {}, []
+    for entry in new:
+        k = _key(entry)
+        if k in where:
+            replace[where[k]] = entry.splitlines()
+        else:
+            append.extend(entry.splitlines())
+    out, i = [], 0
+    for (a, b) in sorted(replace):
+        out += lines[i:a] + replace[(a, b)]
+        i = b
+    out += lines[i:] + append
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
+    try:
+        load_expected(tmp)
+    except ReproError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, path)
+    return len(replace), sum(1 for ln in append if ln.lstrip().startswith("- {"))

@@ -285,3 +285,43 @@ def test_expect_one_run_and_a_fit_metric(tmp_path, capsys):
     import yaml
     (e,) = yaml.safe_load("results:\n" + capsys.readouterr().out)["results"]
     assert (e["run_id"], e["expected"], e["tolerance"], e["n"]) == ("study_tiny_baseline_s1", 4.0, 0.3, 1)
+
+
+def test_expect_update_replaces_in_place_and_appends_new_cells(tmp_path, capsys):
+    """`expect --update FILE` rewrites the entries of the same cell and metric where they stand
+    (comments and other entries kept byte for byte), appends a cell the file lacks, and the file
+    then passes check-repro; a malformed file is refused in one line and left as it was."""
+    from reports.__main__ import main
+    from .test_study import _run
+    root = tmp_path / "runs"
+    for s in range(2):
+        _run(root, "baseline", s, top1=20.0 + s)
+        _run(root, "selfkd", s, top1=19.0 + s, alpha_T=0.7)
+    p = tmp_path / "e.yaml"
+    head = ("# head comment\nresults:\n"
+            "  - {table: table1, row: other, method: baseline, metric: top1_err, expected: 5.0, tolerance: 1}\n"
+            "# the study's baseline\n"
+            "  - {table: study, row: study_tiny, method: baseline, metric: top1_err, dataset: d, epochs: 65, split: test,\n"
+            "     expected: 99.0, tolerance: 0.3, n: 1}  # stale\n"
+            "# tail comment\n")
+    p.write_text(head)
+    argv = ["expect", "--runs", str(root), "--table", "study", "--row", "study_tiny", "--metrics", "top1_err",
+            "--split", "test", "--update", str(p)]
+    assert main(argv + ["--method", "baseline", "selfkd"]) == 0
+    assert capsys.readouterr().out == f"{p}: 1 entries replaced, 1 added\n"
+    text = p.read_text()
+    lines = text.splitlines()
+    assert lines[:4] == head.splitlines()[:4] and lines[6] == "# tail comment"
+    assert "expected: 20.5," in lines[5] and "99.0" not in text and "method: selfkd" in lines[7]
+    import yaml
+    entries = yaml.safe_load(text)["results"]
+    assert [(e["row"], e["method"], e["expected"]) for e in entries] == [
+        ("other", "baseline", 5.0), ("study_tiny", "baseline", 20.5), ("study_tiny", "selfkd", 19.5)]
+    assert main(argv + ["--method", "baseline", "selfkd"]) == 0  # a rerun: everything replaced, nothing added
+    assert capsys.readouterr().out.endswith("2 entries replaced, 0 added\n") and p.read_text() == text
+    bad = "results:\n  - {table: study, row: r, method: m, metric: x, expected: [1], tolerance: 1}\n"
+    p.write_text(bad)
+    assert main(argv + ["--method", "baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and p.read_text() == bad
+    assert not list(tmp_path.glob("*.tmp"))
