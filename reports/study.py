@@ -332,6 +332,41 @@ def method_grid(s: Setting) -> list[list[str]]:
     return body
 
 
+GLANCE_HEAD = ["Method", "n (of planned)"] + [name for _, name, _ in METRICS]
+
+
+def glance_grid(s: Setting) -> list[list[str]]:
+    """The practitioner's table: each method raw and after temperature scaling (mean ± sd over
+    seeds) and, in brackets, its paired-by-seed difference to the baseline after temperature
+    scaling (Δ ± SE), the free alternative every method has to beat; comparisons (ii) and (iii)
+    for the other methods, the effect of scaling itself for the baseline raw. Methods without
+    scored runs are left out (the full grids list them)."""
+    ref = s.methods.get(BASELINE)
+    body = []
+    for mr in s.methods.values():
+        if not mr.scored:
+            continue
+        n = len(mr.by_seed(value(METRICS[0][0], False)))
+        for scaled in (False, True):
+            cells = [mr.label + (TS_SUFFIX if scaled else ""), _n_text(mr, n)]
+            for key, _, d in METRICS:
+                text = fmt_measured(mr.cell(value(key, scaled)), d)
+                # (the baseline raw against itself scaled: top-1 is the same by construction)
+                if ref is not None and ref.scored and not (mr is ref and (scaled or key == TOP1)):
+                    diff = paired(ref.by_seed(value(key, True)), mr.by_seed(value(key, scaled)))
+                    text += f" ({fmt(diff, d)})" if diff.value is not None else ""
+                cells.append(text)
+            body.append(cells)
+    return body
+
+
+GLANCE_NOTE = ("Mean ± sample sd over seeds; in brackets the paired-by-seed difference to **the "
+               "baseline after temperature scaling** (Δ ± SE; lower is better): is training with the "
+               "method better than training plainly and temperature-scaling on a holdout? Top-1 "
+               "error is unchanged by temperature scaling. Every comparison, its verdict and the "
+               "unpaired analysis: the tables below.")
+
+
 COMPARE_HEAD = ["Method", "Metric", "Comparison", "paired by seed: Δ ± SE (n pairs), primary",
                 "verdict (paired, primary)", "unpaired: Δ ± SE (n base / method)", "verdict (unpaired)"]
 
@@ -424,7 +459,11 @@ def _or_empty(settings) -> list:
 def to_markdown(settings, selections=(), warnings=()) -> str:
     out = ["# Which method? The pre-registered CPU study", ""] + [n for x in NOTES for n in (x, "")]
     for s in _or_empty(settings):
-        out += [_setting_heading(s), "", "### Each method, raw and after temperature scaling", ""]
+        out += [_setting_heading(s), ""]
+        glance = glance_grid(s)
+        if glance:
+            out += ["### At a glance", "", GLANCE_NOTE, ""] + _md_table(GLANCE_HEAD, glance) + [""]
+        out += ["### Each method, raw and after temperature scaling", ""]
         out += _md_table(METHOD_HEAD, method_grid(s))
         out += ["", _commits_line(s)] if _commits_line(s) else []
         out += ["", "### Each method minus the baseline", "", COMPARE_NOTE, "", _comparisons_line(s), ""]

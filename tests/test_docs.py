@@ -144,18 +144,16 @@ FIGURE = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
 
 
 def _study_text(readme: str) -> str:
-    """The README's words on the "which method" study: its row of the evidence table and the
-    summary's sentences from 'The pre-registered "which method" study' to the paragraph's end."""
-    row = [line for line in readme.splitlines() if line.startswith("| Which method?")]
-    start = readme.find('The pre-registered "which method" study')
-    assert row and start >= 0, "the README no longer has the study's row or summary sentence"
-    end = readme.find("\n\n", start)
-    return row[0] + "\n" + readme[start:end if end >= 0 else None]
+    """The README's "Which method?" section (its answer and its table)."""
+    start = readme.find("\n## Which method?")
+    assert start >= 0, "the README no longer has its 'Which method?' section"
+    end = readme.find("\n## ", start + 1)
+    return readme[start:end if end >= 0 else None]
 
 
 def test_readme_study_figures_come_from_the_committed_logs():
-    """Every "x ± y" the README quotes for the study, and its count of seed pairs, is what `python -m
-    reports study` renders from the committed logs today: a log added without the README updated
+    """Every "x ± y" the README's study section quotes, and its count of seed pairs, is what `python
+    -m reports study` renders from the committed logs today: a log added without the README updated
     (or a figure typed wrong) fails here, not in a reader's hands."""
     from reports.logs import find_runs
     from reports.study import study_settings, to_markdown

@@ -59,3 +59,19 @@ def test_refusals_are_one_line_and_leave_the_page(tmp_path, report, capsys, page
     assert study_excerpt.main([str(report), str(page), "--row", row]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and msg in err and err.count("\n") == 1 and page.read_text() == page_text
+
+
+def test_glance_goes_between_its_own_markers(tmp_path, report, capsys):
+    """--glance writes the setting's "At a glance" table between the glance markers (a README) and
+    leaves the same setting's full-table markers alone."""
+    page = tmp_path / "README.md"
+    tables = f"{study_excerpt.begin('study_tiny')}\nFULL\n{study_excerpt.end('study_tiny')}\n"
+    G, E = study_excerpt.begin("study_tiny", "glance"), study_excerpt.end("study_tiny", "glance")
+    page.write_text(f"# Readme\n\n{G}\nOLD\n{E}\n\n{tables}")
+    assert study_excerpt.main([str(report), str(page), "--row", "study_tiny", "--glance"]) == 0
+    text = page.read_text()
+    body = text[text.index(G) + len(G):text.index(E)].strip().splitlines()
+    assert body[0] == "| Method | n (of planned) | top-1 error (%) | NLL | ECE (%) | AURC (x10^3) |"
+    assert [ln.split(" | ")[0] for ln in body[2:]] == ["| Baseline", "| Baseline + temperature scaling",
+                                                        "| Self-KD", "| Self-KD + temperature scaling"]
+    assert "(-1.00 ± 0.00)" in body[4] and text.endswith(tables)

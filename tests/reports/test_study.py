@@ -72,6 +72,13 @@ def root(tmp_path):
     return r
 
 
+def _grid(md: str) -> list[str]:
+    """The lines of the report from its first full method grid on (the glance table above it
+    repeats the method rows)."""
+    lines = md.splitlines()
+    return lines[lines.index("### Each method, raw and after temperature scaling"):]
+
+
 def _setting(root):
     settings = study_settings(find_runs([root])[0])
     assert len(settings) == 1
@@ -129,13 +136,13 @@ def test_missing_seed_pairs_only_the_common_seeds(root):
     line = next(ln for ln in md.splitlines() if ln.startswith("| CS-KD (peer) | top-1 error (%) | (i)"))
     assert ("-1.50 ± 0.50 (n = 2) | improvement | -2.00 ± 1.15 (n = 3 / 2) "
             "| no difference detected at n = 3 / 2") in line
-    row = next(ln for ln in md.splitlines() if ln.startswith("| CS-KD (peer) | "))
+    row = next(ln for ln in _grid(md) if ln.startswith("| CS-KD (peer) | "))
     assert "| 2 of 3 |" in row and "seeds 0, 2" in row
 
 
 def test_rows_take_the_eval_record_raw_and_after_temperature_scaling(root):
     md = to_markdown([_setting(root)])
-    lines = md.splitlines()
+    lines = _grid(md)
     raw = next(ln for ln in lines if ln.startswith("| Baseline | "))
     ts = next(ln for ln in lines if ln.startswith("| Baseline + temperature scaling | "))
     # raw: top-1 21.00 ± 1.00, NLL 1.100 ± 0.100, ECE 10.00 ± 0.00, AURC 100.0 ± 0.0; the fit
@@ -151,7 +158,7 @@ def test_rows_take_the_eval_record_raw_and_after_temperature_scaling(root):
 
 def test_missing_methods_listed_and_pending_runs_not_counted(root):
     md = to_markdown([_setting(root)])
-    lines = md.splitlines()
+    lines = _grid(md)
     for label in ("TF-KD-reg (peer)", "LWR (peer)", "DLB (peer)", "Zipf's LS (peer)"):
         row = next(ln for ln in lines if ln.startswith(f"| {label} | "))
         assert "| 0 of 3 | not run yet |" in row
@@ -255,7 +262,7 @@ def test_temperature_at_its_search_bound_is_said(tmp_path):
     _run(root, "baseline", 0, T=20.0, at_bound=True)
     _run(root, "baseline", 1, T=1.5)
     md = to_markdown(study_settings(find_runs([root])[0]))
-    ts = next(ln for ln in md.splitlines() if ln.startswith("| Baseline + temperature scaling | "))
+    ts = next(ln for ln in _grid(md) if ln.startswith("| Baseline + temperature scaling | "))
     assert "(holdout); 1 at the search bound |" in ts
 
 
@@ -278,7 +285,7 @@ def test_resumed_runs_and_commits_are_noted(tmp_path):
     with open(root / "study" / f"{ROW}_baseline_s1" / "log.jsonl", "a") as f:
         f.write(json.dumps({"type": "resume", "from_epoch": 14, "at": "x", "command": "c"}) + "\n")
     md = to_markdown(study_settings(find_runs([root])[0]))
-    row = next(ln for ln in md.splitlines() if ln.startswith("| Baseline | "))
+    row = next(ln for ln in _grid(md) if ln.startswith("| Baseline | "))
     assert row.endswith("| seeds 0, 1; seed 1 resumed from epoch 14 |")
     assert "Trained at commit abc." in md
 
@@ -315,3 +322,26 @@ def test_queue_orders_the_plan_so_pairs_grow_together():
     assert len(queue("resnet20_5k_noaug")) == 15
     assert queue("study_resnet20_9k_aug_e65", ["selfkd", "newpeer"]) == (
         [("selfkd", s) for s in range(5)] + [("newpeer", s) for s in range(OTHER_SEEDS)])
+
+
+def test_glance_differences_are_to_the_scaled_baseline(root):
+    """The glance table: each scored method raw and scaled, its bracket the paired difference to
+    the baseline after temperature scaling (comparisons (iii) and (ii)); the scaled baseline has
+    none, the baseline raw none for top-1 (the same by construction); methods without scored runs
+    are left out."""
+    from reports.study import glance_grid
+    rows = {r[0]: r for r in glance_grid(_setting(root))}
+    assert list(rows) == ["Baseline", "Baseline + temperature scaling", "Self-KD", "Self-KD + temperature scaling",
+                          "CS-KD (peer)", "CS-KD (peer) + temperature scaling"]  # ls: not scored
+    assert rows["Baseline + temperature scaling"][2:] == ["21.00 ± 1.00", "0.850 ± 0.050", "3.00 ± 1.00", "96.0 ± 1.0"]
+    assert rows["Baseline"][2] == "21.00 ± 1.00"
+    # baseline raw NLL 1.0, 1.1, 1.2 minus scaled 0.80, 0.90, 0.85 -> 0.20, 0.20, 0.35: +0.250 ± 0.050
+    assert rows["Baseline"][3] == "1.100 ± 0.100 (+0.250 ± 0.050)"
+    # Self-KD raw NLL 0.9, 1.0, 1.1 minus baseline scaled -> (iii) +0.150 ± 0.050
+    assert rows["Self-KD"][3] == "1.000 ± 0.100 (+0.150 ± 0.050)"
+    # Self-KD scaled NLL 0.85, 0.95, 0.90 minus baseline scaled 0.80, 0.90, 0.85 -> (ii) +0.050 ± 0.000
+    assert rows["Self-KD + temperature scaling"][3] == "0.900 ± 0.050 (+0.050 ± 0.000)"
+    # top-1 (unchanged by scaling): Self-KD 19.0, 21.5, 19.5 minus 20, 22, 21 -> -1.00 ± 0.29
+    assert rows["Self-KD"][2] == rows["Self-KD + temperature scaling"][2] == "20.00 ± 1.32 (-1.00 ± 0.29)"
+    md = to_markdown([_setting(root)])
+    assert md.index("### At a glance") < md.index("### Each method, raw and after temperature scaling")
