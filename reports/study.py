@@ -362,7 +362,8 @@ def glance_grid(s: Setting) -> list[list[str]]:
 
 GLANCE_NOTE = ("Mean ± sample sd over seeds; in brackets the paired-by-seed difference to **the "
                "baseline after temperature scaling** (Δ ± SE; lower is better): is training with the "
-               "method better than training plainly and temperature-scaling on a holdout? Top-1 "
+               "method better than training plainly and temperature-scaling (T fitted on images the run "
+               "did not train on: its holdout, or unused training images)? Top-1 "
                "error is unchanged by temperature scaling. Every comparison, its verdict and the "
                "unpaired analysis: the tables below.")
 
