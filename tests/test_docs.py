@@ -140,7 +140,7 @@ def test_readme_is_short_and_its_local_links_land():
     assert not bad, bad
 
 
-FIGURE = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
+FIGURE = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)\s+±\s+(\d+(?:\.\d+)?)")  # a figure may wrap
 
 
 def _study_text(readme: str) -> str:
