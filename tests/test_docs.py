@@ -115,11 +115,14 @@ def test_environment_yml_installs_what_the_makefile_installs():
 
 
 def test_readme_is_short_and_its_local_links_land():
-    """The README is what a researcher acts on (under ~200 lines, the evidence in
+    """The README is what a researcher acts on (under ~200 lines of prose, the evidence in
     docs/reproduction.md, the bad inputs in docs/troubleshooting.md); every relative link in it
     and in the files it sends readers to names a file that exists, and an anchor a heading there."""
     readme = REPO / "README.md"
-    assert len(readme.read_text(encoding="utf-8").splitlines()) <= 220
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    # the prose a reader reads stays under 200 lines; tables (scanned, and the study's grows a row
+    # pair per method as its runs land) get 40 more
+    assert sum(not ln.startswith("|") for ln in lines) <= 200 and len(lines) <= 240
     pages = [readme, REPO / "docs/reproduction.md", REPO / "docs/troubleshooting.md",
              REPO / "classification/README.md", REPO / "detection/README.md", REPO / "translation/README.md",
              DESIGN]
