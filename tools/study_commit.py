@@ -52,33 +52,28 @@ def copy_finished(sources, dest: Path) -> tuple[list[str], list[str]]:
     return copied, left
 
 
-def pin(runs_root: Path, expected: Path) -> tuple[int, int]:
+def pin(runs, settings, expected: Path) -> tuple[int, int]:
     """Every (row, method) of the study with scored runs, pinned; (entries replaced, added)."""
-    from reports.logs import find_runs
     from reports.repro import expectations, update_expected
-    from reports.study import study_settings
-    runs, _ = find_runs([runs_root])
-    new = [e for s in study_settings(runs) for m, mr in s.methods.items() if mr.scored
+    new = [e for s in settings for m, mr in s.methods.items() if mr.scored
            for e in expectations(runs, TABLE, s.row, m, METRICS, "test")]
     return update_expected(expected, new) if new else (0, 0)
 
 
-def render(runs_root: Path, out: Path, pages) -> list[str]:
+def render(runs, settings, warnings, runs_root: Path, out: Path, pages) -> list[str]:
     """reports/out/study.md, then each page's marked sections; the lines the excerpt tool printed."""
-    from reports.logs import find_runs
-    from reports.study import study_settings, write_study
+    from reports.study import write_study
     import importlib.util
     spec = importlib.util.spec_from_file_location("study_excerpt", Path(__file__).with_name("study_excerpt.py"))
     excerpt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(excerpt)
-    runs, warnings = find_runs([runs_root])
     paths, _ = write_study(runs, [runs_root], out, warnings)
     report = paths["md"].read_text(encoding="utf-8")
     lines = []
     for page in pages:
         text = Path(page).read_text(encoding="utf-8")
         new = text
-        for s in study_settings(runs):
+        for s in settings:
             for kind, cut in (("tables", excerpt.excerpt), ("glance", excerpt.glance)):
                 if excerpt.begin(s.row, kind) in new:
                     new = excerpt.replace_section(new, s.row, cut(report, s.row), kind)
@@ -107,9 +102,13 @@ def main(argv=None) -> int:
     print(f"copied {len(copied)} finished run log(s)" + (f": {', '.join(copied)}" if copied else ""))
     if left:
         print(f"left {len(left)} not finished or not scored yet: {', '.join(left)}")
-    replaced, added = pin(runs_root, Path(args.expected))
+    from reports.logs import find_runs
+    from reports.study import study_settings
+    runs, warnings = find_runs([runs_root])  # read once, after the copy, for the pins and the report
+    settings = study_settings(runs)
+    replaced, added = pin(runs, settings, Path(args.expected))
     print(f"{args.expected}: {replaced} entries replaced, {added} added")
-    print("\n".join(render(runs_root, Path(args.out), args.pages)))
+    print("\n".join(render(runs, settings, warnings, runs_root, Path(args.out), args.pages)))
     print("next: the README's study sentences by hand (pytest tests/test_docs.py checks their figures), "
           "make check-repro, commit")
     return 0
