@@ -26,12 +26,15 @@ METRICS = ["top1_err", "nll", "ece", "aurc", "ts.nll", "ts.ece", "ts.aurc", "ts.
 
 
 def scored_on_test(log_path: Path) -> bool:
-    """A complete log with a test-set eval record (what classification.evaluate --split test --record adds)."""
+    """A complete log with a test-set eval record (what classification.evaluate --split test --record
+    adds): the report's own rule (reports.study.scored_record), applied to the log on disk."""
+    from reports.logs import Run
+    from reports.study import scored_record
     try:
         log = read_run_log(log_path)
     except (OSError, ValueError):
         return False
-    return log.complete and any(x.get("type") == "eval" and x.get("split") == "test" for x in log.extra)
+    return scored_record(Run(log, log_path.parent.parent)) is not None
 
 
 def copy_finished(sources, dest: Path) -> tuple[list[str], list[str]]:
