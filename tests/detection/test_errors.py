@@ -52,6 +52,23 @@ def _one_error_line(capsys, rc) -> str:
     (["model.backbone=resnet20", "model.model_kwargs={in_channels: 1}"], "1-channel images; detection needs RGB"),
     (["model.backbone_checkpoint={inputs}/bare.pt"], "bare.pt does not record its model"),
     (["model.backbone_checkpoint={inputs}/digits.pt"], "no image statistics known for a backbone trained on 'digits'"),
+    (["method.name=cskd"], "unknown method"),
+    (["model.backbone_checkpoint=/nope/checkpoint.pt"], "backbone checkpoint not found"),
+    (["data.root=/nope"], "VOC data not found"),
+    (["data.test=2009:test"], "VOC2009"),
+    (["epochs=0"], "must be positive"),
+    (["data.flip_prob=2"], "flip_prob"),
+    (["run_id=../x"], "plain folder name"),
+    (["model.backbone="], "model.backbone"),
+    (["data.flip=sometimes"], "data.flip"),
+    (["model.roi_output_size=0"], "model.roi_output_size"),
+    (["model.roi_sampling_ratio=-1"], "model.roi_sampling_ratio"),
+    (["optim.bias_lr_mult=0"], "optim.bias_lr_mult"),
+    (["model.backbone=resnet7"], "model.backbone: unknown model 'resnet7'"),
+    (["model.model_kwargs={bogus: 1}"], "does not take these arguments"),
+    (["seed=-1"], "seed must be in [0, "),
+    (["data.num_workers=-1"], "data.num_workers must be >= 0"),
+    (['run_id="a\\nb"'], "plain folder name"),
 ])
 def test_train_bad_input_is_one_line(tmp_path, inputs, capsys, args, words):
     args = [a.replace("{inputs}", str(inputs)) for a in args]
